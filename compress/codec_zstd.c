@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * compress/codec_zstd.c - the zstd backend.
+ *
+ * One ZSTD_CCtx per compressing context and one ZSTD_DCtx per context, both
+ * reused for every page: making a context costs tens of microseconds and
+ * hundreds of KiB, far more than compressing a page.
+ *
+ * Frames carry their content size (the library's default), so the
+ * decompressor can refuse anything that does not announce exactly one page
+ * before doing any work; the size actually produced is checked as well.
+ * Single-shot decompression into the caller's page never writes past
+ * dstCapacity and allocates nothing.
+ */
+#include <errno.h>
+
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "compress/codec_impl.h"
+
+/* ZSTD_minCLevel() of libzstd 1.4-1.5 (-ZSTD_TARGETLENGTH_MAX); the unit test checks it. */
+#define ZSTD_MIN_LEVEL (-(1 << ZSTD_BLOCKSIZELOG_MAX))
+#define ZSTD_MAX_LEVEL 22
+
+static int zstd_cstate_new(int level, void **state)
+{
+	(void)level;
+	*state = ZSTD_createCCtx();
+	return *state ? 0 : -ENOMEM;
+}
+
+static void zstd_cstate_free(void *state)
+{
+	ZSTD_freeCCtx(state);
+}
+
+static ssize_t zstd_compress(void *cctx, int level, const void *page, void *dst, size_t cap)
+{
+	size_t n = ZSTD_compressCCtx(cctx, dst, cap, page, UZC_PAGE_SIZE, level);
+
+	if (!ZSTD_isError(n))
+		return (ssize_t)n;
+	if (ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall)
+		return UZC_INCOMPRESSIBLE;
+	return -EIO;
+}
+
+static int zstd_dstate_new(void **state)
+{
+	*state = ZSTD_createDCtx();
+	return *state ? 0 : -ENOMEM;
+}
+
+static void zstd_dstate_free(void *state)
+{
+	ZSTD_freeDCtx(state);
+}
+
+static int zstd_decompress(void *dctx, const void *src, size_t len, void *page)
+{
+	size_t n;
+
+	if (ZSTD_getFrameContentSize(src, len) != UZC_PAGE_SIZE)
+		return -EBADMSG;
+	n = ZSTD_decompressDCtx(dctx, page, UZC_PAGE_SIZE, src, len);
+	return n == UZC_PAGE_SIZE ? 0 : -EBADMSG;
+}
+
+const struct uzc_backend uzc_backend_zstd = {
+	.id = UZC_CODEC_ZSTD,
+	.name = "zstd",
+	.min_level = ZSTD_MIN_LEVEL,
+	.max_level = ZSTD_MAX_LEVEL,
+	.default_level = ZSTD_CLEVEL_DEFAULT,
+	.cstate_new = zstd_cstate_new,
+	.cstate_free = zstd_cstate_free,
+	.compress = zstd_compress,
+	.dstate_new = zstd_dstate_new,
+	.dstate_free = zstd_dstate_free,
+	.decompress = zstd_decompress,
+};
