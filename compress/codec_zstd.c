@@ -23,11 +23,25 @@
 #define ZSTD_MIN_LEVEL (-(1 << ZSTD_BLOCKSIZELOG_MAX))
 #define ZSTD_MAX_LEVEL 22
 
+/*
+ * A new CCtx allocates its workspace on its first compression, sized by the
+ * level and the source size.  Compress one page now, so that allocation
+ * happens here and never on the path of a page (tests/test_codec_noalloc).
+ */
 static int zstd_cstate_new(int level, void **state)
 {
-	(void)level;
-	*state = ZSTD_createCCtx();
-	return *state ? 0 : -ENOMEM;
+	static const unsigned char zero[UZC_PAGE_SIZE];
+	unsigned char out[ZSTD_COMPRESSBOUND(UZC_PAGE_SIZE)];
+	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+
+	if (!cctx)
+		return -ENOMEM;
+	if (ZSTD_isError(ZSTD_compressCCtx(cctx, out, sizeof(out), zero, sizeof(zero), level))) {
+		ZSTD_freeCCtx(cctx);
+		return -ENOMEM;
+	}
+	*state = cctx;
+	return 0;
 }
 
 static void zstd_cstate_free(void *state)

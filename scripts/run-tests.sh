@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Build uzswap twice, once plainly and once with AddressSanitizer and
+# UndefinedBehaviorSanitizer, warnings as errors, and run the whole test
+# suite in each; then `make distcheck` and the clang-format check.
+#
+# The last line is "N passed, N failed": N counts every TAP test point of
+# both builds, plus one point each for distcheck and the format check.  A
+# build that fails counts as one failure.  Exit status 0 only if none failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+passed=0 failed=0 skipped=0
+
+fail() {
+	echo "FAILED: $*"
+	failed=$((failed + 1))
+}
+
+# Add the counts of one build's test-suite.log to the totals.
+count_suite() {
+	local log=$1 pass fail err xpass skip
+	field() { awk -v k="# $1:" '$1" "$2 == k { print $3; exit }' "$log"; }
+	pass=$(field PASS) fail=$(field FAIL) err=$(field ERROR)
+	xpass=$(field XPASS) skip=$(field SKIP)
+	passed=$((passed + ${pass:-0}))
+	failed=$((failed + ${fail:-0} + ${err:-0} + ${xpass:-0}))
+	skipped=$((skipped + ${skip:-0}))
+}
+
+# build NAME CONFIGURE-ARGS...: fresh out-of-tree build and `make check`.
+build_and_check() {
+	local name=$1 dir=$top/build/$1
+	shift
+	echo "== $name build: configure $*"
+	rm -rf "$dir" && mkdir -p "$dir"
+	if ! (cd "$dir" && "$top/configure" "$@" >configure.out 2>&1); then
+		tail -20 "$dir/configure.out"
+		fail "$name build: configure"
+		return 1
+	fi
+	if ! make -C "$dir" -j"$jobs" >"$dir/make.out" 2>&1; then
+		tail -40 "$dir/make.out"
+		fail "$name build: make"
+		return 1
+	fi
+	echo "== $name build: make check"
+	make -C "$dir" -j"$jobs" check VERBOSE=1 >"$dir/check.out" 2>&1
+	grep -E '^(PASS|FAIL|ERROR|XPASS|SKIP):' "$dir/check.out" | grep -v '^PASS:' || true
+	if [[ -f $dir/test-suite.log ]]; then
+		count_suite "$dir/test-suite.log"
+		grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR):' "$dir/test-suite.log" | tr '\n' ' '
+		echo
+	else
+		tail -40 "$dir/check.out"
+		fail "$name build: make check did not run the tests"
+	fi
+}
+
+format_check() {
+	local files
+	files=$(find compress alloc daemon client tools include bench tests \
+		-name '*.[ch]' 2>/dev/null | sort)
+	echo "== clang-format check ($(echo "$files" | wc -l) files)"
+	if clang-format --dry-run --Werror $files; then
+		passed=$((passed + 1))
+	else
+		fail "clang-format: the files above do not follow .clang-format (run clang-format -i)"
+	fi
+}
+
+echo "== autogen"
+./autogen.sh >build-autogen.out 2>&1 || { cat build-autogen.out; fail "autogen"; }
+rm -f build-autogen.out
+
+if [[ $failed -eq 0 ]]; then
+	build_and_check normal --enable-werror
+	build_and_check sanitize --enable-werror --enable-sanitizers
+	echo "== make distcheck"
+	if make -C build/normal -j"$jobs" distcheck >build/distcheck.out 2>&1; then
+		passed=$((passed + 1))
+	else
+		tail -40 build/distcheck.out
+		fail "make distcheck"
+	fi
+	format_check
+fi
+
+if [[ $skipped -gt 0 ]]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[[ $failed -eq 0 ]]

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages uzswap needs to build, test and benchmark.
+# Idempotent: installs only what is missing, and touches apt not at all when
+# nothing is.  Needs root only when something is missing.
+set -euo pipefail
+
+packages=(
+	gcc make libc6-dev pkg-config autoconf automake libtool
+	liblz4-dev libzstd-dev libuv1-dev libinih-dev
+	clang-format
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+	[[ $status == ii* ]] || missing+=("$p")
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+	echo "setup-deps: all ${#packages[@]} build dependencies are installed"
+	exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+	echo "setup-deps: missing ${missing[*]}; run this script as root to install them" >&2
+	exit 1
+fi
+echo "setup-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
