@@ -75,7 +75,7 @@ rm -f build-autogen.out
 
 if [[ $failed -eq 0 ]]; then
 	build_and_check normal --enable-werror
-	build_and_check sanitize --enable-werror --enable-sanitizers
+	build_and_check sanitize --enable-werror --enable-sanitizers --enable-debug
 	echo "== make distcheck"
 	if make -C build/normal -j"$jobs" distcheck >build/distcheck.out 2>&1; then
 		passed=$((passed + 1))

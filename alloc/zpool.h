@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * alloc/zpool.h - the compressed-object pool: one interface, three allocators.
+ *
+ * The daemon stores each compressed page as one object of 1..4096 bytes in
+ * a pool, and names it by an opaque handle.  A pool is made by driver name:
+ * "zsmalloc" (dense: size classes, multi-page zspages, compaction), "z3fold"
+ * (up to three objects per page) or "zbud" (two per page, deterministic).
+ *
+ * The contract, the zpool one of the kernel threads in shared/reference/:
+ *  - malloc/free/map/unmap/shrink/compact may be called from any thread at
+ *    any time; each driver documents its locks and their order.
+ *  - A handle is an index into the pool's own pages, never a raw pointer, so
+ *    it cannot reach another pool's memory.  In a debug build (UZ_DEBUG)
+ *    free of a handle that is not live returns -EINVAL instead of
+ *    corrupting the pool.
+ *  - map returns a pointer valid until the matching unmap; do not sleep or
+ *    call into the pool (other than unmap) while holding a mapping.
+ *  - Each driver keeps an LRU of its pool pages, ordered by the most recent
+ *    allocation into them.  shrink takes the least recently used page and
+ *    calls the evict callback once for each live object in it.  The
+ *    callback copies the object elsewhere and frees the handle; a non-zero
+ *    return means "could not", and the page goes back on the LRU.  A page
+ *    under reclaim receives no new objects, and frees that race with
+ *    reclaim are deferred so that the page is released exactly once.
+ *  - Pool pages come from a page provider (alloc/pages.h) that returns freed
+ *    pages to the kernel, so the pool's RSS follows zpool_total_size().
+ */
+#ifndef UZSWAP_ALLOC_ZPOOL_H
+#define UZSWAP_ALLOC_ZPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ZPOOL_PAGE_SIZE 4096
+#define ZPOOL_MAX_OBJECT 4096
+
+enum zpool_map_mode {
+	ZPOOL_MM_RO, /* the caller only reads */
+	ZPOOL_MM_WO, /* the caller overwrites the whole object */
+	ZPOOL_MM_RW,
+};
+
+struct zpool;
+
+/*
+ * Called by shrink for each live object of the page being reclaimed, with
+ * no pool lock held.  Copy the object out (zpool_map/unmap), repoint its
+ * owner, then zpool_free(handle); return 0.  Return non-zero to leave the
+ * object where it is.
+ */
+typedef int (*zpool_evict_fn)(struct zpool *pool, unsigned long handle, void *arg);
+
+struct zpool_config {
+	zpool_evict_fn evict; /* NULL: shrink returns -EOPNOTSUPP */
+	void *evict_arg;
+	size_t max_pages;   /* pool pages at most; 0: no limit. Beyond it malloc gives -ENOMEM */
+	size_t arena_pages; /* pages per mmap'd arena; 0: ZPP_DEFAULT_ARENA_PAGES */
+};
+
+struct zpool_stats {
+	size_t pages;			    /* pool pages held now */
+	size_t objects;			    /* live objects */
+	size_t object_bytes;		    /* sum of the sizes asked for by live objects */
+	unsigned long long reclaimed_pages; /* pool pages emptied by shrink */
+	unsigned long long evicted;	    /* objects the evict callback took */
+	unsigned long long evict_failures;  /* callback returned non-zero */
+	unsigned long long compacted_pages; /* pool pages freed by compaction */
+};
+
+/* One size class (zsmalloc; other drivers report none). */
+struct zpool_class_stat {
+	unsigned int index, size; /* class number, object size in bytes */
+	size_t objs_allocated;	  /* object slots in the class's zspages */
+	size_t objs_used;	  /* of which live */
+	size_t pages_used;	  /* pool pages of the class */
+	unsigned int pages_per_zspage;
+	size_t pages_freeable; /* pages compaction could free now */
+};
+
+/* A driver: see alloc/zpool_registry.c for the list. */
+struct zpool_driver {
+	const char *name;
+	int (*create)(struct zpool *pool, const struct zpool_config *cfg, void **priv);
+	void (*destroy)(void *priv);
+	int (*malloc)(void *priv, size_t size, unsigned long *handle);
+	int (*free)(void *priv, unsigned long handle);
+	void *(*map)(void *priv, unsigned long handle, enum zpool_map_mode mode);
+	void (*unmap)(void *priv, unsigned long handle);
+	int (*shrink)(void *priv, unsigned int pages, unsigned int *reclaimed);
+	size_t (*compact)(void *priv);
+	size_t (*total_size)(void *priv);
+	void (*stats)(void *priv, struct zpool_stats *st);
+	/* Optional: fills at most @max entries, returns how many classes exist. */
+	size_t (*class_stats)(void *priv, struct zpool_class_stat *out, size_t max);
+};
+
+/* The driver named @name, or NULL. */
+const struct zpool_driver *zpool_driver_find(const char *name);
+/* Names of all drivers, NULL-terminated. */
+const char *const *zpool_driver_names(void);
+
+/* -ENOENT for an unknown driver name; -ENOMEM. */
+int zpool_create(const char *driver, const struct zpool_config *cfg, struct zpool **out);
+int zpool_create_with(const struct zpool_driver *driver, const struct zpool_config *cfg,
+		      struct zpool **out);
+void zpool_destroy(struct zpool *pool);
+const char *zpool_name(const struct zpool *pool);
+
+/* -EINVAL for size 0, -ENOSPC above ZPOOL_MAX_OBJECT, -ENOMEM when no page can be had. */
+int zpool_malloc(struct zpool *pool, size_t size, unsigned long *handle);
+/* 0; -EINVAL for a handle that is not live (detected in UZ_DEBUG builds). */
+int zpool_free(struct zpool *pool, unsigned long handle);
+void *zpool_map(struct zpool *pool, unsigned long handle, enum zpool_map_mode mode);
+void zpool_unmap(struct zpool *pool, unsigned long handle);
+
+/*
+ * Reclaim up to @pages pool pages through the LRU and the evict callback;
+ * *@reclaimed (may be NULL) says how many were freed.  0 when at least one
+ * page was freed or none was asked; -EAGAIN when the LRU pages could not be
+ * emptied after the retries; -EOPNOTSUPP without an evict callback.
+ */
+int zpool_shrink(struct zpool *pool, unsigned int pages, unsigned int *reclaimed);
+/* Move objects to free pool pages; returns the number of pages freed. */
+size_t zpool_compact(struct zpool *pool);
+/* Bytes of pool pages held. */
+size_t zpool_total_size(struct zpool *pool);
+void zpool_stats(struct zpool *pool, struct zpool_stats *st);
+size_t zpool_class_stats(struct zpool *pool, struct zpool_class_stat *out, size_t max);
+
+#endif /* UZSWAP_ALLOC_ZPOOL_H */

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_alloc_zbud.c - what is particular to zbud: where objects sit
+ * in a page, which objects pair up, that reclaim follows allocation order,
+ * that handles are checked, and the ratio it reaches on real compressed
+ * sizes.  The behaviour every driver shares is tested in test_alloc_*.c.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc/zpool.h"
+#include "bench/pagefile.h"
+#include "compress/codec.h"
+#include "tests/tap.h"
+#include "tests/testdata.h"
+
+struct evict_log {
+	unsigned long handles[16];
+	int n;
+};
+
+static int evict_and_free(struct zpool *pool, unsigned long handle, void *arg)
+{
+	struct evict_log *log = arg;
+
+	if (log->n < 16)
+		log->handles[log->n++] = handle;
+	return zpool_free(pool, handle);
+}
+
+static struct zpool *make_pool(struct evict_log *log)
+{
+	struct zpool_config cfg = { .evict = evict_and_free, .evict_arg = log };
+	struct zpool *pool = NULL;
+
+	if (zpool_create("zbud", &cfg, &pool))
+		return NULL;
+	return pool;
+}
+
+static void test_two_objects_share_a_page_first_left_last_right(void)
+{
+	struct evict_log log = { 0 };
+	struct zpool *pool = make_pool(&log);
+	unsigned long a = 0, b = 0;
+	unsigned char *pa, *pb;
+
+	if (!ok(pool && !zpool_malloc(pool, 1000, &a) && !zpool_malloc(pool, 3000, &b),
+		"a 1000-byte and a 3000-byte object are allocated"))
+		goto out;
+	pa = zpool_map(pool, a, ZPOOL_MM_WO);
+	pb = zpool_map(pool, b, ZPOOL_MM_WO);
+	ok(zpool_total_size(pool) == ZPOOL_PAGE_SIZE, "they share one page (pool is %zu bytes)",
+	   zpool_total_size(pool));
+	ok(((uintptr_t)pa & (ZPOOL_PAGE_SIZE - 1)) == 0, "the first object starts the page");
+	ok(((uintptr_t)pb & (ZPOOL_PAGE_SIZE - 1)) == ZPOOL_PAGE_SIZE - 3008,
+	   "the last object is right-justified to a 64-byte chunk (offset %lu)",
+	   (unsigned long)((uintptr_t)pb & (ZPOOL_PAGE_SIZE - 1)));
+	memset(pa, 0xaa, 1000);
+	memset(pb, 0xbb, 3000);
+	zpool_unmap(pool, a);
+	zpool_unmap(pool, b);
+	pa = zpool_map(pool, a, ZPOOL_MM_RO);
+	ok(pa[999] == 0xaa && pa[0] == 0xaa, "neither object overwrites the other");
+	zpool_unmap(pool, a);
+out:
+	zpool_destroy(pool);
+}
+
+static void test_objects_that_do_not_fit_together_take_two_pages(void)
+{
+	struct evict_log log = { 0 };
+	struct zpool *pool = make_pool(&log);
+	unsigned long a = 0, b = 0, c = 0;
+
+	ok(pool && !zpool_malloc(pool, 2049, &a) && !zpool_malloc(pool, 2049, &b) &&
+		   zpool_total_size(pool) == 2 * ZPOOL_PAGE_SIZE,
+	   "two objects of 2049 bytes need two pages");
+	ok(pool && !zpool_malloc(pool, 1984, &c) && zpool_total_size(pool) == 2 * ZPOOL_PAGE_SIZE,
+	   "a 1984-byte object fills the 31 free chunks of one of them");
+	zpool_destroy(pool);
+}
+
+static void test_a_whole_page_object_fits_and_frees_its_page(void)
+{
+	struct evict_log log = { 0 };
+	struct zpool *pool = make_pool(&log);
+	unsigned long a = 0, b = 0;
+	unsigned char *p;
+
+	if (!ok(pool && !zpool_malloc(pool, ZPOOL_PAGE_SIZE, &a), "a 4096-byte object allocates"))
+		goto out;
+	p = zpool_map(pool, a, ZPOOL_MM_WO);
+	memset(p, 0x5c, ZPOOL_PAGE_SIZE);
+	zpool_unmap(pool, a);
+	ok(!zpool_malloc(pool, 64, &b) && zpool_total_size(pool) == 2 * ZPOOL_PAGE_SIZE,
+	   "nothing else goes into its page");
+	ok(!zpool_free(pool, a) && zpool_total_size(pool) == ZPOOL_PAGE_SIZE,
+	   "freeing it returns its page");
+out:
+	zpool_destroy(pool);
+}
+
+static void test_reclaim_takes_the_least_recently_allocated_page(void)
+{
+	struct evict_log log = { 0 };
+	struct zpool *pool = make_pool(&log);
+	unsigned long old1 = 0, old2 = 0, young = 0;
+	unsigned int reclaimed = 0;
+
+	if (!pool || zpool_malloc(pool, 3000, &old1) || zpool_malloc(pool, 1000, &old2) ||
+	    zpool_malloc(pool, 3500, &young)) {
+		ok(0, "three objects on two pages are allocated");
+		goto out;
+	}
+	ok(!zpool_shrink(pool, 1, &reclaimed) && reclaimed == 1 && log.n == 2 &&
+		   log.handles[0] == old1 && log.handles[1] == old2,
+	   "shrink(1) evicts the older page's two objects, first then last (%d evicted)", log.n);
+	ok(zpool_total_size(pool) == ZPOOL_PAGE_SIZE, "one page is left");
+	ok(!zpool_shrink(pool, 5, &reclaimed) && reclaimed == 1 && log.n == 3 &&
+		   log.handles[2] == young,
+	   "shrink(5) on one page reclaims it and stops (%u reclaimed)", reclaimed);
+	ok(zpool_shrink(pool, 1, &reclaimed) == -EAGAIN && reclaimed == 0,
+	   "shrink of an empty pool gives -EAGAIN");
+out:
+	zpool_destroy(pool);
+}
+
+static void test_bad_handles_are_refused(void)
+{
+	struct evict_log log = { 0 };
+	struct zpool *pool = make_pool(&log);
+	unsigned long a = 0;
+
+	if (!ok(pool && !zpool_malloc(pool, 100, &a), "an object allocates"))
+		goto out;
+	ok(zpool_free(pool, a ^ 3) == -EINVAL, "free of the page's other, unused buddy is -EINVAL");
+	ok(zpool_free(pool, (a & ~3UL) + (1000UL << 2)) == -EINVAL,
+	   "free of a page the pool never had is -EINVAL");
+	ok(zpool_free(pool, 0) == -EINVAL, "free of handle 0 is -EINVAL");
+	ok(zpool_free(pool, a) == 0 && zpool_free(pool, a) == -EINVAL,
+	   "a double free is -EINVAL and leaves the pool whole (%zu bytes)",
+	   zpool_total_size(pool));
+out:
+	zpool_destroy(pool);
+}
+
+/* lz4 sizes of every 4th page of @file, as the daemon would store them. */
+static int real_sizes(const char *file, unsigned **sizes, size_t *n)
+{
+	struct uzc_spec spec;
+	struct uzc_ctx *ctx = NULL;
+	unsigned char *pages = NULL, buf[UZC_PAGE_SIZE];
+	char path[4096];
+	size_t count = 0, k = 0;
+	uint64_t word;
+	int err = testdata_path(file, path, sizeof(path));
+
+	if (!err)
+		err = pf_load(path, 4, 0, &pages, &count);
+	if (!err)
+		err = uzc_spec_parse("lz4", 0, &spec);
+	if (!err)
+		err = uzc_ctx_new(&spec, UZC_DEFAULT_MAX_LEN, &ctx);
+	*sizes = err ? NULL : calloc(count, sizeof(**sizes));
+	for (size_t i = 0; *sizes && i < count; i++) {
+		const unsigned char *page = pages + i * UZC_PAGE_SIZE;
+		ssize_t len;
+
+		if (uzc_page_same_filled(page, &word))
+			continue;
+		len = uzc_compress(ctx, page, buf, sizeof(buf));
+		(*sizes)[k++] = len > 0 ? (unsigned)len : UZC_PAGE_SIZE;
+	}
+	*n = k;
+	uzc_ctx_free(ctx);
+	free(pages);
+	return err ? err : (*sizes ? 0 : -ENOMEM);
+}
+
+static void test_ratio_on_real_sizes(const char *file)
+{
+	struct evict_log log = { 0 };
+	struct zpool *pool = make_pool(&log);
+	unsigned *sizes = NULL;
+	size_t n = 0, stored = 0;
+	unsigned long h;
+	double ratio;
+
+	if (real_sizes(file, &sizes, &n) || !pool) {
+		ok(0, "%s: lz4 sizes of sampled pages are computed", file);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		stored += zpool_malloc(pool, sizes[i], &h) == 0;
+	ratio = (double)stored * ZPOOL_PAGE_SIZE / (double)zpool_total_size(pool);
+	ok(stored == n && ratio >= 1.9, "%s: zbud stores %zu lz4 pages at ratio %.3f (>= 1.9)",
+	   file, n, ratio);
+out:
+	free(sizes);
+	zpool_destroy(pool);
+}
+
+int main(void)
+{
+	static const char *const files[] = TESTDATA_FILES;
+	char path[4096];
+
+	test_two_objects_share_a_page_first_left_last_right();
+	test_objects_that_do_not_fit_together_take_two_pages();
+	test_a_whole_page_object_fits_and_frees_its_page();
+	test_reclaim_takes_the_least_recently_allocated_page();
+	test_bad_handles_are_refused();
+	for (size_t i = 0; i < TESTDATA_NFILES; i++) {
+		if (testdata_path(files[i], path, sizeof(path)))
+			tap_skip("no page data at %s", path);
+		else
+			test_ratio_on_real_sizes(files[i]);
+	}
+	return tap_done();
+}
