@@ -20,6 +20,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,8 +194,23 @@ static void usage(FILE *f)
 struct options {
 	const char *file, *codec;
 	int level;
+	bool level_given;
 	size_t max_len;
 };
+
+/* A whole decimal number within [min, max], else -EINVAL. */
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -204,7 +221,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char *end;
+	long v;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "c:l:m:h", longopts, NULL)) != -1) {
@@ -213,14 +230,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->codec = optarg;
 			break;
 		case 'l':
-			o->level = (int)strtol(optarg, &end, 10);
-			if (*end || end == optarg)
+			if (parse_long(optarg, INT_MIN, INT_MAX, &v))
 				return -EINVAL;
+			o->level = (int)v;
+			o->level_given = true;
 			break;
 		case 'm':
-			o->max_len = strtoul(optarg, &end, 10);
-			if (*end || end == optarg || !o->max_len || o->max_len > UZC_PAGE_SIZE)
+			if (parse_long(optarg, 1, UZC_PAGE_SIZE, &v))
 				return -EINVAL;
+			o->max_len = (size_t)v;
 			break;
 		case 'h':
 			usage(stdout);
@@ -229,7 +247,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			return -EINVAL;
 		}
 	}
-	if (optind != argc - 1)
+	/* A level means nothing without its codec: refuse rather than ignore it. */
+	if (optind != argc - 1 || (o->level_given && !o->codec))
 		return -EINVAL;
 	o->file = argv[optind];
 	return 0;
@@ -244,13 +263,15 @@ static int run_specs(const struct options *o, const unsigned char *pages, size_t
 	if (o->codec) {
 		err = uzc_spec_parse(o->codec, o->level, &specs[nspecs++]);
 	} else {
-		uzc_spec_parse("lz4", 0, &specs[nspecs++]);
-		uzc_spec_parse("zstd", 1, &specs[nspecs++]);
-		uzc_spec_parse("zstd", 3, &specs[nspecs++]);
+		err = uzc_spec_parse("lz4", 0, &specs[nspecs++]);
+		if (!err)
+			err = uzc_spec_parse("zstd", 1, &specs[nspecs++]);
+		if (!err)
+			err = uzc_spec_parse("zstd", 3, &specs[nspecs++]);
 	}
 	if (err) {
-		fprintf(stderr, "codecbench: %s level %d: %s\n", o->codec, o->level,
-			uzc_strerror(err));
+		fprintf(stderr, "codecbench: %s level %d: %s\n", o->codec ? o->codec : "default",
+			o->level, uzc_strerror(err));
 		return err;
 	}
 	for (size_t i = 0; i < nspecs && !err; i++)

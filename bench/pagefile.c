@@ -2,11 +2,19 @@
 /*
  * bench/pagefile.c - page file reader (see pagefile.h).
  *
- * struct pf_reader keeps the file, and for a zstd file a decompression
- * stream with its input buffer: in.pos..in.size are bytes read from the
- * file and not yet consumed.  Pages are decompressed straight into the
- * caller's buffer; zstd keeps its own window, so a page that straddles two
- * reads of the file needs no extra copy here.
+ * struct pf_reader:
+ *   fd          the file, read sequentially
+ *   zstd        whether it starts with the zstd magic; else raw pages
+ *   ds, in      for zstd: the decompression stream and its input buffer;
+ *               in.pos..in.size are bytes read from the file and not yet
+ *               consumed, in_eof says the file has no more
+ *   frame_open  a zstd frame has started and not yet ended, so running out
+ *               of input now means the file is truncated
+ *
+ * Pages are decompressed straight into the caller's buffer; zstd keeps its
+ * own window, so a page that straddles two reads of the file needs no copy
+ * here.  A file that ends inside a page, or inside a frame, is -EBADMSG:
+ * benchmarks and tests must never run on a silently short sample.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,8 +75,7 @@ static int setup_zstd(struct pf_reader *r)
 	r->in.src = malloc(r->in_cap);
 	if (!r->ds || !r->in.src)
 		return -ENOMEM;
-	ZSTD_initDStream(r->ds);
-	return 0;
+	return ZSTD_isError(ZSTD_initDStream(r->ds)) ? -ENOMEM : 0;
 }
 
 int pf_open(const char *path, struct pf_reader **out)
@@ -81,18 +88,22 @@ int pf_open(const char *path, struct pf_reader **out)
 	r->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (r->fd < 0) {
 		err = -errno;
-		free(r);
-		return err;
+		goto err_free;
 	}
 	err = detect_zstd(r);
 	if (!err && r->zstd)
 		err = setup_zstd(r);
-	if (err) {
-		pf_close(r);
-		return err;
-	}
+	if (err)
+		goto err_close;
 	*out = r;
 	return 0;
+
+err_close:
+	pf_close(r); /* frees whatever of the stream was made, and r */
+	return err;
+err_free:
+	free(r);
+	return err;
 }
 
 void pf_close(struct pf_reader *r)
@@ -207,24 +218,6 @@ int pf_load(const char *path, size_t stride, size_t max, unsigned char **pages, 
 		return ret;
 	}
 	*pages = buf;
-	*count = n;
-	return 0;
-}
-
-int pf_count(const char *path, size_t *count)
-{
-	unsigned char page[PF_PAGE_SIZE];
-	struct pf_reader *r;
-	size_t n = 0;
-	int ret = pf_open(path, &r);
-
-	if (ret)
-		return ret;
-	while ((ret = pf_next(r, page)) == 1)
-		n++;
-	pf_close(r);
-	if (ret < 0)
-		return ret;
 	*count = n;
 	return 0;
 }

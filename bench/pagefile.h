@@ -27,7 +27,4 @@ void pf_close(struct pf_reader *r);
  */
 int pf_load(const char *path, size_t stride, size_t max, unsigned char **pages, size_t *count);
 
-/* Pages in the file, counted by reading it through. */
-int pf_count(const char *path, size_t *count);
-
 #endif /* UZSWAP_BENCH_PAGEFILE_H */

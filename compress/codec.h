@@ -22,8 +22,12 @@
  * context's max_len, uzc_compress() returns UZC_INCOMPRESSIBLE and the caller
  * stores the page raw.  The default, UZC_DEFAULT_MAX_LEN, is justified there.
  *
- * Decompression is strict: the output is exactly one page or the call fails
- * with -EBADMSG; it never writes outside the page it is given.
+ * Decompression is strict about form: the input must be exactly one frame
+ * or block of exactly one page, else the call fails with -EBADMSG; it never
+ * reads past the input nor writes outside the page it is given.  It cannot
+ * vouch for content: lz4 blocks and our zstd frames carry no checksum, so a
+ * flipped bit may still decode to a (wrong) page.  Wherever stored bytes can
+ * be corrupted (the backing file), each object carries its own checksum.
  *
  * Errors are negative errno values; uzc_strerror() explains them.
  */

@@ -7,8 +7,9 @@
  * hundreds of KiB, far more than compressing a page.
  *
  * Frames carry their content size (the library's default), so the
- * decompressor can refuse anything that does not announce exactly one page
- * before doing any work; the size actually produced is checked as well.
+ * decompressor can refuse anything that does not announce exactly one page,
+ * or that has anything after its one frame, before doing any work; the size
+ * actually produced is checked as well.
  * Single-shot decompression into the caller's page never writes past
  * dstCapacity and allocates nothing.
  */
@@ -19,26 +20,33 @@
 
 #include "compress/codec_impl.h"
 
-/* ZSTD_minCLevel() of libzstd 1.4-1.5 (-ZSTD_TARGETLENGTH_MAX); the unit test checks it. */
-#define ZSTD_MIN_LEVEL (-(1 << ZSTD_BLOCKSIZELOG_MAX))
-#define ZSTD_MAX_LEVEL 22
+/* ZSTD_minCLevel() and ZSTD_maxCLevel() of libzstd 1.5; the unit test checks them. */
+#define UZC_ZSTD_MIN_LEVEL (-(1 << ZSTD_BLOCKSIZELOG_MAX))
+#define UZC_ZSTD_MAX_LEVEL 22
 
 /*
  * A new CCtx allocates its workspace on its first compression, sized by the
  * level and the source size.  Compress one page now, so that allocation
  * happens here and never on the path of a page (tests/test_codec_noalloc).
  */
+static int zstd_errno(size_t ret)
+{
+	return ZSTD_getErrorCode(ret) == ZSTD_error_memory_allocation ? -ENOMEM : -EIO;
+}
+
 static int zstd_cstate_new(int level, void **state)
 {
 	static const unsigned char zero[UZC_PAGE_SIZE];
 	unsigned char out[ZSTD_COMPRESSBOUND(UZC_PAGE_SIZE)];
 	ZSTD_CCtx *cctx = ZSTD_createCCtx();
+	size_t ret;
 
 	if (!cctx)
 		return -ENOMEM;
-	if (ZSTD_isError(ZSTD_compressCCtx(cctx, out, sizeof(out), zero, sizeof(zero), level))) {
+	ret = ZSTD_compressCCtx(cctx, out, sizeof(out), zero, sizeof(zero), level);
+	if (ZSTD_isError(ret)) {
 		ZSTD_freeCCtx(cctx);
-		return -ENOMEM;
+		return zstd_errno(ret);
 	}
 	*state = cctx;
 	return 0;
@@ -75,7 +83,9 @@ static int zstd_decompress(void *dctx, const void *src, size_t len, void *page)
 {
 	size_t n;
 
-	if (ZSTD_getFrameContentSize(src, len) != UZC_PAGE_SIZE)
+	/* Exactly one frame of one page: no trailing frames, skippable or not. */
+	if (ZSTD_getFrameContentSize(src, len) != UZC_PAGE_SIZE ||
+	    ZSTD_findFrameCompressedSize(src, len) != len)
 		return -EBADMSG;
 	n = ZSTD_decompressDCtx(dctx, page, UZC_PAGE_SIZE, src, len);
 	return n == UZC_PAGE_SIZE ? 0 : -EBADMSG;
@@ -84,8 +94,8 @@ static int zstd_decompress(void *dctx, const void *src, size_t len, void *page)
 const struct uzc_backend uzc_backend_zstd = {
 	.id = UZC_CODEC_ZSTD,
 	.name = "zstd",
-	.min_level = ZSTD_MIN_LEVEL,
-	.max_level = ZSTD_MAX_LEVEL,
+	.min_level = UZC_ZSTD_MIN_LEVEL,
+	.max_level = UZC_ZSTD_MAX_LEVEL,
 	.default_level = ZSTD_CLEVEL_DEFAULT,
 	.cstate_new = zstd_cstate_new,
 	.cstate_free = zstd_cstate_free,

@@ -74,11 +74,23 @@ static const unsigned char *place_input(struct arena *a, const void *src, size_t
 	return p;
 }
 
-/* A text-like page, for when the real page files are missing. */
+/*
+ * A page of words picked at random from a few, for when the real page files
+ * are missing: repetitive enough that every codec compresses it well below
+ * max_len, varied enough that no two pages compress alike.
+ */
 static void fill_synthetic(struct rng *r, unsigned char *p)
 {
-	for (size_t i = 0; i < UZC_PAGE_SIZE; i++)
-		p[i] = (unsigned char)("abcdefgh  \n"[rng_below(r, 11)]);
+	static const char *const words[] = { "page ", "fault ", "swap ",  "pool ", "zstd ",
+					     "lz4 ",  "memfd ", "evict ", "\n" };
+	size_t i = 0;
+
+	while (i < UZC_PAGE_SIZE) {
+		const char *w = words[rng_below(r, sizeof(words) / sizeof(words[0]))];
+
+		for (; *w && i < UZC_PAGE_SIZE; w++)
+			p[i++] = (unsigned char)*w;
+	}
 }
 
 static int load_seed_pages(struct rng *r, unsigned char (*pages)[UZC_PAGE_SIZE])
@@ -201,6 +213,43 @@ static void test_wrong_sizes(struct uzc_ctx *ctx, struct arena *a)
 	   "zstd: a valid frame of two pages gives -EBADMSG without overrunning the page");
 }
 
+/* Anything after the one page's frame or block is corruption, not padding. */
+static void test_trailing_bytes(struct uzc_ctx *ctx, struct arena *a, const struct seeds *s)
+{
+	/* A skippable frame (magic 0x184D2A50, 4-byte length, payload) and an empty frame. */
+	static const unsigned char skippable[] = { 0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 7, 7 };
+	unsigned char zs[UZC_PAGE_SIZE + 64], empty[32], buf[2 * UZC_PAGE_SIZE];
+	size_t zlen = ZSTD_compress(zs, sizeof(zs), s->buf[0], 0, 1); /* an empty frame */
+	size_t elen = zlen, len;
+	struct uzc_spec spec;
+	struct uzc_ctx *zctx = NULL;
+	ssize_t plen = -1;
+
+	memcpy(empty, zs, elen);
+	memcpy(buf, s->buf[0], s->len[0]);
+	buf[s->len[0]] = 0;
+	ok(uzc_decompress(ctx, UZC_CODEC_LZ4, place_input(a, buf, s->len[0] + 1), s->len[0] + 1,
+			  a->out) == -EBADMSG,
+	   "lz4: a valid page block with one byte after it gives -EBADMSG");
+	if (!uzc_spec_parse("zstd", 1, &spec) && !uzc_ctx_new(&spec, UZC_PAGE_SIZE, &zctx))
+		plen = uzc_compress(zctx, a->out, zs, sizeof(zs));
+	uzc_ctx_free(zctx);
+	if (!ok(plen > 0 && !ZSTD_isError(elen), "zstd: a page frame and an empty frame are made"))
+		return;
+	len = (size_t)plen;
+	memcpy(buf, zs, len);
+	memcpy(buf + len, skippable, sizeof(skippable));
+	ok(uzc_decompress(ctx, UZC_CODEC_ZSTD, place_input(a, buf, len + sizeof(skippable)),
+			  len + sizeof(skippable), a->out) == -EBADMSG,
+	   "zstd: a page frame followed by a skippable frame gives -EBADMSG");
+	memcpy(buf + len, empty, elen);
+	ok(uzc_decompress(ctx, UZC_CODEC_ZSTD, place_input(a, buf, len + elen), len + elen,
+			  a->out) == -EBADMSG,
+	   "zstd: a page frame followed by an empty frame gives -EBADMSG");
+	ok(uzc_decompress(ctx, UZC_CODEC_ZSTD, place_input(a, zs, len), len, a->out) == 0,
+	   "zstd: the same page frame alone decodes");
+}
+
 static void test_empty_input(struct uzc_ctx *ctx, struct arena *a)
 {
 	ok(uzc_decompress(ctx, UZC_CODEC_LZ4, a->in_end, 0, a->out) == -EBADMSG &&
@@ -238,6 +287,7 @@ int main(void)
 		fuzz_codec(names[i], ctx, &a, &seeds, &r);
 		if (i == 0) {
 			test_wrong_sizes(ctx, &a);
+			test_trailing_bytes(ctx, &a, &seeds);
 			test_empty_input(ctx, &a);
 		}
 		uzc_ctx_free(ctx);

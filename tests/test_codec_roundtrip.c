@@ -6,7 +6,8 @@
  * The sample is every 12th page of each shared page file (5,520 of redis,
  * 7,396 of python), spread over the whole dumped address space.  Pages are
  * compressed by one context and decompressed by another, as a reclaim
- * thread and a fault thread would; incompressible pages go the raw way.
+ * thread and a fault thread would.  max_len is a whole page, so that every
+ * page the codec can shrink at all goes through it, not the raw way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,9 +66,9 @@ static void run_config(const char *file, const struct config *c, const unsigned 
 
 	err = uzc_spec_parse(c->codec, c->level, &spec);
 	if (!err)
-		err = uzc_ctx_new(&spec, UZC_DEFAULT_MAX_LEN, &cctx);
+		err = uzc_ctx_new(&spec, UZC_PAGE_SIZE, &cctx);
 	if (!err)
-		err = uzc_ctx_new(&spec, UZC_DEFAULT_MAX_LEN, &dctx);
+		err = uzc_ctx_new(&spec, UZC_PAGE_SIZE, &dctx);
 	for (size_t i = 0; !err && i < n; i++) {
 		const unsigned char *page = pages + i * UZC_PAGE_SIZE;
 		int e = round_trip(cctx, dctx, page, buf, back, &o);
@@ -104,8 +105,10 @@ static void run_file(const char *name)
 	if (!err)
 		err = pf_load(path, SAMPLE_STRIDE, 0, &pages, &n);
 	if (!ok(!err && n >= MIN_SAMPLE, "%s: a sample of at least %d pages loads (%zu: %s)", name,
-		MIN_SAMPLE, n, err ? strerror(-err) : "ok"))
+		MIN_SAMPLE, n, err ? strerror(-err) : "ok")) {
+		free(pages);
 		return;
+	}
 	for (size_t i = 0; i < sizeof(configs) / sizeof(configs[0]); i++)
 		run_config(name, &configs[i], pages, n);
 	free(pages);
