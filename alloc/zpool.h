@@ -116,10 +116,14 @@ void *zpool_map(struct zpool *pool, unsigned long handle, enum zpool_map_mode mo
 void zpool_unmap(struct zpool *pool, unsigned long handle);
 
 /*
- * Reclaim up to @pages pool pages through the LRU and the evict callback;
- * *@reclaimed (may be NULL) says how many were freed.  0 when at least one
- * page was freed or none was asked; -EAGAIN when the LRU pages could not be
- * emptied after the retries; -EOPNOTSUPP without an evict callback.
+ * Reclaim pool pages through the LRU and the evict callback until @pages
+ * have been freed or nothing more can be; *@reclaimed (may be NULL) is the
+ * number of pages actually freed.  Drivers release whole units (zsmalloc a
+ * zspage of 1-8 pages), so *@reclaimed may exceed @pages by less than one
+ * unit: refusing the LRU unit because it is too big would leave a full pool
+ * unable to shrink at all.  Returns 0 when at least one page was freed or
+ * none was asked; -EAGAIN when nothing could be emptied after the retries
+ * (or the pool is empty); -EOPNOTSUPP without an evict callback.
  */
 int zpool_shrink(struct zpool *pool, unsigned int pages, unsigned int *reclaimed);
 /* Move objects to free pool pages; returns the number of pages freed. */

@@ -9,15 +9,19 @@
 
 #include "alloc/zpool.h"
 
+extern const struct zpool_driver zsmalloc_driver;
 extern const struct zpool_driver zbud_driver;
 
+/* The first is the default: the densest, and the one the kernel kept. */
 static const struct zpool_driver *const drivers[] = {
+	&zsmalloc_driver,
 	&zbud_driver,
 };
 
 #define NDRIVERS (sizeof(drivers) / sizeof(drivers[0]))
 
 static const char *const names[NDRIVERS + 1] = {
+	"zsmalloc",
 	"zbud",
 	NULL,
 };

@@ -1,0 +1,662 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_alloc_zsmalloc.c - what is particular to zsmalloc: the size
+ * class table, objects spanning the pages of a zspage, handles that survive
+ * compaction, mapped objects that compaction leaves alone, reclaim of the
+ * coldest zspage through the evict callback (with frees that race it), and
+ * the efficiency it reaches on real lz4 sizes, before and after compaction.
+ * The behaviour every driver shares is tested elsewhere.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc/zpool.h"
+#include "bench/pagefile.h"
+#include "compress/codec.h"
+#include "tests/rng.h"
+#include "tests/tap.h"
+#include "tests/testdata.h"
+
+extern const struct zpool_driver zsmalloc_driver;
+
+#define MAX_CLASSES 256
+
+struct obj {
+	unsigned long handle;
+	size_t size;
+	uint64_t seed; /* the bytes are a function of it; 0: freed */
+};
+
+/* What the evict callback saw; it frees what it takes unless told to refuse. */
+struct evict_log {
+	struct obj *objs; /* to check each object's bytes */
+	size_t nobjs;
+	unsigned long handles[64];
+	int n, bad_bytes, unknown;
+	int refuse_from;	  /* refuse the n-th call and later; -1: never */
+	unsigned long also_free;  /* freed by the first call too, as a racing owner would */
+	unsigned long racing_new; /* allocated by the first call: must not land in the zspage */
+};
+
+static void fill(struct zpool *pool, struct obj *o, uint64_t seed)
+{
+	struct rng r = { seed };
+	unsigned char *p = zpool_map(pool, o->handle, ZPOOL_MM_WO);
+
+	for (size_t i = 0; i < o->size; i++)
+		p[i] = (unsigned char)rng_next(&r);
+	zpool_unmap(pool, o->handle);
+	o->seed = seed;
+}
+
+static bool bytes_match(const unsigned char *p, const struct obj *o)
+{
+	struct rng r = { o->seed };
+
+	for (size_t i = 0; i < o->size; i++)
+		if (p[i] != (unsigned char)rng_next(&r))
+			return false;
+	return true;
+}
+
+static bool intact(struct zpool *pool, const struct obj *o)
+{
+	const unsigned char *p = zpool_map(pool, o->handle, ZPOOL_MM_RO);
+	bool good = p && bytes_match(p, o);
+
+	if (p)
+		zpool_unmap(pool, o->handle);
+	return good;
+}
+
+/* Every live object of @objs holds its bytes; how many do not. */
+static size_t count_damaged(struct zpool *pool, const struct obj *objs, size_t n)
+{
+	size_t bad = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (objs[i].seed && !intact(pool, &objs[i]))
+			bad++;
+	return bad;
+}
+
+static struct obj *obj_find(struct evict_log *log, unsigned long handle)
+{
+	for (size_t i = 0; i < log->nobjs; i++)
+		if (log->objs[i].seed && log->objs[i].handle == handle)
+			return &log->objs[i];
+	return NULL;
+}
+
+static int evict_copy_and_free(struct zpool *pool, unsigned long handle, void *arg)
+{
+	struct evict_log *log = arg;
+	struct obj *o = obj_find(log, handle);
+	const unsigned char *p;
+	int call = log->n;
+
+	if (log->n < 64)
+		log->handles[log->n++] = handle;
+	if (log->refuse_from >= 0 && call >= log->refuse_from)
+		return 1;
+	if (!o) {
+		log->unknown++;
+		return zpool_free(pool, handle);
+	}
+	p = zpool_map(pool, handle, ZPOOL_MM_RO);
+	if (!p || !bytes_match(p, o))
+		log->bad_bytes++;
+	if (p)
+		zpool_unmap(pool, handle);
+	o->seed = 0;
+	if (call == 0 && log->also_free) {
+		struct obj *other = obj_find(log, log->also_free);
+
+		if (other)
+			other->seed = 0;
+		zpool_free(pool, log->also_free);
+		if (zpool_malloc(pool, 1024, &log->racing_new))
+			log->racing_new = 0;
+	}
+	return zpool_free(pool, handle);
+}
+
+static struct zpool *make_pool(struct evict_log *log, size_t max_pages)
+{
+	struct zpool_config cfg = { .evict = evict_copy_and_free,
+				    .evict_arg = log,
+				    .max_pages = max_pages };
+	struct zpool *pool = NULL;
+
+	if (log)
+		log->refuse_from = -1;
+	if (zpool_create_with(&zsmalloc_driver, &cfg, &pool))
+		return NULL;
+	return pool;
+}
+
+/* Allocate @n objects of @size filled from @rng; false at the first failure. */
+static bool alloc_filled(struct zpool *pool, struct obj *objs, size_t n, size_t size,
+			 struct rng *rng)
+{
+	for (size_t i = 0; i < n; i++) {
+		objs[i] = (struct obj){ .size = size };
+		if (zpool_malloc(pool, size, &objs[i].handle))
+			return false;
+		fill(pool, &objs[i], rng_next(rng) | 1);
+	}
+	return true;
+}
+
+static size_t pool_pages(struct zpool *pool)
+{
+	return zpool_total_size(pool) / ZPOOL_PAGE_SIZE;
+}
+
+/* ---- the class table ---- */
+
+/* Fraction of a zspage of @pages pages that objects of @size leave unused. */
+static double waste(unsigned int size, unsigned int pages)
+{
+	size_t bytes = (size_t)pages * ZPOOL_PAGE_SIZE;
+
+	return (double)(bytes % size) / (double)bytes;
+}
+
+static bool class_shape_is_least_waste(const struct zpool_class_stat *c)
+{
+	if (c->pages_per_zspage < 1 || c->pages_per_zspage > 8)
+		return false;
+	for (unsigned int n = 1; n <= 8; n++)
+		if (waste(c->size, n) < waste(c->size, c->pages_per_zspage) - 1e-12)
+			return false;
+	return true;
+}
+
+static void test_class_table_shape(void)
+{
+	struct zpool *pool = make_pool(NULL, 0);
+	struct zpool_class_stat cs[MAX_CLASSES];
+	size_t n = pool ? zpool_class_stats(pool, cs, MAX_CLASSES) : 0;
+	bool sizes_ok = true, shapes_ok = true, merged_ok = true;
+
+	ok(n > 1 && n < 255,
+	   "16-byte steps from 32 to 4096 merge into fewer than 255 classes (%zu)", n);
+	for (size_t i = 0; i < n && n <= MAX_CLASSES; i++) {
+		if (cs[i].size % 16 || cs[i].size < 32 || (i && cs[i].size <= cs[i - 1].size))
+			sizes_ok = false;
+		if (!class_shape_is_least_waste(&cs[i]))
+			shapes_ok = false;
+		if (i && cs[i].pages_per_zspage == cs[i - 1].pages_per_zspage &&
+		    cs[i].pages_per_zspage * ZPOOL_PAGE_SIZE / cs[i].size ==
+			    cs[i - 1].pages_per_zspage * ZPOOL_PAGE_SIZE / cs[i - 1].size)
+			merged_ok = false;
+	}
+	ok(sizes_ok, "class sizes are multiples of 16 from 32 up, in increasing order");
+	ok(shapes_ok, "every class's zspage length (1..8 pages) wastes the least");
+	ok(merged_ok, "no two neighbouring classes have the same pages and objects per zspage");
+	ok(n > 1 && cs[n - 1].size == 4096 && cs[n - 1].pages_per_zspage == 1,
+	   "the largest class is the huge class: %u..4096 bytes, one object per page",
+	   n > 1 ? cs[n - 2].size + 1 : 0);
+	zpool_destroy(pool);
+}
+
+/* The class holding the pool's only object, or -1. */
+static int class_in_use(const struct zpool_class_stat *cs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (cs[i].objs_used)
+			return (int)i;
+	return -1;
+}
+
+static void test_every_size_gets_the_smallest_class_that_holds_it(void)
+{
+	struct zpool *pool = make_pool(NULL, 0);
+	struct zpool_class_stat cs[MAX_CLASSES];
+	size_t bad = 0, first_bad = 0;
+
+	for (size_t size = 1; pool && size <= ZPOOL_MAX_OBJECT; size++) {
+		unsigned long h;
+		size_t n;
+		int c;
+
+		if (zpool_malloc(pool, size, &h)) {
+			bad++;
+			continue;
+		}
+		n = zpool_class_stats(pool, cs, MAX_CLASSES);
+		c = class_in_use(cs, n);
+		if (c < 0 || cs[c].size < size || (c > 0 && cs[c - 1].size >= size)) {
+			if (!bad++)
+				first_bad = size;
+		}
+		zpool_free(pool, h);
+	}
+	ok(pool && bad == 0,
+	   "each size 1..4096 goes to the smallest class at least as large (%zu wrong, first %zu)",
+	   bad, first_bad);
+	zpool_destroy(pool);
+}
+
+/* ---- objects spanning pages ---- */
+
+static void test_objects_spanning_pages_round_trip(void)
+{
+	struct zpool *pool = make_pool(NULL, 0);
+	struct rng rng = { 11 };
+	struct obj objs[16];
+	struct zpool_class_stat cs[MAX_CLASSES];
+	size_t spanning = 0, n, c;
+	bool made = pool && alloc_filled(pool, objs, 16, 3000, &rng);
+
+	if (!ok(made, "sixteen 3000-byte objects are allocated"))
+		goto out;
+	for (size_t i = 0; i < 16; i++) {
+		uintptr_t a = (uintptr_t)zpool_map(pool, objs[i].handle, ZPOOL_MM_RO);
+
+		zpool_unmap(pool, objs[i].handle);
+		spanning += a / ZPOOL_PAGE_SIZE != (a + 2999) / ZPOOL_PAGE_SIZE;
+	}
+	n = zpool_class_stats(pool, cs, MAX_CLASSES);
+	c = (size_t)class_in_use(cs, n);
+	ok(cs[c].pages_per_zspage > 1 && spanning >= 8,
+	   "they share %u-page zspages, %zu of them crossing a page boundary",
+	   cs[c].pages_per_zspage, spanning);
+	ok(count_damaged(pool, objs, 16) == 0, "every spanning object reads back what was written");
+	ok(pool_pages(pool) < 16, "they take %zu pages, fewer than one each", pool_pages(pool));
+out:
+	zpool_destroy(pool);
+}
+
+/* ---- compaction ---- */
+
+static void test_compaction_keeps_handles_and_frees_pages(void)
+{
+	enum {
+		N = 3000
+	};
+	static const size_t sizes[] = { 100, 700, 1500, 2600, 3500 };
+	struct zpool *pool = make_pool(NULL, 0);
+	struct obj *objs = calloc(N, sizeof(*objs));
+	struct rng rng = { rng_seed_from_env(0x25aa) };
+	struct zpool_stats st;
+	size_t before, freed, kept = 0;
+	bool made = pool && objs;
+
+	tap_diag("compaction seed %#" PRIx64, rng.state);
+	for (size_t i = 0; made && i < N; i++)
+		made = alloc_filled(pool, &objs[i], 1, sizes[rng_below(&rng, 5)], &rng);
+	if (!ok(made, "%d objects of five sizes are allocated", N))
+		goto out;
+	for (size_t i = 0; i < N; i++) {
+		if (rng_below(&rng, 4) == 0) {
+			kept++;
+			continue;
+		}
+		zpool_free(pool, objs[i].handle);
+		objs[i].seed = 0;
+	}
+	before = pool_pages(pool);
+	freed = zpool_compact(pool);
+	zpool_stats(pool, &st);
+	ok(freed > 0 && pool_pages(pool) == before - freed && st.compacted_pages == freed,
+	   "compaction after freeing 3/4 frees %zu of %zu pages, as the pool size and stats say",
+	   freed, before);
+	ok(count_damaged(pool, objs, N) == 0,
+	   "all %zu surviving objects hold their bytes under their old handles", kept);
+	ok(zpool_compact(pool) == 0, "a second compaction finds nothing to free");
+out:
+	free(objs);
+	zpool_destroy(pool);
+}
+
+/* 1024-byte objects: four to a one-page zspage. */
+static void test_a_mapped_object_is_not_moved(void)
+{
+	struct zpool *pool = make_pool(NULL, 0);
+	struct rng rng = { 7 };
+	struct obj objs[8];
+	void *pa, *pb, *again;
+
+	if (!ok(pool && alloc_filled(pool, objs, 8, 1024, &rng) && pool_pages(pool) == 2,
+		"eight 1024-byte objects fill two one-page zspages"))
+		goto out;
+	for (int i = 1; i < 7; i++) {
+		zpool_free(pool, objs[i].handle);
+		objs[i].seed = 0;
+	}
+	pa = zpool_map(pool, objs[0].handle, ZPOOL_MM_RO);
+	pb = zpool_map(pool, objs[7].handle, ZPOOL_MM_RO);
+	ok(zpool_compact(pool) == 0 && pool_pages(pool) == 2,
+	   "with the last object of each zspage mapped, compaction frees nothing");
+	again = zpool_map(pool, objs[0].handle, ZPOOL_MM_RO);
+	ok(again == pa && bytes_match(pa, &objs[0]) && bytes_match(pb, &objs[7]),
+	   "the mapped objects stay where they were mapped, intact");
+	zpool_unmap(pool, objs[0].handle);
+	zpool_unmap(pool, objs[0].handle);
+	ok(zpool_compact(pool) == 1 && pool_pages(pool) == 1,
+	   "once one is unmapped, compaction moves it and frees its zspage");
+	ok(zpool_map(pool, objs[7].handle, ZPOOL_MM_RO) == pb,
+	   "the object still mapped was the one left in place");
+	zpool_unmap(pool, objs[7].handle);
+	zpool_unmap(pool, objs[7].handle);
+	ok(count_damaged(pool, objs, 8) == 0, "both objects read back intact");
+out:
+	zpool_destroy(pool);
+}
+
+/* 700-byte objects: class 704, 29 to a 5-page zspage. */
+static void test_class_stats_predict_compaction(void)
+{
+	enum {
+		N = 100
+	};
+	struct zpool *pool = make_pool(NULL, 0);
+	struct zpool_class_stat cs[MAX_CLASSES];
+	struct rng rng = { 13 };
+	struct obj objs[N];
+	size_t n, live = N, freed;
+	int c;
+
+	if (!ok(pool && alloc_filled(pool, objs, N, 700, &rng), "%d objects of 700 bytes", N))
+		goto out;
+	for (size_t i = 0; i < N; i++) {
+		if (i % 3 == 0)
+			continue;
+		zpool_free(pool, objs[i].handle);
+		objs[i].seed = 0;
+		live--;
+	}
+	n = zpool_class_stats(pool, cs, MAX_CLASSES);
+	c = class_in_use(cs, n);
+	ok(c >= 0 && cs[c].size == 704 && cs[c].objs_used == live &&
+		   cs[c].pages_used == pool_pages(pool) &&
+		   cs[c].objs_allocated == cs[c].pages_used / cs[c].pages_per_zspage *
+						   (cs[c].pages_per_zspage * ZPOOL_PAGE_SIZE / 704),
+	   "class stats count %zu objects used on %zu pages after freeing two in three",
+	   c >= 0 ? cs[c].objs_used : 0, c >= 0 ? cs[c].pages_used : 0);
+	freed = zpool_compact(pool);
+	ok(c >= 0 && freed == cs[c].pages_freeable && freed > 0,
+	   "compaction frees the %zu pages the stats called freeable (%zu)",
+	   c >= 0 ? cs[c].pages_freeable : 0, freed);
+	n = zpool_class_stats(pool, cs, MAX_CLASSES);
+	ok(c >= 0 && cs[c].pages_freeable == 0 && count_damaged(pool, objs, N) == 0,
+	   "afterwards nothing is freeable and every object is intact");
+out:
+	zpool_destroy(pool);
+}
+
+/* ---- reclaim ---- */
+
+static bool evicted_once_each(const struct evict_log *log, const unsigned long *want, int n)
+{
+	if (log->n != n)
+		return false;
+	for (int i = 0; i < n; i++) {
+		int seen = 0;
+
+		for (int j = 0; j < log->n; j++)
+			seen += log->handles[j] == want[i];
+		if (seen != 1)
+			return false;
+	}
+	return true;
+}
+
+/* 3000-byte objects: four to a three-page zspage. */
+static void test_shrink_evicts_the_coldest_zspage_once_each(void)
+{
+	struct evict_log log = { 0 };
+	struct zpool *pool = make_pool(&log, 0);
+	struct rng rng = { 3 };
+	struct obj objs[12];
+	unsigned long coldest[4];
+	unsigned int reclaimed = 0;
+	struct zpool_stats st;
+	int err;
+
+	log.objs = objs;
+	log.nobjs = 12;
+	if (!ok(pool && alloc_filled(pool, objs, 12, 3000, &rng) && pool_pages(pool) == 9,
+		"twelve 3000-byte objects fill three 3-page zspages"))
+		goto out;
+	for (int i = 0; i < 4; i++)
+		coldest[i] = objs[i].handle;
+	err = zpool_shrink(pool, 1, &reclaimed);
+	ok(err == 0 && reclaimed == 3, "shrink(1) frees one whole zspage: %u pages (%d)", reclaimed,
+	   err);
+	ok(evicted_once_each(&log, coldest, 4),
+	   "the callback got each object of the first-filled zspage exactly once (%d calls)",
+	   log.n);
+	ok(log.bad_bytes == 0 && log.unknown == 0, "each evicted object held its bytes");
+	zpool_stats(pool, &st);
+	ok(st.evicted == 4 && st.reclaimed_pages == 3 && st.objects == 8 && pool_pages(pool) == 6,
+	   "stats count 4 evicted, 3 pages reclaimed, 8 objects left on 6 pages");
+	ok(count_damaged(pool, objs, 12) == 0, "the other zspages' objects are untouched");
+out:
+	zpool_destroy(pool);
+}
+
+static void test_a_refusing_callback_leaves_the_objects_intact(void)
+{
+	struct evict_log log = { 0 };
+	struct zpool *pool = make_pool(&log, 0);
+	struct rng rng = { 5 };
+	struct obj objs[8];
+	unsigned int reclaimed = 9;
+	struct zpool_stats st;
+
+	log.objs = objs;
+	log.nobjs = 8;
+	if (!ok(pool && alloc_filled(pool, objs, 8, 1024, &rng), "eight objects are allocated"))
+		goto out;
+	log.refuse_from = 0;
+	ok(zpool_shrink(pool, 1, &reclaimed) == -EAGAIN && reclaimed == 0,
+	   "shrink with a callback that always refuses gives -EAGAIN");
+	zpool_stats(pool, &st);
+	ok(st.evict_failures == 8 && pool_pages(pool) == 2 && st.objects == 8,
+	   "it tried 8 zspages (%llu failures) and the pool keeps its 2 pages, 8 objects",
+	   st.evict_failures);
+	ok(count_damaged(pool, objs, 8) == 0, "every object still holds its bytes");
+
+	log.n = 0;
+	log.refuse_from = 1;
+	ok(zpool_shrink(pool, 1, &reclaimed) == -EAGAIN && log.n >= 2,
+	   "a callback that refuses its second object leaves each zspage in the pool");
+	ok(count_damaged(pool, objs, 8) == 0 && pool_pages(pool) == 2,
+	   "the objects it took are gone, the rest intact");
+	log.refuse_from = -1;
+	ok(zpool_shrink(pool, 2, &reclaimed) == 0 && reclaimed == 2 && pool_pages(pool) == 0,
+	   "the zspages went back on the LRU: a willing callback then empties both");
+out:
+	zpool_destroy(pool);
+}
+
+static void test_frees_during_reclaim_are_deferred(void)
+{
+	struct evict_log log = { 0 };
+	struct zpool *pool = make_pool(&log, 0);
+	struct rng rng = { 9 };
+	struct obj objs[8];
+	unsigned int reclaimed = 0;
+	const unsigned char *p;
+
+	log.objs = objs;
+	log.nobjs = 8;
+	if (!ok(pool && alloc_filled(pool, objs, 8, 1024, &rng), "eight objects are allocated"))
+		goto out;
+	log.also_free = objs[2].handle;
+	ok(zpool_shrink(pool, 1, &reclaimed) == 0 && reclaimed == 1 && pool_pages(pool) == 2,
+	   "a zspage whose object is freed by its owner mid-reclaim is still released once");
+	ok(log.n == 3 && log.bad_bytes == 0,
+	   "the callback never saw the object freed meanwhile (%d calls)", log.n);
+	ok(log.racing_new && (uint32_t)log.racing_new != (uint32_t)objs[2].handle,
+	   "the handle freed mid-reclaim was not reused by a malloc meanwhile");
+	p = log.racing_new ? zpool_map(pool, log.racing_new, ZPOOL_MM_RO) : NULL;
+	ok(p != NULL, "the object allocated mid-reclaim went elsewhere and is live");
+	if (p)
+		zpool_unmap(pool, log.racing_new);
+	ok(zpool_free(pool, objs[2].handle) == -EINVAL, "the deferred handle is no longer live");
+	ok(count_damaged(pool, objs, 8) == 0, "the other zspage's objects are intact");
+out:
+	zpool_destroy(pool);
+}
+
+/* ---- handles and limits ---- */
+
+static void test_stale_and_forged_handles_are_refused(void)
+{
+	struct zpool *pool = make_pool(NULL, 0);
+	unsigned long a = 0, b = 0;
+
+	if (!ok(pool && !zpool_malloc(pool, 100, &a), "an object allocates"))
+		goto out;
+	ok(zpool_free(pool, 0) == -EINVAL, "free of handle 0 is -EINVAL");
+	ok(zpool_free(pool, a + 1) == -EINVAL, "free of a table entry never handed out is -EINVAL");
+	ok(zpool_free(pool, a ^ (1UL << 40)) == -EINVAL, "free with a wrong generation is -EINVAL");
+	ok(zpool_free(pool, 1UL << 31) == -EINVAL, "free of an index beyond the table is -EINVAL");
+	ok(zpool_free(pool, a) == 0 && zpool_free(pool, a) == -EINVAL, "a double free is -EINVAL");
+	ok(!zpool_malloc(pool, 100, &b) && b != a && zpool_free(pool, a) == -EINVAL,
+	   "once its entry is reused, the old handle is still refused");
+	ok(zpool_map(pool, a, ZPOOL_MM_RO) == NULL, "map of a stale handle gives NULL");
+	ok(zpool_free(pool, b) == 0 && zpool_total_size(pool) == 0, "the pool is empty after all");
+out:
+	zpool_destroy(pool);
+}
+
+static void test_provider_limit_gives_enomem(void)
+{
+	struct zpool *pool = make_pool(NULL, 16);
+	unsigned long h;
+	int err = 0, n = 0;
+
+	while (pool && !(err = zpool_malloc(pool, 3000, &h)))
+		n++;
+	ok(pool && err == -ENOMEM && n == 20 && pool_pages(pool) == 15,
+	   "3-page zspages under a 16-page limit: 20 objects, then -ENOMEM (%d, %d)", n, err);
+	zpool_destroy(pool);
+}
+
+/* ---- efficiency on real sizes ---- */
+
+/*
+ * lz4 sizes of every page of @file, as the daemon would store them: the
+ * whole file, because efficiency is a property of a full pool (a sample
+ * leaves every class's last zspage a larger share of the pool).
+ */
+static int real_sizes(const char *file, unsigned **sizes, size_t *n)
+{
+	struct uzc_spec spec;
+	struct uzc_ctx *ctx = NULL;
+	struct pf_reader *r = NULL;
+	unsigned char page[UZC_PAGE_SIZE], buf[UZC_PAGE_SIZE];
+	char path[4096];
+	size_t cap = 1 << 16;
+	uint64_t word;
+	int err = testdata_path(file, path, sizeof(path)), got;
+
+	*n = 0;
+	*sizes = NULL;
+	if (!err)
+		err = uzc_spec_parse("lz4", 0, &spec);
+	if (!err)
+		err = uzc_ctx_new(&spec, UZC_DEFAULT_MAX_LEN, &ctx);
+	if (!err)
+		err = pf_open(path, &r);
+	if (!err && !(*sizes = malloc(cap * sizeof(**sizes))))
+		err = -ENOMEM;
+	while (!err && (got = pf_next(r, page)) == 1) {
+		ssize_t len;
+
+		if (uzc_page_same_filled(page, &word))
+			continue;
+		if (*n == cap) {
+			unsigned *more = realloc(*sizes, 2 * cap * sizeof(**sizes));
+
+			if (!more) {
+				err = -ENOMEM;
+				break;
+			}
+			*sizes = more;
+			cap *= 2;
+		}
+		len = uzc_compress(ctx, page, buf, sizeof(buf));
+		(*sizes)[(*n)++] = len > 0 ? (unsigned)len : UZC_PAGE_SIZE;
+	}
+	if (!err && got < 0)
+		err = got;
+	if (r)
+		pf_close(r);
+	uzc_ctx_free(ctx);
+	return err;
+}
+
+static double efficiency(struct zpool *pool)
+{
+	struct zpool_stats st;
+
+	zpool_stats(pool, &st);
+	return st.pages ? (double)st.object_bytes / ((double)st.pages * ZPOOL_PAGE_SIZE) : 0;
+}
+
+static void test_efficiency_on_real_sizes(const char *file)
+{
+	struct zpool *pool = make_pool(NULL, 0);
+	struct rng rng = { rng_seed_from_env(0x5eed) };
+	unsigned long *handles = NULL;
+	unsigned *sizes = NULL;
+	size_t n = 0, stored = 0;
+	double full, frag, compacted;
+
+	if (real_sizes(file, &sizes, &n) || !pool || !(handles = calloc(n, sizeof(*handles)))) {
+		ok(0, "%s: lz4 sizes of its pages are computed", file);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		stored += zpool_malloc(pool, sizes[i], &handles[i]) == 0;
+	full = efficiency(pool);
+	ok(stored == n && full >= 0.94, "%s: %zu lz4 pages stored at efficiency %.4f (>= 0.94)",
+	   file, n, full);
+	for (size_t i = 0; i < n; i++)
+		if (rng_below(&rng, 2))
+			zpool_free(pool, handles[i]);
+	frag = efficiency(pool);
+	zpool_compact(pool);
+	compacted = efficiency(pool);
+	ok(compacted >= 0.90,
+	   "%s: after freeing a random half (efficiency %.4f), compaction restores %.4f (>= 0.90)",
+	   file, frag, compacted);
+out:
+	free(handles);
+	free(sizes);
+	zpool_destroy(pool);
+}
+
+int main(void)
+{
+	static const char *const files[] = TESTDATA_FILES;
+	char path[4096];
+
+	test_class_table_shape();
+	test_every_size_gets_the_smallest_class_that_holds_it();
+	test_objects_spanning_pages_round_trip();
+	test_compaction_keeps_handles_and_frees_pages();
+	test_a_mapped_object_is_not_moved();
+	test_class_stats_predict_compaction();
+	test_shrink_evicts_the_coldest_zspage_once_each();
+	test_a_refusing_callback_leaves_the_objects_intact();
+	test_frees_during_reclaim_are_deferred();
+	test_stale_and_forged_handles_are_refused();
+	test_provider_limit_gives_enomem();
+	for (size_t i = 0; i < TESTDATA_NFILES; i++) {
+		if (testdata_path(files[i], path, sizeof(path)))
+			tap_skip("no page data at %s", path);
+		else
+			test_efficiency_on_real_sizes(files[i]);
+	}
+	return tap_done();
+}
