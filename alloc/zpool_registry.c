@@ -10,11 +10,13 @@
 #include "alloc/zpool.h"
 
 extern const struct zpool_driver zsmalloc_driver;
+extern const struct zpool_driver z3fold_driver;
 extern const struct zpool_driver zbud_driver;
 
 /* The first is the default: the densest, and the one the kernel kept. */
 static const struct zpool_driver *const drivers[] = {
 	&zsmalloc_driver,
+	&z3fold_driver,
 	&zbud_driver,
 };
 
@@ -22,6 +24,7 @@ static const struct zpool_driver *const drivers[] = {
 
 static const char *const names[NDRIVERS + 1] = {
 	"zsmalloc",
+	"z3fold",
 	"zbud",
 	NULL,
 };
