@@ -11,9 +11,9 @@
  *  - malloc/free/map/unmap/shrink/compact may be called from any thread at
  *    any time; each driver documents its locks and their order.
  *  - A handle is an index into the pool's own pages, never a raw pointer, so
- *    it cannot reach another pool's memory.  In a debug build (UZ_DEBUG)
- *    free of a handle that is not live returns -EINVAL instead of
- *    corrupting the pool.
+ *    it cannot reach another pool's memory.  Every driver checks a handle
+ *    against its own metadata on free: a double free, or a handle that was
+ *    never this pool's, returns -EINVAL instead of corrupting the pool.
  *  - map returns a pointer valid until the matching unmap; do not sleep or
  *    call into the pool (other than unmap) while holding a mapping.
  *  - Each driver keeps an LRU of its pool pages, ordered by the most recent
@@ -110,7 +110,7 @@ const char *zpool_name(const struct zpool *pool);
 
 /* -EINVAL for size 0, -ENOSPC above ZPOOL_MAX_OBJECT, -ENOMEM when no page can be had. */
 int zpool_malloc(struct zpool *pool, size_t size, unsigned long *handle);
-/* 0; -EINVAL for a handle that is not live (detected in UZ_DEBUG builds). */
+/* 0; -EINVAL for a handle that is not live (a double free, a stale or foreign handle). */
 int zpool_free(struct zpool *pool, unsigned long handle);
 void *zpool_map(struct zpool *pool, unsigned long handle, enum zpool_map_mode mode);
 void zpool_unmap(struct zpool *pool, unsigned long handle);

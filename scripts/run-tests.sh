@@ -85,7 +85,7 @@ rm -f build-autogen.out
 
 if [[ $failed -eq 0 ]]; then
 	build_and_check normal --enable-werror
-	build_and_check sanitize --enable-werror --enable-sanitizers --enable-debug
+	build_and_check sanitize --enable-werror --enable-sanitizers
 	echo "== make distcheck"
 	if ! make -C build/normal -j"$jobs" distcheck >build/distcheck.out 2>&1; then
 		tail -40 build/distcheck.out
