@@ -35,6 +35,11 @@
 
 #define ZPOOL_PAGE_SIZE 4096
 #define ZPOOL_MAX_OBJECT 4096
+/*
+ * Every handle is below 1 << ZPOOL_HANDLE_BITS, so that the daemon can keep
+ * one beside its state bits in the single 64-bit entry it has per page.
+ */
+#define ZPOOL_HANDLE_BITS 56
 
 enum zpool_map_mode {
 	ZPOOL_MM_RO, /* the caller only reads */

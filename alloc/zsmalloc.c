@@ -18,7 +18,8 @@
  *
  * A handle is (generation << 32 | entry index): never 0, never a pointer;
  * compaction moves an object by rewriting its entry, and free bumps the
- * generation, so stale and forged handles are refused.
+ * generation (24 bits, so handles stay below 1 << ZPOOL_HANDLE_BITS), so
+ * stale and forged handles are refused.
  *
  * Lock order: size_class.lock, then pool lru_lock, then the provider's lock.
  * The handle table lock is a leaf taken with no other lock held.  A class lock
@@ -302,9 +303,17 @@ static void handles_give_back_chain(struct zs_handles *t, uint32_t first)
 	handles_give_back(t, first, last);
 }
 
+#define GEN_MASK ((1u << (ZPOOL_HANDLE_BITS - 32)) - 1)
+
 static unsigned long handle_encode(uint32_t index, uint32_t gen)
 {
 	return (unsigned long)gen << 32 | index;
+}
+
+/* A free makes every handle to the entry stale; wraps within GEN_MASK. */
+static uint32_t gen_next(uint32_t gen)
+{
+	return (gen + 1) & GEN_MASK;
 }
 
 /* The class a handle's entry claims, read without its lock; validated under it. */
@@ -528,7 +537,7 @@ static int zs_free(void *priv, unsigned long handle)
 	z = e->zspage;
 	size = (size_t)e->size + 1;
 	__atomic_store_n(&e->live, false, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->gen, e->gen + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->gen, gen_next(e->gen), __ATOMIC_RELAXED);
 	slot_put(z, e->obj);
 	c->objs_used--;
 	deferred = z->under_reclaim;

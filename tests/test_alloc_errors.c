@@ -48,6 +48,39 @@ static size_t pool_objects(struct zpool *pool)
 	return st.objects;
 }
 
+/*
+ * Handles stay below 1 << ZPOOL_HANDLE_BITS however often slots are reused:
+ * 200,000 allocations cycling through 512 live objects of varied sizes.
+ */
+static void test_handles_fit_their_bits(const char *driver)
+{
+	struct zpool *pool = pool_new(driver, 0);
+	unsigned long live[512] = { 0 }, widest = 0, h;
+	int bad = 0;
+
+	if (!pool) {
+		ok(0, "%s: a pool for the handle-width check is made", driver);
+		return;
+	}
+	for (unsigned i = 0; i < 200000 && !bad; i++) {
+		unsigned k = i % 512;
+
+		if (live[k] && zpool_free(pool, live[k]))
+			bad++;
+		live[k] = 0;
+		if (zpool_malloc(pool, 1 + (i * 7919) % ZPOOL_MAX_OBJECT, &h)) {
+			bad++;
+			break;
+		}
+		live[k] = h;
+		widest |= h;
+	}
+	ok(!bad && widest >> ZPOOL_HANDLE_BITS == 0,
+	   "%s: 200000 handles all fit in %d bits (bits seen: %#lx)", driver, ZPOOL_HANDLE_BITS,
+	   widest);
+	zpool_destroy(pool);
+}
+
 static void test_sizes(const char *driver)
 {
 	struct zpool *pool = pool_new(driver, 0);
@@ -195,6 +228,7 @@ int main(void)
 		test_limit(names[i], ZPOOL_MAX_OBJECT);
 		test_limit(names[i], SMALL_SIZE);
 		test_bad_frees(names[i]);
+		test_handles_fit_their_bits(names[i]);
 	}
 	return tap_done();
 }
