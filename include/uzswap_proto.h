@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * include/uzswap_proto.h - the wire protocol between libuzswap and uzswapd.
+ *
+ * The one header the client library and the daemon share.  Transport: an
+ * AF_UNIX SOCK_SEQPACKET socket, so every message is one datagram and its
+ * boundaries are kept; descriptors travel as SCM_RIGHTS with the message
+ * that names them.  Both ends are on one machine, so integers are in host
+ * order and structs are fixed-size with explicit padding: a message is
+ * valid only if its length is exactly what its type says (uzp_body_size),
+ * which makes validation a table lookup and leaves no parsing to get wrong.
+ *
+ * A conversation:
+ *   client                                  daemon
+ *   HELLO {pid, limits}            ------>  checks SO_PEERCRED against policy
+ *                                  <------  REPLY {status, HELLO_OK} + /dev/userfaultfd
+ *   SET_UFFD {}  + its userfaultfd ------>  REPLY {status}
+ *   REGISTER {range, name} + memfd ------>  REPLY {status, REGISTERED}
+ *   DISCARD {range}                ------>  REPLY {status}   (MADV_DONTNEED done as a punch)
+ *   UNREGISTER {range}             ------>  REPLY {status}
+ *   STATS {}                       ------>  REPLY {status, CLIENT_STATS}
+ *                                  <------  SHUTDOWN {reason} (unsolicited; the daemon is going)
+ *
+ * Every request gets exactly one REPLY with the request's seq.  A reply's
+ * status is 0 or a negative errno, its body is the request's result (empty
+ * on error) and it ends with a human-readable message (empty on success,
+ * always set on error).  A message that is malformed or out of order is
+ * answered with an error, and the daemon may then disconnect that client; no
+ * other client notices.
+ */
+#ifndef UZSWAP_PROTO_H
+#define UZSWAP_PROTO_H
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define UZP_MAGIC 0x57535a55u /* "UZSW" in memory on little-endian */
+#define UZP_VERSION 1
+#define UZP_NAME_MAX 32	    /* region names, NUL-padded */
+#define UZP_MESSAGE_MAX 256 /* reply text, not NUL-terminated on the wire */
+/* The largest datagram either side sends: a reply with the largest body. */
+#define UZP_DATAGRAM_MAX 1024
+
+enum uzp_type {
+	UZP_HELLO = 1,	/* c->d  struct uzp_hello */
+	UZP_SET_UFFD,	/* c->d  no body; 1 fd: the client's userfaultfd */
+	UZP_REGISTER,	/* c->d  struct uzp_register; 1 fd: the region's memfd */
+	UZP_DISCARD,	/* c->d  struct uzp_range */
+	UZP_UNREGISTER, /* c->d  struct uzp_range */
+	UZP_STATS,	/* c->d  no body */
+	UZP_REPLY,	/* d->c  struct uzp_reply, then a body, then the message */
+	UZP_SHUTDOWN,	/* d->c  struct uzp_shutdown, then the message */
+	UZP_TYPE_COUNT,
+};
+
+struct uzp_header {
+	uint32_t magic;	  /* UZP_MAGIC */
+	uint16_t version; /* UZP_VERSION */
+	uint16_t type;	  /* enum uzp_type */
+	uint32_t length;  /* bytes after this header */
+	uint32_t seq;	  /* chosen by the requester; echoed by the reply */
+};
+
+struct uzp_hello {
+	uint32_t pid;	       /* informational: the daemon trusts SO_PEERCRED */
+	uint32_t flags;	       /* none defined yet: must be 0 */
+	uint64_t max_resident; /* bytes the client asks to keep resident; 0: default */
+	char comm[16];	       /* process name, for statistics */
+};
+
+struct uzp_register {
+	uint64_t addr;		 /* page-aligned start of the client's mapping */
+	uint64_t length;	 /* bytes, a page multiple */
+	uint64_t memfd_offset;	 /* page-aligned offset of addr within the memfd */
+	char name[UZP_NAME_MAX]; /* for statistics; NUL-padded */
+};
+
+struct uzp_range {
+	uint64_t addr;
+	uint64_t length;
+};
+
+/* Bodies of a successful REPLY, by the request they answer. */
+struct uzp_hello_ok {
+	uint32_t client_id;
+	uint32_t flags;	       /* none defined yet */
+	uint64_t max_resident; /* the budget granted */
+	uint64_t page_size;
+};
+
+struct uzp_registered {
+	uint32_t region_id;
+	uint32_t reserved; /* 0 */
+};
+
+struct uzp_client_stats {
+	uint64_t managed_pages;
+	uint64_t resident_pages;
+	uint64_t same_pages;  /* evicted pages kept as one word */
+	uint64_t pool_pages;  /* evicted pages in the compressed pool */
+	uint64_t file_pages;  /* evicted pages in the backing file */
+	uint64_t pool_bytes;  /* compressed bytes of this client's pool pages */
+	uint64_t faults;      /* all faults served */
+	uint64_t faults_zero; /* of which first touches */
+	uint64_t evictions;   /* pages evicted */
+	uint64_t rejections;  /* evictions refused (pool full...) */
+	uint64_t fault_p50_ns, fault_p99_ns;
+};
+
+struct uzp_reply {
+	int32_t status;		 /* 0 or a negative errno */
+	uint16_t body_length;	 /* bytes of body after this struct */
+	uint16_t message_length; /* bytes of message after the body, <= UZP_MESSAGE_MAX */
+};
+
+struct uzp_shutdown {
+	int32_t reason; /* 0: the daemon is stopping; else a negative errno */
+	uint16_t message_length;
+	uint16_t reserved;
+};
+
+/*
+ * Size of the fixed part of a message of @type after the header, and how
+ * many descriptors it carries.  REPLY and SHUTDOWN are followed by
+ * variable bytes, which their fixed part counts; every request is exactly
+ * its fixed part.  -1 for an unknown type.
+ */
+static inline long uzp_body_size(unsigned int type)
+{
+	switch (type) {
+	case UZP_HELLO:
+		return sizeof(struct uzp_hello);
+	case UZP_SET_UFFD:
+	case UZP_STATS:
+		return 0;
+	case UZP_REGISTER:
+		return sizeof(struct uzp_register);
+	case UZP_DISCARD:
+	case UZP_UNREGISTER:
+		return sizeof(struct uzp_range);
+	case UZP_REPLY:
+		return sizeof(struct uzp_reply);
+	case UZP_SHUTDOWN:
+		return sizeof(struct uzp_shutdown);
+	default:
+		return -1;
+	}
+}
+
+/*
+ * Descriptors a message of @type carries: SET_UFFD and REGISTER exactly
+ * one; a REPLY one only when it accepts a HELLO (/dev/userfaultfd); no
+ * other message any.  A receiver closes every descriptor it did not expect.
+ */
+static inline int uzp_fds_max(unsigned int type)
+{
+	return type == UZP_SET_UFFD || type == UZP_REGISTER || type == UZP_REPLY ? 1 : 0;
+}
+
+static inline int uzp_fds_required(unsigned int type)
+{
+	return type == UZP_SET_UFFD || type == UZP_REGISTER ? 1 : 0;
+}
+
+/*
+ * Transport, shared by both ends: one datagram out or in, with descriptors.
+ * These only move bytes and descriptors; what a message must look like is
+ * each side's business (daemon/proto.c checks requests).
+ */
+#define UZP_FDS_MAX 1
+
+/* Send header + @len bytes of @body, and @nfds descriptors; 0 or -errno. */
+static inline int uzp_send(int sock, const struct uzp_header *h, const void *body, size_t len,
+			   const int *fds, int nfds)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * UZP_FDS_MAX)];
+	} control;
+	struct iovec iov[2] = { { (void *)h, sizeof(*h) }, { (void *)body, len } };
+	struct msghdr msg = { .msg_iov = iov, .msg_iovlen = len ? 2 : 1 };
+	ssize_t n;
+
+	if (nfds < 0 || nfds > UZP_FDS_MAX)
+		return -EINVAL;
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(&control, 0, sizeof(control));
+		msg.msg_control = control.buf;
+		msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		c = CMSG_FIRSTHDR(&msg);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)nfds);
+	}
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == sizeof(*h) + len ? 0 : -EMSGSIZE;
+}
+
+/*
+ * Receive one datagram of at most @cap bytes into @buf and the descriptors
+ * that came with it (close-on-exec) into @fds, up to UZP_FDS_MAX; returns
+ * the datagram's length, 0 when the peer has closed, or -errno.  A datagram
+ * longer than @cap, or with more descriptors than fit, is -EMSGSIZE, and
+ * every descriptor that came with it is closed: a caller never leaks one.
+ */
+static inline ssize_t uzp_recv(int sock, void *buf, size_t cap, int *fds, int *nfds)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * (UZP_FDS_MAX + 4))];
+	} control;
+	struct iovec iov = { buf, cap };
+	struct msghdr msg = { .msg_iov = &iov,
+			      .msg_iovlen = 1,
+			      .msg_control = control.buf,
+			      .msg_controllen = sizeof(control.buf) };
+	int got = 0, err = 0;
+	ssize_t n;
+
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < k; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (got < UZP_FDS_MAX) {
+				fds[got++] = fd;
+			} else {
+				close(fd);
+				err = -EMSGSIZE;
+			}
+		}
+	}
+	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+		err = -EMSGSIZE;
+	if (err) {
+		while (got)
+			close(fds[--got]);
+	}
+	*nfds = got;
+	return err ? err : n;
+}
+
+_Static_assert(sizeof(struct uzp_header) == 16, "header layout");
+_Static_assert(sizeof(struct uzp_hello) == 32, "hello layout");
+_Static_assert(sizeof(struct uzp_register) == 56, "register layout");
+_Static_assert(sizeof(struct uzp_client_stats) == 96, "stats layout");
+_Static_assert(sizeof(struct uzp_header) + sizeof(struct uzp_reply) +
+			       sizeof(struct uzp_client_stats) + UZP_MESSAGE_MAX <=
+		       UZP_DATAGRAM_MAX,
+	       "the largest reply fits in one datagram");
+
+#endif /* UZSWAP_PROTO_H */
