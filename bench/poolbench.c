@@ -30,7 +30,8 @@
  *   efficiency (compressed_bytes / pool_bytes) ratio (pages * 4096 /
  *   pool_bytes) malloc_ns map_ns free_ns rss_bytes frag_pool_bytes
  *   compacted_pool_bytes, then compacted_efficiency (compressed bytes of the
- *   surviving half / compacted_pool_bytes)
+ *   surviving half / compacted_pool_bytes) and map_copy_ns (a map that also
+ *   copies the object out, as a copy-buffer design would; see below)
  * codec is the codec name, with "-LEVEL" appended when --level was given.
  */
 #include <errno.h>
@@ -63,7 +64,7 @@ struct result {
 	size_t pool_bytes, frag_bytes, compacted_bytes;
 	unsigned long long live_bytes; /* compressed bytes of the half that survives step 3 */
 	long rss_bytes;
-	double malloc_ns, map_ns, free_ns;
+	double malloc_ns, map_ns, free_ns, map_copy_ns;
 };
 
 struct options {
@@ -243,6 +244,30 @@ static void time_maps(struct zpool *pool, const struct corpus *c, const unsigned
 	(void)sink;
 }
 
+/*
+ * The copy-buffer way, for comparison: what map would cost if, as in the
+ * kernel's zsmalloc, an object spanning pages had to be copied out into a
+ * buffer before the caller could read it.  Every object is copied here, an
+ * upper bound for a design that copies only spanning objects.
+ */
+static void time_map_copies(struct zpool *pool, const struct corpus *c, const unsigned long *h,
+			    struct result *res)
+{
+	static unsigned char buf[ZPOOL_MAX_OBJECT];
+	volatile unsigned char sink = 0;
+	double t0 = now_ns();
+
+	for (size_t i = 0; i < c->stored; i++) {
+		const unsigned char *p = zpool_map(pool, h[i], ZPOOL_MM_RO);
+
+		memcpy(buf, p, c->len[i]);
+		zpool_unmap(pool, h[i]);
+		sink ^= buf[c->len[i] - 1];
+	}
+	res->map_copy_ns = (now_ns() - t0) / (double)c->stored;
+	(void)sink;
+}
+
 /* Step 3: free the first half of @order, compact, verify, free the rest. */
 static int fragment_and_compact(struct zpool *pool, const struct corpus *c, unsigned long *h,
 				const size_t *order, bool *live, struct result *res)
@@ -308,6 +333,7 @@ static int run_pool(struct zpool *pool, const struct corpus *c, unsigned long *h
 	res->rss_bytes = rss0 < 0 || rss1 < 0 ? -1 : rss1 - rss0;
 	res->pool_bytes = zpool_total_size(pool);
 	time_maps(pool, c, h, res);
+	time_map_copies(pool, c, h, res);
 	err = verify_all(pool, c, h, NULL);
 	if (!err)
 		err = fragment_and_compact(pool, c, h, order, live, res);
@@ -322,11 +348,12 @@ static void print_result(const char *allocator, const char *codec, const struct 
 	printf("allocator=%s codec=%s pages=%zu same_filled=%zu stored=%zu compressed_bytes=%llu "
 	       "pool_bytes=%zu efficiency=%.3f ratio=%.3f malloc_ns=%.0f map_ns=%.0f "
 	       "free_ns=%.0f rss_bytes=%ld frag_pool_bytes=%zu compacted_pool_bytes=%zu "
-	       "compacted_efficiency=%.3f\n",
+	       "compacted_efficiency=%.3f map_copy_ns=%.0f\n",
 	       allocator, codec, c->pages, c->same_filled, c->stored, c->bytes, r->pool_bytes,
 	       (double)c->bytes / pool, (double)c->pages * PF_PAGE_SIZE / pool, r->malloc_ns,
 	       r->map_ns, r->free_ns, r->rss_bytes, r->frag_bytes, r->compacted_bytes,
-	       r->compacted_bytes ? (double)r->live_bytes / (double)r->compacted_bytes : 0);
+	       r->compacted_bytes ? (double)r->live_bytes / (double)r->compacted_bytes : 0,
+	       r->map_copy_ns);
 	fflush(stdout);
 }
 
