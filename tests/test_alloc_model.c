@@ -39,8 +39,8 @@
 
 #include "alloc/pages.h"
 #include "alloc/zpool.h"
-#include "bench/pagefile.h"
-#include "compress/codec.h"
+#include "tests/objfill.h"
+#include "tests/pagesizes.h"
 #include "tests/rng.h"
 #include "tests/tap.h"
 #include "tests/testdata.h"
@@ -87,7 +87,7 @@ struct model {
 	const char *driver;
 	struct zpool *pool;
 	struct rng rng;
-	const uint32_t *sizes;
+	const unsigned *sizes;
 	size_t nsizes;
 	struct obj *objs;
 	size_t nobjs, cap;
@@ -116,49 +116,6 @@ static void check(struct check *c, bool cond, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	tap_diag("%s", msg);
-}
-
-static void fill(void *dst, size_t size, uint64_t seed)
-{
-	struct rng r = { seed };
-	unsigned char *p = dst;
-
-	for (size_t off = 0; off < size; off += 8) {
-		uint64_t w = rng_next(&r);
-
-		memcpy(p + off, &w, size - off < 8 ? size - off : 8);
-	}
-}
-
-static uint64_t checksum(const void *src, size_t size)
-{
-	const unsigned char *p = src;
-	uint64_t h = 0xcbf29ce484222325ULL ^ size;
-
-	for (size_t off = 0; off < size; off += 8) {
-		uint64_t w = 0;
-
-		memcpy(&w, p + off, size - off < 8 ? size - off : 8);
-		h = (h ^ w) * 0x100000001b3ULL;
-		h ^= h >> 29;
-	}
-	return h;
-}
-
-/* The first byte of @src that differs from what @seed generates, or -1. */
-static long first_difference(const void *src, size_t size, uint64_t seed)
-{
-	unsigned char *want = malloc(size);
-	long at = -1;
-
-	if (!want)
-		return -2;
-	fill(want, size, seed);
-	for (size_t i = 0; i < size && at < 0; i++)
-		if (((const unsigned char *)src)[i] != want[i])
-			at = (long)i;
-	free(want);
-	return at;
 }
 
 static size_t htab_slot(unsigned long key)
@@ -272,8 +229,8 @@ static struct obj *pick_live(struct model *m)
 static void verify(struct model *m, struct obj *o, const char *when)
 {
 	const void *p = zpool_map(m->pool, o->handle, ZPOOL_MM_RO);
-	uint64_t sum = p ? checksum(p, o->size) : 0;
-	long at = p && sum != o->sum ? first_difference(p, o->size, o->seed) : -1;
+	uint64_t sum = p ? objfill_checksum(p, o->size) : 0;
+	long at = p && sum != o->sum ? objfill_first_difference(p, o->size, o->seed) : -1;
 
 	check(&m->bytes_ok, p && sum == o->sum,
 	      "%s: %s: object %td (handle %#lx, %u bytes): expected checksum %#llx, saw %#llx "
@@ -299,8 +256,8 @@ static void write_obj(struct model *m, struct obj *o, enum zpool_map_mode mode)
 		o->sum = ~0ULL;
 		return;
 	}
-	fill(p, o->size, o->seed);
-	o->sum = checksum(p, o->size);
+	objfill_words(p, o->size, o->seed);
+	o->sum = objfill_checksum(p, o->size);
 	zpool_unmap(m->pool, o->handle);
 }
 
@@ -343,7 +300,7 @@ static void op_map(struct model *m)
 	if (rng_below(&m->rng, 8) == 0) {
 		void *p = zpool_map(m->pool, o->handle, ZPOOL_MM_RW);
 
-		check(&m->bytes_ok, p && checksum(p, o->size) == o->sum,
+		check(&m->bytes_ok, p && objfill_checksum(p, o->size) == o->sum,
 		      "%s: RW map of object %td (handle %#lx): expected its bytes", m->driver,
 		      o - m->objs, o->handle);
 		if (p)
@@ -535,7 +492,7 @@ static void report(struct model *m)
 	   m->stats_ok.runs);
 }
 
-static void run_driver(const char *driver, const uint32_t *sizes, size_t nsizes, uint64_t seed)
+static void run_driver(const char *driver, const unsigned *sizes, size_t nsizes, uint64_t seed)
 {
 	struct model *m = calloc(1, sizeof(*m));
 	struct zpool_config cfg = { .evict = evict_cb };
@@ -576,49 +533,21 @@ static void run_driver(const char *driver, const uint32_t *sizes, size_t nsizes,
 }
 
 /* Sizes the daemon would store: lz4 of every SAMPLE_STRIDE-th redis page. */
-static int load_sizes(uint32_t **out, size_t *count)
+static int load_sizes(unsigned **out, size_t *count)
 {
 	static const char *const files[] = TESTDATA_FILES;
-	unsigned char *pages = NULL, buf[UZC_PAGE_SIZE];
-	struct uzc_ctx *ctx = NULL;
-	struct uzc_spec spec;
-	uint32_t *sizes = NULL;
-	size_t n = 0, k = 0;
 	char path[4096];
-	uint64_t word;
 	int err;
 
-	err = testdata_path(files[0], path, sizeof(path));
-	if (err)
+	if (testdata_path(files[0], path, sizeof(path)))
 		tap_skip_all("no page data at %s (configure --with-pages-dir)", path);
-	err = pf_load(path, SAMPLE_STRIDE, SAMPLE_MAX, &pages, &n);
-	if (!err)
-		err = uzc_spec_parse("lz4", 0, &spec);
-	if (!err)
-		err = uzc_ctx_new(&spec, UZC_DEFAULT_MAX_LEN, &ctx);
-	if (!err && !(sizes = malloc(n * sizeof(*sizes))))
-		err = -ENOMEM;
-	for (size_t i = 0; !err && i < n; i++) {
-		const unsigned char *page = pages + i * UZC_PAGE_SIZE;
-		ssize_t len;
-
-		if (uzc_page_same_filled(page, &word))
-			continue;
-		len = uzc_compress(ctx, page, buf, sizeof(buf));
-		if (len < 0)
-			err = (int)len;
-		else
-			sizes[k++] = len == UZC_INCOMPRESSIBLE ? UZC_PAGE_SIZE : (uint32_t)len;
+	err = pagesizes_load(files[0], SAMPLE_STRIDE, SAMPLE_MAX, out, count);
+	if (!err && *count == 0) {
+		free(*out);
+		*out = NULL;
+		err = -ENODATA;
 	}
-	uzc_ctx_free(ctx);
-	free(pages);
-	if (err || k == 0) {
-		free(sizes);
-		return err ? err : -ENODATA;
-	}
-	*out = sizes;
-	*count = k;
-	return 0;
+	return err;
 }
 
 int main(void)
@@ -626,7 +555,7 @@ int main(void)
 	const char *const *names = zpool_driver_names();
 	uint64_t seed = rng_seed_from_env(0x3d0de1);
 	unsigned long long sum = 0;
-	uint32_t *sizes = NULL;
+	unsigned *sizes = NULL;
 	size_t nsizes = 0;
 	int err = load_sizes(&sizes, &nsizes);
 

@@ -33,10 +33,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "alloc/pages.h"
 #include "alloc/zpool.h"
+#include "tests/objfill.h"
 #include "tests/rng.h"
 #include "tests/tap.h"
 
@@ -84,33 +84,6 @@ struct rtest {
 	bool new_in_reclaimed_page;
 };
 
-static void fill(void *dst, size_t size, uint64_t seed)
-{
-	struct rng r = { seed };
-	unsigned char *p = dst;
-
-	for (size_t off = 0; off < size; off += 8) {
-		uint64_t w = rng_next(&r);
-
-		memcpy(p + off, &w, size - off < 8 ? size - off : 8);
-	}
-}
-
-static uint64_t checksum(const void *src, size_t size)
-{
-	const unsigned char *p = src;
-	uint64_t h = 0xcbf29ce484222325ULL ^ size;
-
-	for (size_t off = 0; off < size; off += 8) {
-		uint64_t w = 0;
-
-		memcpy(&w, p + off, size - off < 8 ? size - off : 8);
-		h = (h ^ w) * 0x100000001b3ULL;
-		h ^= h >> 29;
-	}
-	return h;
-}
-
 static uintptr_t page_of(const void *p)
 {
 	return (uintptr_t)p & ~(uintptr_t)(ZPOOL_PAGE_SIZE - 1);
@@ -130,7 +103,7 @@ static uintptr_t obj_page(struct rtest *t, const struct robj *o)
 static bool obj_intact(struct rtest *t, const struct robj *o)
 {
 	const void *p = zpool_map(t->pool, o->handle, ZPOOL_MM_RO);
-	bool good = p && checksum(p, o->size) == o->sum;
+	bool good = p && objfill_checksum(p, o->size) == o->sum;
 
 	if (p)
 		zpool_unmap(t->pool, o->handle);
@@ -151,8 +124,8 @@ static long obj_add(struct rtest *t, uint32_t size)
 	p = zpool_map(t->pool, o->handle, ZPOOL_MM_WO);
 	if (!p)
 		return -1;
-	fill(p, size, o->seed);
-	o->sum = checksum(p, size);
+	objfill_words(p, size, o->seed);
+	o->sum = objfill_checksum(p, size);
 	zpool_unmap(t->pool, o->handle);
 	o->state = OBJ_LIVE;
 	return (long)t->nobjs++;

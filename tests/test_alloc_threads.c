@@ -33,6 +33,7 @@
 
 #include "alloc/pages.h"
 #include "alloc/zpool.h"
+#include "tests/objfill.h"
 #include "tests/rng.h"
 #include "tests/tap.h"
 
@@ -86,33 +87,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void fill(void *dst, size_t size, uint64_t seed)
-{
-	struct rng r = { seed };
-	unsigned char *p = dst;
-
-	for (size_t off = 0; off < size; off += 8) {
-		uint64_t w = rng_next(&r);
-
-		memcpy(p + off, &w, size - off < 8 ? size - off : 8);
-	}
-}
-
-static uint64_t checksum(const void *src, size_t size)
-{
-	const unsigned char *p = src;
-	uint64_t h = 0xcbf29ce484222325ULL ^ size;
-
-	for (size_t off = 0; off < size; off += 8) {
-		uint64_t w = 0;
-
-		memcpy(&w, p + off, size - off < 8 ? size - off : 8);
-		h = (h ^ w) * 0x100000001b3ULL;
-		h ^= h >> 29;
-	}
-	return h;
 }
 
 static void diag_once(struct shared *s, const char *what, unsigned long handle, long a, long b)
@@ -182,7 +156,7 @@ static void settle(struct shared *s, int32_t i, enum slot_state to)
 static bool intact(struct shared *s, struct slot *o)
 {
 	const void *p = zpool_map(s->pool, o->handle, ZPOOL_MM_RO);
-	uint64_t sum = p ? checksum(p, o->size) : 0;
+	uint64_t sum = p ? objfill_checksum(p, o->size) : 0;
 
 	if (p)
 		zpool_unmap(s->pool, o->handle);
@@ -199,8 +173,8 @@ static void write_obj(struct shared *s, struct slot *o, uint64_t seed, enum zpoo
 	o->sum = ~0ULL;
 	if (!p)
 		return;
-	fill(p, o->size, seed);
-	o->sum = checksum(p, o->size);
+	objfill_words(p, o->size, seed);
+	o->sum = objfill_checksum(p, o->size);
 	zpool_unmap(s->pool, o->handle);
 }
 

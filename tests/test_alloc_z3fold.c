@@ -19,8 +19,8 @@
 #include <string.h>
 
 #include "alloc/zpool.h"
-#include "bench/pagefile.h"
-#include "compress/codec.h"
+#include "tests/objfill.h"
+#include "tests/pagesizes.h"
 #include "tests/rng.h"
 #include "tests/tap.h"
 #include "tests/testdata.h"
@@ -48,24 +48,6 @@ struct evictor {
 	bool other_thread;	    /* ...from another thread */
 };
 
-static void fill(unsigned char *p, const struct obj *o)
-{
-	struct rng r = { o->seed };
-
-	for (size_t i = 0; i < o->size; i++)
-		p[i] = (unsigned char)rng_next(&r);
-}
-
-static bool same(const unsigned char *p, const struct obj *o)
-{
-	struct rng r = { o->seed };
-
-	for (size_t i = 0; i < o->size; i++)
-		if (p[i] != (unsigned char)rng_next(&r))
-			return false;
-	return true;
-}
-
 static int obj_new(struct zpool *pool, struct obj *o, size_t size, uint64_t seed)
 {
 	unsigned char *p;
@@ -78,7 +60,7 @@ static int obj_new(struct zpool *pool, struct obj *o, size_t size, uint64_t seed
 	p = zpool_map(pool, o->handle, ZPOOL_MM_WO);
 	if (!p)
 		return -EFAULT;
-	fill(p, o);
+	objfill_bytes(p, o->size, o->seed);
 	zpool_unmap(pool, o->handle);
 	return 0;
 }
@@ -86,7 +68,7 @@ static int obj_new(struct zpool *pool, struct obj *o, size_t size, uint64_t seed
 static bool obj_intact(struct zpool *pool, const struct obj *o)
 {
 	unsigned char *p = zpool_map(pool, o->handle, ZPOOL_MM_RO);
-	bool good = p && same(p, o);
+	bool good = p && objfill_bytes_match(p, o->size, o->seed);
 
 	if (p)
 		zpool_unmap(pool, o->handle);
@@ -302,7 +284,7 @@ static void test_compaction_missed_while_mapped_happens_at_unmap(void)
 	held = zpool_map(pool, o[2].handle, ZPOOL_MM_RO);
 	zpool_free(pool, o[0].handle);
 	zpool_free(pool, o[1].handle);
-	ok(offset(pool, o[2].handle) == 1008 && same(held, &o[2]),
+	ok(offset(pool, o[2].handle) == 1008 && objfill_bytes_match(held, o[2].size, o[2].seed),
 	   "a mapped middle object does not move when its neighbours go");
 	zpool_unmap(pool, o[2].handle);
 	ok(offset(pool, o[2].handle) == 0, "its unmap does the missed compaction");
@@ -481,7 +463,7 @@ static void test_random_churn_keeps_every_object(void)
 		} else if (i == pinned) {
 			unsigned char *p = zpool_map(pool, objs[i].handle, ZPOOL_MM_RO);
 
-			bad += !p || !same(p, &objs[i]);
+			bad += !p || !objfill_bytes_match(p, objs[i].size, objs[i].seed);
 			if (p)
 				zpool_unmap(pool, objs[i].handle);
 			zpool_unmap(pool, objs[i].handle);
@@ -513,39 +495,6 @@ static void test_random_churn_keeps_every_object(void)
 	zpool_destroy(pool);
 }
 
-/* lz4 sizes of every 4th page of @file, as the daemon would store them. */
-static int real_sizes(const char *file, unsigned **sizes, size_t *n)
-{
-	struct uzc_spec spec;
-	struct uzc_ctx *ctx = NULL;
-	unsigned char *pages = NULL, buf[UZC_PAGE_SIZE];
-	char path[4096];
-	size_t count = 0, k = 0;
-	uint64_t word;
-	int err = testdata_path(file, path, sizeof(path));
-
-	if (!err)
-		err = pf_load(path, 4, 0, &pages, &count);
-	if (!err)
-		err = uzc_spec_parse("lz4", 0, &spec);
-	if (!err)
-		err = uzc_ctx_new(&spec, UZC_DEFAULT_MAX_LEN, &ctx);
-	*sizes = err ? NULL : calloc(count, sizeof(**sizes));
-	for (size_t i = 0; *sizes && i < count; i++) {
-		const unsigned char *page = pages + i * UZC_PAGE_SIZE;
-		ssize_t len;
-
-		if (uzc_page_same_filled(page, &word))
-			continue;
-		len = uzc_compress(ctx, page, buf, sizeof(buf));
-		(*sizes)[k++] = len > 0 ? (unsigned)len : UZC_PAGE_SIZE;
-	}
-	*n = k;
-	uzc_ctx_free(ctx);
-	free(pages);
-	return err ? err : (*sizes ? 0 : -ENOMEM);
-}
-
 static void test_ratio_on_real_sizes(const char *file, double target)
 {
 	struct zpool *pool = make_pool(NULL, 0);
@@ -554,7 +503,8 @@ static void test_ratio_on_real_sizes(const char *file, double target)
 	unsigned long h;
 	double ratio;
 
-	if (real_sizes(file, &sizes, &n) || !pool) {
+	/* lz4 sizes of every 4th page of @file, as the daemon would store them. */
+	if (pagesizes_load(file, 4, 0, &sizes, &n) || !pool) {
 		ok(0, "%s: lz4 sizes of sampled pages are computed", file);
 		goto out;
 	}

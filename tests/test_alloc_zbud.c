@@ -6,13 +6,11 @@
  * sizes.  The behaviour every driver shares is tested in test_alloc_*.c.
  */
 #include <errno.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc/zpool.h"
-#include "bench/pagefile.h"
-#include "compress/codec.h"
+#include "tests/pagesizes.h"
 #include "tests/tap.h"
 #include "tests/testdata.h"
 
@@ -147,39 +145,6 @@ out:
 	zpool_destroy(pool);
 }
 
-/* lz4 sizes of every 4th page of @file, as the daemon would store them. */
-static int real_sizes(const char *file, unsigned **sizes, size_t *n)
-{
-	struct uzc_spec spec;
-	struct uzc_ctx *ctx = NULL;
-	unsigned char *pages = NULL, buf[UZC_PAGE_SIZE];
-	char path[4096];
-	size_t count = 0, k = 0;
-	uint64_t word;
-	int err = testdata_path(file, path, sizeof(path));
-
-	if (!err)
-		err = pf_load(path, 4, 0, &pages, &count);
-	if (!err)
-		err = uzc_spec_parse("lz4", 0, &spec);
-	if (!err)
-		err = uzc_ctx_new(&spec, UZC_DEFAULT_MAX_LEN, &ctx);
-	*sizes = err ? NULL : calloc(count, sizeof(**sizes));
-	for (size_t i = 0; *sizes && i < count; i++) {
-		const unsigned char *page = pages + i * UZC_PAGE_SIZE;
-		ssize_t len;
-
-		if (uzc_page_same_filled(page, &word))
-			continue;
-		len = uzc_compress(ctx, page, buf, sizeof(buf));
-		(*sizes)[k++] = len > 0 ? (unsigned)len : UZC_PAGE_SIZE;
-	}
-	*n = k;
-	uzc_ctx_free(ctx);
-	free(pages);
-	return err ? err : (*sizes ? 0 : -ENOMEM);
-}
-
 static void test_ratio_on_real_sizes(const char *file)
 {
 	struct evict_log log = { 0 };
@@ -189,7 +154,8 @@ static void test_ratio_on_real_sizes(const char *file)
 	unsigned long h;
 	double ratio;
 
-	if (real_sizes(file, &sizes, &n) || !pool) {
+	/* lz4 sizes of every 4th page of @file, as the daemon would store them. */
+	if (pagesizes_load(file, 4, 0, &sizes, &n) || !pool) {
 		ok(0, "%s: lz4 sizes of sampled pages are computed", file);
 		goto out;
 	}

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "alloc/zpool.h"
-#include "bench/pagefile.h"
-#include "compress/codec.h"
+#include "tests/objfill.h"
+#include "tests/pagesizes.h"
 #include "tests/rng.h"
 #include "tests/tap.h"
 #include "tests/testdata.h"
@@ -43,29 +43,17 @@ struct evict_log {
 
 static void fill(struct zpool *pool, struct obj *o, uint64_t seed)
 {
-	struct rng r = { seed };
 	unsigned char *p = zpool_map(pool, o->handle, ZPOOL_MM_WO);
 
-	for (size_t i = 0; i < o->size; i++)
-		p[i] = (unsigned char)rng_next(&r);
+	objfill_bytes(p, o->size, seed);
 	zpool_unmap(pool, o->handle);
 	o->seed = seed;
-}
-
-static bool bytes_match(const unsigned char *p, const struct obj *o)
-{
-	struct rng r = { o->seed };
-
-	for (size_t i = 0; i < o->size; i++)
-		if (p[i] != (unsigned char)rng_next(&r))
-			return false;
-	return true;
 }
 
 static bool intact(struct zpool *pool, const struct obj *o)
 {
 	const unsigned char *p = zpool_map(pool, o->handle, ZPOOL_MM_RO);
-	bool good = p && bytes_match(p, o);
+	bool good = p && objfill_bytes_match(p, o->size, o->seed);
 
 	if (p)
 		zpool_unmap(pool, o->handle);
@@ -107,7 +95,7 @@ static int evict_copy_and_free(struct zpool *pool, unsigned long handle, void *a
 		return zpool_free(pool, handle);
 	}
 	p = zpool_map(pool, handle, ZPOOL_MM_RO);
-	if (!p || !bytes_match(p, o))
+	if (!p || !objfill_bytes_match(p, o->size, o->seed))
 		log->bad_bytes++;
 	if (p)
 		zpool_unmap(pool, handle);
@@ -334,7 +322,8 @@ static void test_a_mapped_object_is_not_moved(void)
 	ok(zpool_compact(pool) == 0 && pool_pages(pool) == 2,
 	   "with the last object of each zspage mapped, compaction frees nothing");
 	again = zpool_map(pool, objs[0].handle, ZPOOL_MM_RO);
-	ok(again == pa && bytes_match(pa, &objs[0]) && bytes_match(pb, &objs[7]),
+	ok(again == pa && objfill_bytes_match(pa, objs[0].size, objs[0].seed) &&
+		   objfill_bytes_match(pb, objs[7].size, objs[7].seed),
 	   "the mapped objects stay where they were mapped, intact");
 	zpool_unmap(pool, objs[0].handle);
 	zpool_unmap(pool, objs[0].handle);
@@ -543,58 +532,6 @@ static void test_provider_limit_gives_enomem(void)
 
 /* ---- efficiency on real sizes ---- */
 
-/*
- * lz4 sizes of every page of @file, as the daemon would store them: the
- * whole file, because efficiency is a property of a full pool (a sample
- * leaves every class's last zspage a larger share of the pool).
- */
-static int real_sizes(const char *file, unsigned **sizes, size_t *n)
-{
-	struct uzc_spec spec;
-	struct uzc_ctx *ctx = NULL;
-	struct pf_reader *r = NULL;
-	unsigned char page[UZC_PAGE_SIZE], buf[UZC_PAGE_SIZE];
-	char path[4096];
-	size_t cap = 1 << 16;
-	uint64_t word;
-	int err = testdata_path(file, path, sizeof(path)), got;
-
-	*n = 0;
-	*sizes = NULL;
-	if (!err)
-		err = uzc_spec_parse("lz4", 0, &spec);
-	if (!err)
-		err = uzc_ctx_new(&spec, UZC_DEFAULT_MAX_LEN, &ctx);
-	if (!err)
-		err = pf_open(path, &r);
-	if (!err && !(*sizes = malloc(cap * sizeof(**sizes))))
-		err = -ENOMEM;
-	while (!err && (got = pf_next(r, page)) == 1) {
-		ssize_t len;
-
-		if (uzc_page_same_filled(page, &word))
-			continue;
-		if (*n == cap) {
-			unsigned *more = realloc(*sizes, 2 * cap * sizeof(**sizes));
-
-			if (!more) {
-				err = -ENOMEM;
-				break;
-			}
-			*sizes = more;
-			cap *= 2;
-		}
-		len = uzc_compress(ctx, page, buf, sizeof(buf));
-		(*sizes)[(*n)++] = len > 0 ? (unsigned)len : UZC_PAGE_SIZE;
-	}
-	if (!err && got < 0)
-		err = got;
-	if (r)
-		pf_close(r);
-	uzc_ctx_free(ctx);
-	return err;
-}
-
 static double efficiency(struct zpool *pool)
 {
 	struct zpool_stats st;
@@ -612,7 +549,13 @@ static void test_efficiency_on_real_sizes(const char *file)
 	size_t n = 0, stored = 0;
 	double full, frag, compacted;
 
-	if (real_sizes(file, &sizes, &n) || !pool || !(handles = calloc(n, sizeof(*handles)))) {
+	/*
+	 * lz4 sizes of every page of @file, as the daemon would store them: the
+	 * whole file, because efficiency is a property of a full pool (a sample
+	 * leaves every class's last zspage a larger share of the pool).
+	 */
+	if (pagesizes_load(file, 1, 0, &sizes, &n) || !pool ||
+	    !(handles = calloc(n, sizeof(*handles)))) {
 		ok(0, "%s: lz4 sizes of its pages are computed", file);
 		goto out;
 	}
