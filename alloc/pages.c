@@ -241,6 +241,11 @@ size_t zpp_max_pages(const struct zpp *zpp)
 	return zpp->max_pages;
 }
 
+size_t zpp_index_limit(const struct zpp *zpp)
+{
+	return zpp->nslots * zpp->arena_pages;
+}
+
 size_t zpp_arenas_mapped(struct zpp *zpp)
 {
 	size_t n;

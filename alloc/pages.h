@@ -49,6 +49,13 @@ bool zpp_held(struct zpp *zpp, uint32_t index);
 
 size_t zpp_pages_held(struct zpp *zpp);
 size_t zpp_max_pages(const struct zpp *zpp);
+/*
+ * One past the largest index a page can have: the arena slots times their
+ * size, which exceeds max_pages when arena_pages does not divide it (a
+ * page can sit in a later arena while an earlier slot is unmapped).
+ * Tables indexed by page index must be this long.
+ */
+size_t zpp_index_limit(const struct zpp *zpp);
 size_t zpp_arenas_mapped(struct zpp *zpp);
 
 #endif /* UZSWAP_ALLOC_PAGES_H */

@@ -14,7 +14,8 @@
  * pool, so looking up a stale handle never touches an unmapped arena.  A
  * handle is seq << 35 | index << 3 | kind (1..3 a slot, 4 headless), never
  * 0; the slot holds its object's current place, so handles survive
- * compaction, and seq (bumped per allocation into the slot) voids stale ones.
+ * compaction, and seq (21 bits, bumped per allocation into the slot) voids
+ * stale ones until the slot has been reused 2^21 times.
  *   unbuddied[n]  pages with a free slot whose free run is n chunks
  *   lru           pages not under reclaim, most recent allocation first
  *
@@ -54,6 +55,9 @@
 #define KIND_BITS 3
 #define INDEX_BITS 32
 #define SEQ_SHIFT (KIND_BITS + INDEX_BITS)
+/* 21 bits: a stale handle matches again only after 2^21 allocations into its slot. */
+#define SEQ_BITS (ZPOOL_HANDLE_BITS - SEQ_SHIFT)
+#define SEQ_MASK ((1u << SEQ_BITS) - 1)
 #define KIND_HEADLESS (NSLOTS + 1)
 
 _Static_assert(sizeof(unsigned long) >= 8, "handles need 64-bit unsigned long");
@@ -63,7 +67,7 @@ _Static_assert(NCHUNKS % 64 == 0, "the unbuddied bitmap is whole words");
 struct z3_slot {
 	uint16_t start, chunks;
 	uint16_t size;	 /* bytes asked for, 1..4096 */
-	uint16_t seq;	 /* allocations into this slot so far, part of the handle */
+	uint32_t seq;	 /* allocations into this slot, mod 2^SEQ_BITS: part of the handle */
 	uint16_t mapped; /* maps outstanding (page lock): the object must not move */
 };
 
@@ -143,8 +147,12 @@ static struct z3_page *meta_of(struct z3_pool *p, unsigned long index)
 
 static int meta_make(struct z3_pool *p, uint32_t index, struct z3_page **out)
 {
-	struct z3_page *block = p->dir[index / META_PER_DIR];
+	struct z3_page *block;
 
+	/* The table covers zpp_index_limit(); an index beyond it is a provider bug. */
+	if (index / META_PER_DIR >= p->ndir)
+		return -ENOMEM;
+	block = p->dir[index / META_PER_DIR];
 	if (!block) {
 		block = calloc(META_PER_DIR, sizeof(*block));
 		if (!block)
@@ -168,7 +176,7 @@ static int handle_slot(const struct z3_page *m, unsigned long handle)
 
 	if (kind == 0 || kind > KIND_HEADLESS || (kind == KIND_HEADLESS) != m->headless)
 		return -1;
-	if (!m->slot[i].chunks || m->slot[i].seq != (uint16_t)(handle >> SEQ_SHIFT))
+	if (!m->slot[i].chunks || m->slot[i].seq != handle >> SEQ_SHIFT)
 		return -1;
 	return (int)i;
 }
@@ -385,7 +393,7 @@ static unsigned int page_place(struct z3_page *m, size_t size, unsigned int need
 	m->slot[i].start = (uint16_t)from;
 	m->slot[i].chunks = (uint16_t)need;
 	m->slot[i].size = (uint16_t)size;
-	m->slot[i].seq++;
+	m->slot[i].seq = (m->slot[i].seq + 1) & SEQ_MASK;
 	m->slot[i].mapped = 0;
 	return i;
 }
@@ -555,7 +563,9 @@ static int evict_page(struct z3_pool *p, struct z3_page *m)
 			p->stats.evict_failures++;
 			return -EAGAIN;
 		}
-		p->stats.evicted++;
+		/* Count what the callback took: the slot cannot be refilled under reclaim. */
+		if (!s->chunks)
+			p->stats.evicted++;
 	}
 	return 0;
 }
@@ -667,7 +677,7 @@ static int z3_create(struct zpool *zpool, const struct zpool_config *cfg, void *
 	err = zpp_create(cfg->max_pages, cfg->arena_pages, &p->zpp);
 	if (err)
 		goto err_free;
-	p->ndir = (zpp_max_pages(p->zpp) + META_PER_DIR - 1) / META_PER_DIR;
+	p->ndir = (zpp_index_limit(p->zpp) + META_PER_DIR - 1) / META_PER_DIR;
 	p->dir = calloc(p->ndir, sizeof(*p->dir));
 	if (!p->dir) {
 		err = -ENOMEM;

@@ -18,11 +18,16 @@
  *   full          pages with no room left (two objects, or one of 64 chunks)
  *   lru           every page not under reclaim, most recent allocation first
  *
- * A handle is (page index << 2 | buddy), buddy 1 = first, 2 = last: never 0,
- * never a pointer, and checked against the meta on every free.
+ * A handle is (generation << 34 | page index << 2 | buddy), buddy 1 = first,
+ * 2 = last: never 0, never a pointer.  Each buddy slot's generation (22
+ * bits, kept across the page's release and reuse) is bumped by every free,
+ * so a stale handle is refused until that one slot has been freed 2^22
+ * times since; without it a slot's handle came back after one cycle.
  *
- * Lock: one pool mutex covers all of the above.  map and unmap take no lock:
- * a live object does not move, and its size and place are fixed until free.
+ * Lock: one pool mutex covers all of the above, map included: map checks
+ * the handle is live before it computes an address, since a racing free
+ * may already have emptied the slot (the evict callback maps objects
+ * their owners may be freeing).
  * shrink drops the mutex around each evict callback, which frees through
  * zpool_free(); a page under reclaim is on no list, receives no objects, and
  * is released only by page_release(), called with the mutex held, exactly
@@ -41,6 +46,8 @@
 #define NCHUNKS (ZPOOL_PAGE_SIZE / CHUNK_SIZE)
 #define META_PER_DIR 512
 #define RECLAIM_RETRIES 8
+#define GEN_SHIFT 34
+#define GEN_MASK ((1u << (ZPOOL_HANDLE_BITS - GEN_SHIFT)) - 1)
 
 enum buddy {
 	BUDDY_FIRST = 1,
@@ -51,6 +58,7 @@ struct zbud_meta {
 	struct list_node link; /* unbuddied[] or full; unlinked while under reclaim */
 	struct list_node lru;
 	uint16_t size[3]; /* [BUDDY_FIRST], [BUDDY_LAST]: bytes, 0 when free */
+	uint32_t gen[3];  /* per slot, bumped by each free; survives page reuse */
 	uint32_t index;	  /* the page's provider index */
 	bool in_use;	  /* the page is held from the provider */
 	bool under_reclaim;
@@ -80,9 +88,9 @@ static unsigned int free_chunks(const struct zbud_meta *m)
 	return NCHUNKS - chunks(m->size[BUDDY_FIRST]) - chunks(m->size[BUDDY_LAST]);
 }
 
-static unsigned long encode(uint32_t index, enum buddy b)
+static unsigned long encode(const struct zbud_meta *m, enum buddy b)
 {
-	return (unsigned long)index << 2 | b;
+	return (unsigned long)m->gen[b] << GEN_SHIFT | (unsigned long)m->index << 2 | b;
 }
 
 /* The meta of a page index, or NULL when that part of the table was never made. */
@@ -98,8 +106,12 @@ static struct zbud_meta *meta_of(struct zbud_pool *p, uint32_t index)
 
 static int meta_make(struct zbud_pool *p, uint32_t index, struct zbud_meta **out)
 {
-	struct zbud_meta *block = p->dir[index / META_PER_DIR];
+	struct zbud_meta *block;
 
+	/* The table covers zpp_index_limit(); an index beyond it is a provider bug. */
+	if (index / META_PER_DIR >= p->ndir)
+		return -ENOMEM;
+	block = p->dir[index / META_PER_DIR];
 	if (!block) {
 		block = calloc(META_PER_DIR, sizeof(*block));
 		if (!block)
@@ -145,7 +157,11 @@ static int page_new(struct zbud_pool *p, struct zbud_meta **out)
 		zpp_free(p->zpp, index, 1);
 		return err;
 	}
-	*m = (struct zbud_meta){ .index = index, .in_use = true };
+	/* A meta may have served a released page: keep its generations. */
+	m->size[BUDDY_FIRST] = m->size[BUDDY_LAST] = 0;
+	m->index = index;
+	m->in_use = true;
+	m->under_reclaim = false;
 	list_init(&m->link);
 	list_init(&m->lru);
 	p->stats.pages++;
@@ -186,7 +202,7 @@ static int zbud_malloc(void *priv, size_t size, unsigned long *handle)
 	list_add(&m->lru, &p->lru);
 	p->stats.objects++;
 	p->stats.object_bytes += size;
-	*handle = encode(m->index, b);
+	*handle = encode(m, b);
 out:
 	pthread_mutex_unlock(&p->lock);
 	return err;
@@ -198,10 +214,12 @@ static struct zbud_meta *live_meta(struct zbud_pool *p, unsigned long handle)
 	unsigned long b = handle & 3;
 	struct zbud_meta *m;
 
-	if ((b != BUDDY_FIRST && b != BUDDY_LAST) || handle >> 2 > UINT32_MAX)
+	if ((b != BUDDY_FIRST && b != BUDDY_LAST) || handle >> ZPOOL_HANDLE_BITS)
 		return NULL;
 	m = meta_of(p, (uint32_t)(handle >> 2));
-	return m && m->in_use && m->size[b] ? m : NULL;
+	if (!m || !m->in_use || !m->size[b] || m->gen[b] != handle >> GEN_SHIFT)
+		return NULL;
+	return m;
 }
 
 static int zbud_free(void *priv, unsigned long handle)
@@ -218,6 +236,7 @@ static int zbud_free(void *priv, unsigned long handle)
 	p->stats.objects--;
 	p->stats.object_bytes -= m->size[handle & 3];
 	m->size[handle & 3] = 0;
+	m->gen[handle & 3] = (m->gen[handle & 3] + 1) & GEN_MASK;
 	if (!m->under_reclaim) {
 		list_del(&m->link);
 		if (m->size[BUDDY_FIRST] || m->size[BUDDY_LAST])
@@ -229,16 +248,23 @@ static int zbud_free(void *priv, unsigned long handle)
 	return 0;
 }
 
+/* NULL for a handle that is not live. */
 static void *zbud_map(void *priv, unsigned long handle, enum zpool_map_mode mode)
 {
 	struct zbud_pool *p = priv;
-	uint32_t index = (uint32_t)(handle >> 2);
-	unsigned char *page = zpp_addr(p->zpp, index);
+	unsigned char *obj = NULL;
+	struct zbud_meta *m;
 
 	(void)mode;
-	if ((handle & 3) == BUDDY_FIRST)
-		return page;
-	return page + ZPOOL_PAGE_SIZE - chunks(meta_of(p, index)->size[BUDDY_LAST]) * CHUNK_SIZE;
+	pthread_mutex_lock(&p->lock);
+	m = live_meta(p, handle);
+	if (m) {
+		obj = zpp_addr(p->zpp, m->index);
+		if ((handle & 3) == BUDDY_LAST)
+			obj += ZPOOL_PAGE_SIZE - chunks(m->size[BUDDY_LAST]) * CHUNK_SIZE;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return obj;
 }
 
 static void zbud_unmap(void *priv, unsigned long handle)
@@ -256,18 +282,21 @@ static void zbud_unmap(void *priv, unsigned long handle)
 static int evict_page(struct zbud_pool *p, struct zbud_meta *m)
 {
 	for (enum buddy b = BUDDY_FIRST; b <= BUDDY_LAST; b++) {
+		unsigned long handle = encode(m, b);
 		int ret;
 
 		if (!m->size[b])
 			continue;
 		pthread_mutex_unlock(&p->lock);
-		ret = p->evict(p->zpool, encode(m->index, b), p->evict_arg);
+		ret = p->evict(p->zpool, handle, p->evict_arg);
 		pthread_mutex_lock(&p->lock);
 		if (ret) {
 			p->stats.evict_failures++;
 			return -EAGAIN;
 		}
-		p->stats.evicted++;
+		/* Count what the callback took, not a success it did not act on. */
+		if (m->gen[b] != handle >> GEN_SHIFT)
+			p->stats.evicted++;
 	}
 	return 0;
 }
@@ -370,7 +399,7 @@ static int zbud_create(struct zpool *zpool, const struct zpool_config *cfg, void
 		free(p);
 		return err;
 	}
-	p->ndir = (zpp_max_pages(p->zpp) + META_PER_DIR - 1) / META_PER_DIR;
+	p->ndir = (zpp_index_limit(p->zpp) + META_PER_DIR - 1) / META_PER_DIR;
 	p->dir = calloc(p->ndir, sizeof(*p->dir));
 	if (!p->dir) {
 		zpp_destroy(p->zpp);

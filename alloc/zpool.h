@@ -12,8 +12,11 @@
  *    any time; each driver documents its locks and their order.
  *  - A handle is an index into the pool's own pages, never a raw pointer, so
  *    it cannot reach another pool's memory.  Every driver checks a handle
- *    against its own metadata on free: a double free, or a handle that was
- *    never this pool's, returns -EINVAL instead of corrupting the pool.
+ *    against its own metadata on free and map: a double free, a stale
+ *    handle, or one that was never this pool's returns -EINVAL (map: NULL)
+ *    instead of corrupting the pool.  Handles carry a generation, so a
+ *    stale one is refused until its slot has been reused 2^21 times or
+ *    more (each driver says how many).
  *  - map returns a pointer valid until the matching unmap; do not sleep or
  *    call into the pool (other than unmap) while holding a mapping.
  *  - Each driver keeps an LRU of its pool pages, ordered by the most recent
@@ -117,6 +120,11 @@ const char *zpool_name(const struct zpool *pool);
 int zpool_malloc(struct zpool *pool, size_t size, unsigned long *handle);
 /* 0; -EINVAL for a handle that is not live (a double free, a stale or foreign handle). */
 int zpool_free(struct zpool *pool, unsigned long handle);
+/*
+ * The object's bytes, valid until zpool_unmap; NULL for a handle that is not
+ * live (the evict callback may be mapping an object its owner just freed).
+ * Unmap a NULL mapping too: the pair is balanced either way.
+ */
 void *zpool_map(struct zpool *pool, unsigned long handle, enum zpool_map_mode mode);
 void zpool_unmap(struct zpool *pool, unsigned long handle);
 

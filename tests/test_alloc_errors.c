@@ -81,6 +81,78 @@ static void test_handles_fit_their_bits(const char *driver)
 	zpool_destroy(pool);
 }
 
+/*
+ * A stale handle is refused even after its slot was reused: the kernel-style
+ * "index | slot" handle of a just-freed object is exactly what the next
+ * allocation gets back, so a late free would destroy the new object.
+ */
+static void test_stale_handles_are_refused(const char *driver)
+{
+	struct zpool *pool = pool_new(driver, 0);
+	unsigned long h = 0, h2 = 0;
+	int accepted = 0, lost = 0;
+
+	if (!pool) {
+		ok(0, "%s: a pool for the stale-handle check is made", driver);
+		return;
+	}
+	for (int i = 0; i < 1000; i++) {
+		if (zpool_malloc(pool, 100 + i % 7, &h) || zpool_free(pool, h) ||
+		    zpool_malloc(pool, 100 + i % 7, &h2)) {
+			lost++;
+			break;
+		}
+		accepted += zpool_free(pool, h) != -EINVAL;
+		accepted += zpool_map(pool, h, ZPOOL_MM_RO) != NULL;
+		zpool_unmap(pool, h);
+		lost += zpool_free(pool, h2) != 0;
+	}
+	ok(!accepted && !lost,
+	   "%s: 1000 stale handles, each freed while its slot held a new object, are refused by "
+	   "free and map (%d accepted, %d new objects lost)",
+	   driver, accepted, lost);
+	zpool_destroy(pool);
+}
+
+/*
+ * Arenas of 192 pages: page indexes then run past max_pages (an emptied
+ * arena is unmapped and a later arena used), which once overflowed the
+ * page tables of zbud and z3fold.
+ */
+static void test_indexes_past_max_pages_work(const char *driver)
+{
+	struct zpool_config cfg = { .max_pages = 512, .arena_pages = 192 };
+	struct zpool *pool = NULL;
+	unsigned long h[513], extra = 0;
+	size_t n = 0;
+	unsigned char *p;
+	int err = zpool_create(driver, &cfg, &pool);
+
+	while (!err && n < 512 && !zpool_malloc(pool, ZPOOL_MAX_OBJECT, &h[n]))
+		n++;
+	for (size_t i = 0; i < 192 && i < n; i++)
+		zpool_free(pool, h[i]);
+	if (!err)
+		err = zpool_malloc(pool, ZPOOL_MAX_OBJECT, &extra);
+	p = err ? NULL : zpool_map(pool, extra, ZPOOL_MM_WO);
+	if (p)
+		memset(p, 0x3c, ZPOOL_MAX_OBJECT);
+	if (!err)
+		zpool_unmap(pool, extra);
+	p = err ? NULL : zpool_map(pool, extra, ZPOOL_MM_RO);
+	ok(n == 512 && p && p[0] == 0x3c && p[ZPOOL_MAX_OBJECT - 1] == 0x3c,
+	   "%s: with 192-page arenas, a page allocated past index max_pages is usable (%zu "
+	   "filled, %d)",
+	   driver, n, err);
+	if (p)
+		zpool_unmap(pool, extra);
+	ok(!err && zpool_free(pool, extra) == 0, "%s: and it frees", driver);
+	for (size_t i = 192; i < n; i++)
+		zpool_free(pool, h[i]);
+	ok(pool && zpool_total_size(pool) == 0, "%s: the pool is empty after freeing all", driver);
+	zpool_destroy(pool);
+}
+
 static void test_sizes(const char *driver)
 {
 	struct zpool *pool = pool_new(driver, 0);
@@ -229,6 +301,8 @@ int main(void)
 		test_limit(names[i], SMALL_SIZE);
 		test_bad_frees(names[i]);
 		test_handles_fit_their_bits(names[i]);
+		test_stale_handles_are_refused(names[i]);
+		test_indexes_past_max_pages_work(names[i]);
 	}
 	return tap_done();
 }
