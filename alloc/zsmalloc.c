@@ -17,17 +17,35 @@
  *   struct zs_entry   one per handle: the object's zspage, slot and size
  *
  * A handle is (generation << 32 | entry index): never 0, never a pointer;
- * compaction moves an object by rewriting its entry, and free bumps the
- * generation (24 bits, so handles stay below 1 << ZPOOL_HANDLE_BITS), so
- * stale and forged handles are refused.
+ * compaction moves an object by rewriting its entry, and the end of a free
+ * bumps the generation (24 bits, so handles stay below 1 << ZPOOL_HANDLE_BITS),
+ * so stale and forged handles are refused.  Freed entries wait in a FIFO
+ * queue, drawn from only once it holds ZS_HANDLE_QUARANTINE (4096) entries or
+ * every table entry has been handed out.  So between two issues of one entry
+ * at least 4095 other frees happen (in a table with no unused entry left: every
+ * entry that was free when it was freed is issued first), and the guarantee
+ * is: a stale handle is refused unless its entry was reused 2^24 times since,
+ * which takes at least 2^24 x 4096 = 2^36 frees (2^24 x N with N entries free,
+ * once the table is exhausted).
+ *
+ * Maps are counted per entry (and summed per zspage), under the class lock.
+ * Freeing a mapped object makes its entry FREEING at once: no longer live for
+ * map, free (a second free is -EINVAL) or reclaim, and counted out of the
+ * pool's objects; its slot, generation and entry are kept until the last
+ * unmap, which finishes the free (slot, generation, entry back on the queue,
+ * the zspage released if that emptied it).  So an object's slot is never
+ * reused, and its zspage never released, while the object is mapped.
  *
  * Lock order: size_class.lock, then pool lru_lock, then the provider's lock.
  * The handle table lock is a leaf taken with no other lock held.  A class lock
- * covers its zspages and its live objects' entries.  A zspage under reclaim is
- * on no list: it gets no objects, compaction never sees it, and frees into it
- * defer their handles to the reclaimer, so zspage_release() runs once.
- * Never: call the evict callback with a lock held, move an object of a mapped
- * zspage (map_count), or take a class lock while holding lru_lock.
+ * covers its zspages and its live or freeing objects' entries, map counts
+ * included.  A zspage under reclaim is on no list: it gets no objects,
+ * compaction never sees it, and frees into it defer their handles to the
+ * reclaimer, so zspage_release() runs once.  Never: call the evict callback
+ * with a lock held, move an object of a mapped zspage (map_count: every live
+ * or freeing object with a mapping counts), release a zspage with an object
+ * in it (a freeing object still holds its slot), or take a class lock while
+ * holding lru_lock.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -55,20 +73,32 @@
 #define SLOT_FREE_TAG (1u << 31)
 #define SLOT_NONE 0xffffu
 #define ENTRIES_PER_CHUNK 16384u
+/* Freed entries queued before the oldest is reused: see the header. */
+#define ZS_HANDLE_QUARANTINE 4096u
 
 _Static_assert(sizeof(unsigned long) == 8, "a handle packs a generation above its index");
 
 struct zspage;
 
+/* An entry's state: FREEING is freed by its owner, but still mapped. */
+enum {
+	ZS_ENTRY_FREE,
+	ZS_ENTRY_LIVE,
+	ZS_ENTRY_FREEING
+};
+
 struct zs_entry {
 	struct zspage *zspage; /* class lock: where the object is now */
-	uint32_t gen;	       /* atomic: the handle's high half; bumped by free */
-	uint32_t next;	       /* free list (handles lock) or deferred chain (class lock) */
+	uint32_t gen;	       /* atomic: the handle's high half; bumped when a free ends */
+	uint32_t next;	       /* free queue (handles lock) or deferred chain (class lock) */
 	uint16_t obj;	       /* class lock: slot in zspage */
 	uint16_t size;	       /* bytes asked for; 4096 does not fit, stored as size - 1 */
-	uint8_t class_index;   /* atomic: the object's class while live */
-	bool live;	       /* atomic: written under the class lock */
+	uint8_t class_index;   /* atomic: the object's class while live or freeing */
+	uint8_t state;	       /* atomic: ZS_ENTRY_*, written under the class lock */
+	uint16_t map_count;    /* class lock: maps not yet unmapped */
 };
+
+_Static_assert(sizeof(struct zs_entry) == 24, "the handle table stays 24 bytes an entry");
 
 struct size_class {
 	pthread_mutex_t lock;
@@ -76,22 +106,23 @@ struct size_class {
 	unsigned int index; /* the largest raw size index merged into it */
 	unsigned int size, pages_per_zspage, objs_per_zspage;
 	size_t zspages;	  /* held, including any under reclaim */
-	size_t objs_used; /* live objects */
+	size_t objs_used; /* objects holding a slot: live, or freeing until their last unmap */
 };
 
 struct zspage {
 	struct list_node link; /* class fullness[group]; unlinked under reclaim */
 	struct list_node lru;  /* pool lru (lru_lock); unlinked under reclaim */
 	struct size_class *class;
-	unsigned char *base; /* first byte of the run */
-	uint32_t first_page; /* provider index of the run */
-	uint32_t deferred;   /* under reclaim: entries freed meanwhile, chained by next */
-	unsigned int map_count;
+	unsigned char *base;	/* first byte of the run */
+	uint32_t first_page;	/* provider index of the run */
+	uint32_t deferred;	/* under reclaim: entries freed meanwhile, chained by next */
+	unsigned int map_count; /* the map_counts of its objects' entries, summed */
 	uint16_t inuse;
 	uint16_t free_head; /* first free slot, SLOT_NONE when full */
 	uint8_t group;
 	bool under_reclaim; /* class lock; only the reclaimer clears it */
-	uint32_t slot[];    /* per object: entry index when live, else SLOT_FREE_TAG | next */
+	/* Per object: its entry index while taken (live or freeing), else SLOT_FREE_TAG | next. */
+	uint32_t slot[];
 };
 
 struct zs_handles {
@@ -100,7 +131,9 @@ struct zs_handles {
 	size_t ndir;
 	uint32_t limit;	   /* indexes 1..limit-1 may be handed out */
 	uint32_t next_new; /* first index never handed out */
-	uint32_t free;	   /* free list head, 0 when empty */
+	uint32_t free;	   /* free queue head (oldest freed), 0 when empty */
+	uint32_t tail;	   /* free queue tail (last freed), 0 when empty */
+	uint32_t nfree;	   /* entries on the free queue */
 };
 
 struct zs_pool {
@@ -247,15 +280,22 @@ static struct zs_entry *entry_at(struct zs_handles *t, uint32_t index)
 	return chunk ? &chunk[index % ENTRIES_PER_CHUNK] : NULL;
 }
 
-/* Index of a new table entry, not yet live; -ENOMEM when the table is full. */
+/*
+ * Index of a table entry to make live: the oldest freed one once enough wait
+ * (ZS_HANDLE_QUARANTINE) or no entry is left unused, else a never-used one;
+ * -ENOMEM when the table is full.
+ */
 static int handle_take(struct zs_handles *t, uint32_t *index)
 {
 	int err = 0;
 
 	pthread_mutex_lock(&t->lock);
-	if (t->free) {
+	if (t->free && (t->nfree >= ZS_HANDLE_QUARANTINE || t->next_new >= t->limit)) {
 		*index = t->free;
 		t->free = entry_at(t, t->free)->next;
+		if (!t->free)
+			t->tail = 0;
+		t->nfree--;
 		goto out;
 	}
 	if (t->next_new >= t->limit) {
@@ -277,30 +317,37 @@ out:
 	return err;
 }
 
-/* Give back a chain of entries linked by next, @first to @last. */
-static void handles_give_back(struct zs_handles *t, uint32_t first, uint32_t last)
+/* Queue a chain of @n entries linked by next, @first to @last, behind the others. */
+static void handles_give_back(struct zs_handles *t, uint32_t first, uint32_t last, uint32_t n)
 {
 	pthread_mutex_lock(&t->lock);
-	entry_at(t, last)->next = t->free;
-	t->free = first;
+	entry_at(t, last)->next = 0;
+	if (t->tail)
+		entry_at(t, t->tail)->next = first;
+	else
+		t->free = first;
+	t->tail = last;
+	t->nfree += n;
 	pthread_mutex_unlock(&t->lock);
 }
 
 static void handle_give_back(struct zs_handles *t, uint32_t index)
 {
-	handles_give_back(t, index, index);
+	handles_give_back(t, index, index, 1);
 }
 
 /* Give back a deferred chain; the last entry's next is 0. */
 static void handles_give_back_chain(struct zs_handles *t, uint32_t first)
 {
-	uint32_t last = first;
+	uint32_t last = first, n = 1;
 
 	if (!first)
 		return;
-	while (entry_at(t, last)->next)
+	while (entry_at(t, last)->next) {
 		last = entry_at(t, last)->next;
-	handles_give_back(t, first, last);
+		n++;
+	}
+	handles_give_back(t, first, last, n);
 }
 
 #define GEN_MASK ((1u << (ZPOOL_HANDLE_BITS - 32)) - 1)
@@ -316,43 +363,56 @@ static uint32_t gen_next(uint32_t gen)
 	return (gen + 1) & GEN_MASK;
 }
 
+static bool state_ok(uint8_t state, bool freeing_too)
+{
+	return state == ZS_ENTRY_LIVE || (freeing_too && state == ZS_ENTRY_FREEING);
+}
+
 /* The class a handle's entry claims, read without its lock; validated under it. */
 static struct size_class *handle_class(struct zs_pool *p, unsigned long handle,
-				       struct zs_entry **entry)
+				       struct zs_entry **entry, bool freeing_too)
 {
 	struct zs_entry *e = entry_at(&p->handles, (uint32_t)handle);
 
-	if (!e || !__atomic_load_n(&e->live, __ATOMIC_RELAXED))
+	if (!e || !state_ok(__atomic_load_n(&e->state, __ATOMIC_RELAXED), freeing_too))
 		return NULL;
 	*entry = e;
 	return p->class_of[__atomic_load_n(&e->class_index, __ATOMIC_RELAXED)];
 }
 
-/* With @c locked: whether @handle names a live object of @c. */
-static bool handle_live_in(const struct zs_entry *e, unsigned long handle,
-			   const struct size_class *c)
+/* With @c locked: whether @handle names a live (or freeing) object of @c. */
+static bool handle_valid_in(const struct zs_entry *e, unsigned long handle,
+			    const struct size_class *c, bool freeing_too)
 {
-	return __atomic_load_n(&e->live, __ATOMIC_RELAXED) &&
+	return state_ok(__atomic_load_n(&e->state, __ATOMIC_RELAXED), freeing_too) &&
 	       __atomic_load_n(&e->gen, __ATOMIC_RELAXED) == (uint32_t)(handle >> 32) &&
 	       __atomic_load_n(&e->class_index, __ATOMIC_RELAXED) == c->index;
 }
 
 /*
- * Lock the class of a live @handle and return it, with its entry; NULL (no
- * lock held) for a handle that is not live.
+ * Lock the class of a live @handle (or, with @freeing_too, of one freed but
+ * still mapped) and return it, with its entry; NULL (no lock held) for any
+ * other handle.
  */
-static struct size_class *handle_lock(struct zs_pool *p, unsigned long handle,
-				      struct zs_entry **entry)
+static struct size_class *handle_lock_state(struct zs_pool *p, unsigned long handle,
+					    struct zs_entry **entry, bool freeing_too)
 {
-	struct size_class *c = handle_class(p, handle, entry);
+	struct size_class *c = handle_class(p, handle, entry, freeing_too);
 
 	if (!c)
 		return NULL;
 	pthread_mutex_lock(&c->lock);
-	if (handle_live_in(*entry, handle, c))
+	if (handle_valid_in(*entry, handle, c, freeing_too))
 		return c;
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
+}
+
+/* For map, free and reclaim: only a live handle. */
+static struct size_class *handle_lock(struct zs_pool *p, unsigned long handle,
+				      struct zs_entry **entry)
+{
+	return handle_lock_state(p, handle, entry, false);
 }
 
 /* ---- zspages: all with the class lock held ---- */
@@ -477,7 +537,7 @@ static void entry_set_live(struct zs_entry *e, struct size_class *c, struct zspa
 	e->obj = (uint16_t)obj;
 	e->size = (uint16_t)(size - 1);
 	__atomic_store_n(&e->class_index, (uint8_t)c->index, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->live, true, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->state, ZS_ENTRY_LIVE, __ATOMIC_RELAXED);
 }
 
 static int zs_malloc(void *priv, size_t size, unsigned long *handle)
@@ -523,69 +583,104 @@ err_unlock:
 	return err;
 }
 
+/*
+ * With @c locked and @e (entry @index) unmapped: end its object's life.  The
+ * slot goes back, the generation moves on, and the zspage is released if
+ * that emptied it.  Returns whether the caller gives the entry back to the
+ * table after unlocking; a zspage under reclaim keeps it on its deferred chain.
+ */
+static bool entry_release(struct zs_pool *p, struct size_class *c, struct zs_entry *e,
+			  uint32_t index)
+{
+	struct zspage *z = e->zspage;
+
+	__atomic_store_n(&e->state, ZS_ENTRY_FREE, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->gen, gen_next(e->gen), __ATOMIC_RELAXED);
+	slot_put(z, e->obj);
+	c->objs_used--;
+	if (z->under_reclaim) {
+		/* The reclaimer may still hold this handle: no reuse until it is done. */
+		e->next = z->deferred;
+		z->deferred = index;
+		return false;
+	}
+	if (z->inuse == 0)
+		zspage_release(p, c, z); /* inuse counts every mapped object: none is */
+	else
+		zspage_refile(c, z);
+	return true;
+}
+
+/*
+ * A mapped object is only marked FREEING: its bytes stay where they are
+ * until the last zs_unmap() ends its life.
+ */
 static int zs_free(void *priv, unsigned long handle)
 {
 	struct zs_pool *p = priv;
 	struct zs_entry *e;
 	struct size_class *c = handle_lock(p, handle, &e);
-	struct zspage *z;
 	size_t size;
-	bool deferred;
+	bool give_back = false;
 
 	if (!c)
 		return -EINVAL;
-	z = e->zspage;
 	size = (size_t)e->size + 1;
-	__atomic_store_n(&e->live, false, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->gen, gen_next(e->gen), __ATOMIC_RELAXED);
-	slot_put(z, e->obj);
-	c->objs_used--;
-	deferred = z->under_reclaim;
-	if (deferred) {
-		/* The reclaimer may still hold this handle: no reuse until it is done. */
-		e->next = z->deferred;
-		z->deferred = (uint32_t)handle;
-	} else if (z->inuse == 0) {
-		zspage_release(p, c, z);
-	} else {
-		zspage_refile(c, z);
-	}
+	if (e->map_count > 0)
+		__atomic_store_n(&e->state, ZS_ENTRY_FREEING, __ATOMIC_RELAXED);
+	else
+		give_back = entry_release(p, c, e, (uint32_t)handle);
 	pthread_mutex_unlock(&c->lock);
-	if (!deferred)
+	if (give_back)
 		handle_give_back(&p->handles, (uint32_t)handle);
 	stat_sub(&p->stats.objects, 1);
 	stat_sub(&p->stats.object_bytes, size);
 	return 0;
 }
 
-/* A direct pointer: the zspage is contiguous, and map_count keeps compaction off it. */
+/*
+ * A direct pointer: the zspage is contiguous, the map counts keep compaction
+ * off it, and the object keeps its slot until unmapped, even if freed.
+ * NULL for a handle that is not live, or mapped 65535 times at once.
+ */
 static void *zs_map(void *priv, unsigned long handle, enum zpool_map_mode mode)
 {
 	struct zs_pool *p = priv;
 	struct zs_entry *e;
 	struct size_class *c = handle_lock(p, handle, &e);
-	void *addr;
+	void *addr = NULL;
 
 	(void)mode;
 	if (!c)
 		return NULL;
-	e->zspage->map_count++;
-	addr = obj_addr(c, e->zspage, e->obj);
+	if (e->map_count < UINT16_MAX) {
+		e->map_count++;
+		e->zspage->map_count++;
+		addr = obj_addr(c, e->zspage, e->obj);
+	}
 	pthread_mutex_unlock(&c->lock);
 	return addr;
 }
 
+/* Also for a handle freed while mapped: its last unmap ends the free. */
 static void zs_unmap(void *priv, unsigned long handle)
 {
 	struct zs_pool *p = priv;
 	struct zs_entry *e;
-	struct size_class *c = handle_lock(p, handle, &e);
+	struct size_class *c = handle_lock_state(p, handle, &e, true);
+	bool give_back = false;
 
 	if (!c)
 		return;
-	if (e->zspage->map_count > 0)
+	if (e->map_count > 0) {
+		e->map_count--;
 		e->zspage->map_count--;
+		if (e->map_count == 0 && e->state == ZS_ENTRY_FREEING)
+			give_back = entry_release(p, c, e, (uint32_t)handle);
+	}
 	pthread_mutex_unlock(&c->lock);
+	if (give_back)
+		handle_give_back(&p->handles, (uint32_t)handle);
 }
 
 /* ---- compaction: all with the class lock held ---- */
@@ -612,7 +707,10 @@ static struct zspage *class_emptiest_unmapped(struct size_class *c)
 	return NULL;
 }
 
-/* Move object @obj of @src into a free slot of @dst, keeping its handle. */
+/*
+ * Move object @obj of the unmapped @src into a free slot of @dst, keeping its
+ * handle.  src has no mapped object, so it has no freeing one either.
+ */
 static void object_move(struct zs_pool *p, struct size_class *c, struct zspage *src,
 			unsigned int obj, struct zspage *dst)
 {
@@ -741,7 +839,11 @@ static struct zspage *reclaim_begin(struct zs_pool *p)
 	}
 }
 
-/* The handle of the first live object of @z at or after *@obj, or 0; takes the class lock. */
+/*
+ * The handle of the first live object of @z at or after *@obj, or 0; takes
+ * the class lock.  A freeing object holds its slot but is not evicted: its
+ * owner is done with it, and its last unmap releases it.
+ */
 static unsigned long next_live_handle(struct zs_pool *p, struct zspage *z, unsigned int *obj)
 {
 	struct size_class *c = z->class;
@@ -751,8 +853,11 @@ static unsigned long next_live_handle(struct zs_pool *p, struct zspage *z, unsig
 	for (; z->inuse > 0 && *obj < c->objs_per_zspage; (*obj)++) {
 		if (slot_live(z, *obj)) {
 			uint32_t index = z->slot[*obj];
+			struct zs_entry *e = entry_at(&p->handles, index);
 
-			handle = handle_encode(index, entry_at(&p->handles, index)->gen);
+			if (e->state != ZS_ENTRY_LIVE)
+				continue;
+			handle = handle_encode(index, e->gen);
 			break;
 		}
 	}

@@ -3,12 +3,15 @@
  * tests/test_alloc_zsmalloc.c - what is particular to zsmalloc: the size
  * class table, objects spanning the pages of a zspage, handles that survive
  * compaction, mapped objects that compaction leaves alone, reclaim of the
- * coldest zspage through the evict callback (with frees that race it), and
- * the efficiency it reaches on real lz4 sizes, before and after compaction.
- * The behaviour every driver shares is tested elsewhere.
+ * coldest zspage through the evict callback (with frees that race it),
+ * objects freed while mapped (kept until unmapped, then not pinned), FIFO
+ * reuse of handle entries against stale handles, maps racing frees in two
+ * threads, and the efficiency it reaches on real lz4 sizes, before and after
+ * compaction.  The behaviour every driver shares is tested elsewhere.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -517,6 +520,244 @@ out:
 	zpool_destroy(pool);
 }
 
+/* 1024-byte objects: four to a one-page zspage. */
+static void test_a_mapped_object_freed_lives_until_unmapped(void)
+{
+	struct zpool *pool = make_pool(NULL, 0);
+	struct rng rng = { 17 };
+	struct obj o, other;
+	struct zpool_stats st;
+	unsigned char *p, *q = NULL;
+
+	if (!ok(pool && alloc_filled(pool, &o, 1, 1024, &rng), "a 1024-byte object is allocated"))
+		goto out;
+	p = zpool_map(pool, o.handle, ZPOOL_MM_RO);
+	zpool_stats(pool, &st);
+	ok(p && zpool_free(pool, o.handle) == 0 && pool_pages(pool) == 1,
+	   "freeing it while mapped returns 0, and its zspage stays while it is mapped");
+	zpool_stats(pool, &st);
+	ok(st.objects == 0 && st.object_bytes == 0, "the pool counts it freed at once");
+	ok(zpool_free(pool, o.handle) == -EINVAL, "a second free of the mapped handle is -EINVAL");
+	ok(zpool_map(pool, o.handle, ZPOOL_MM_RO) == NULL,
+	   "a freed, still mapped handle cannot be mapped");
+	if (alloc_filled(pool, &other, 1, 1024, &rng))
+		q = zpool_map(pool, other.handle, ZPOOL_MM_RO);
+	ok(q && q != p && p && objfill_bytes_match(p, o.size, o.seed),
+	   "a malloc meanwhile does not take its slot: the mapped bytes stay intact");
+	if (q)
+		zpool_unmap(pool, other.handle);
+	zpool_unmap(pool, o.handle);
+	ok(zpool_free(pool, o.handle) == -EINVAL && zpool_free(pool, other.handle) == 0 &&
+		   pool_pages(pool) == 0,
+	   "after the unmap the handle stays dead, and freeing the other object empties the pool");
+out:
+	zpool_destroy(pool);
+}
+
+/* The merged class of 1024-byte objects, or -1. */
+static int class_of_size(const struct zpool_class_stat *cs, size_t n, unsigned int size)
+{
+	for (size_t i = 0; i < n; i++)
+		if (cs[i].size >= size)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Two one-page zspages of four 1024-byte objects, A = objs[0..3], B =
+ * objs[4..7].  objs[0] is mapped, freed and unmapped; A is then left with
+ * objs[3] only and B with three objects, one of them mapped.  Only A can be
+ * drained, so compaction frees a page only if the unmap unpinned A.
+ */
+static void test_a_freed_mapped_object_does_not_pin_its_zspage(void)
+{
+	struct zpool *pool = make_pool(NULL, 0);
+	struct zpool_class_stat cs[MAX_CLASSES];
+	struct rng rng = { 19 };
+	struct obj objs[8];
+	unsigned char *a3, *moved;
+	size_t n;
+	int c;
+
+	if (!ok(pool && alloc_filled(pool, objs, 8, 1024, &rng) && pool_pages(pool) == 2,
+		"eight 1024-byte objects fill two one-page zspages"))
+		goto out;
+	zpool_map(pool, objs[0].handle, ZPOOL_MM_RO);
+	ok(zpool_free(pool, objs[0].handle) == 0 && zpool_free(pool, objs[0].handle) == -EINVAL,
+	   "a mapped object frees once (0), then its handle is -EINVAL");
+	objs[0].seed = 0;
+	zpool_unmap(pool, objs[0].handle);
+	for (int i = 1; i < 8; i++) {
+		if (i == 3 || i == 4 || i == 5 || i == 6)
+			continue;
+		zpool_free(pool, objs[i].handle);
+		objs[i].seed = 0;
+	}
+	a3 = zpool_map(pool, objs[3].handle, ZPOOL_MM_RO);
+	zpool_unmap(pool, objs[3].handle);
+	zpool_map(pool, objs[4].handle, ZPOOL_MM_RO);
+	n = zpool_class_stats(pool, cs, MAX_CLASSES);
+	c = class_of_size(cs, n, 1024);
+	ok(c >= 0 && cs[c].objs_used == 4 && cs[c].pages_freeable == 1,
+	   "the class holds 4 objects with one page freeable");
+	ok(zpool_compact(pool) == 1 && pool_pages(pool) == 1,
+	   "once unmapped, that zspage is not pinned: compaction empties it and frees its page");
+	moved = zpool_map(pool, objs[3].handle, ZPOOL_MM_RO);
+	if (moved)
+		zpool_unmap(pool, objs[3].handle);
+	ok(moved && moved != a3, "its last object was the one moved");
+	zpool_unmap(pool, objs[4].handle);
+	ok(count_damaged(pool, objs, 8) == 0, "the four objects left read back intact");
+	for (int i = 3; i < 7; i++)
+		zpool_free(pool, objs[i].handle);
+	ok(pool_pages(pool) == 0, "freeing them releases the last zspage");
+out:
+	zpool_destroy(pool);
+}
+
+/*
+ * Handle ABA: an entry's generation is 24 bits, so it is the spacing of its
+ * reuses that keeps a stale handle from coming back.
+ */
+static void test_freed_entries_are_reused_last(void)
+{
+	enum {
+		LIVE = 64,
+		CYCLES = 100000,
+		QUARANTINE = 4096
+	};
+	struct zpool *pool = make_pool(NULL, 0);
+	struct rng rng = { 23 };
+	struct obj live[LIVE];
+	unsigned long stale = 0, h = 0, h2 = 0;
+	unsigned int reused = 0, refused = 0, errors = 0;
+
+	if (!ok(pool && alloc_filled(pool, live, LIVE, 300, &rng), "%d objects are live", LIVE))
+		goto out;
+	ok(!zpool_malloc(pool, 300, &h) && !zpool_free(pool, h) && !zpool_malloc(pool, 300, &h2) &&
+		   (uint32_t)h2 != (uint32_t)h,
+	   "a just-freed handle's entry is not the next one issued");
+	zpool_free(pool, h2);
+	stale = h;
+	for (unsigned int i = 0; i < CYCLES; i++) {
+		if (zpool_malloc(pool, 1 + i % 2000, &h)) {
+			errors++;
+			break;
+		}
+		reused += (uint32_t)h == (uint32_t)stale;
+		refused += zpool_free(pool, stale) == -EINVAL &&
+			   zpool_map(pool, stale, ZPOOL_MM_RO) == NULL;
+		errors += zpool_free(pool, h) != 0;
+	}
+	ok(!errors && refused == CYCLES,
+	   "over %d malloc/free cycles the stale handle is refused every time", CYCLES);
+	ok(reused <= CYCLES / (QUARANTINE - 1) + 1,
+	   "its entry is reused %u times in %d cycles: once in %d frees at most, so a generation wrap "
+	   "takes 2^24 times that",
+	   reused, CYCLES, QUARANTINE);
+	ok(count_damaged(pool, live, LIVE) == 0, "the live objects read back intact");
+out:
+	zpool_destroy(pool);
+}
+
+/* ---- maps racing frees ---- */
+
+enum {
+	RACE_OBJS = 256,
+	RACE_ROUNDS = 200,
+	RACE_SIZE = 200
+};
+
+/* Each object's bytes are the pattern of its handle, so a reader needs no seed. */
+struct race {
+	struct zpool *pool;
+	unsigned long handles[RACE_OBJS]; /* atomic */
+	bool stop;			  /* atomic */
+	unsigned long maps, bad, writer_errors;
+};
+
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	unsigned char buf[RACE_SIZE];
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		for (int i = 0; i < RACE_OBJS; i++) {
+			unsigned long h = __atomic_load_n(&r->handles[i], __ATOMIC_ACQUIRE);
+			const unsigned char *p = zpool_map(r->pool, h, ZPOOL_MM_RO);
+
+			if (!p)
+				continue;
+			memcpy(buf, p, RACE_SIZE);
+			zpool_unmap(r->pool, h);
+			r->maps++;
+			r->bad += !objfill_bytes_match(buf, RACE_SIZE, h);
+		}
+	}
+	return NULL;
+}
+
+/* Replace every object RACE_ROUNDS times: free it, then make and fill a new one. */
+static void race_write(struct race *r)
+{
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		for (int i = 0; i < RACE_OBJS; i++) {
+			unsigned long h;
+			unsigned char *p;
+
+			r->writer_errors += zpool_free(r->pool, r->handles[i]) != 0;
+			if (zpool_malloc(r->pool, RACE_SIZE, &h) ||
+			    !(p = zpool_map(r->pool, h, ZPOOL_MM_WO))) {
+				r->writer_errors++;
+				return;
+			}
+			objfill_bytes(p, RACE_SIZE, h);
+			zpool_unmap(r->pool, h);
+			__atomic_store_n(&r->handles[i], h, __ATOMIC_RELEASE);
+		}
+	}
+}
+
+static void test_maps_racing_frees(void)
+{
+	struct race r = { .pool = make_pool(NULL, 0) };
+	struct zpool_stats st;
+	pthread_t reader;
+	bool made = r.pool != NULL;
+
+	for (int i = 0; made && i < RACE_OBJS; i++) {
+		unsigned char *p;
+
+		made = !zpool_malloc(r.pool, RACE_SIZE, &r.handles[i]) &&
+		       (p = zpool_map(r.pool, r.handles[i], ZPOOL_MM_WO));
+		if (made) {
+			objfill_bytes(p, RACE_SIZE, r.handles[i]);
+			zpool_unmap(r.pool, r.handles[i]);
+		}
+	}
+	if (!ok(made && !pthread_create(&reader, NULL, race_reader, &r),
+		"%d objects are made and a reader thread started", RACE_OBJS))
+		goto out;
+	race_write(&r);
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
+	pthread_join(reader, NULL);
+	ok(r.writer_errors == 0, "the writer freed and replaced %d objects without an error",
+	   RACE_OBJS * RACE_ROUNDS);
+	ok(r.maps > 0 && r.bad == 0,
+	   "every one of the reader's %lu maps copied its own object's bytes, however it raced "
+	   "the frees (%lu bad)",
+	   r.maps, r.bad);
+	zpool_stats(r.pool, &st);
+	ok(st.objects == RACE_OBJS, "the pool counts the %d live objects (%zu)", RACE_OBJS,
+	   st.objects);
+	for (int i = 0; i < RACE_OBJS; i++)
+		zpool_free(r.pool, r.handles[i]);
+	ok(pool_pages(r.pool) == 0 && zpool_compact(r.pool) == 0,
+	   "freeing them all empties the pool: no zspage was left pinned");
+out:
+	zpool_destroy(r.pool);
+}
+
 static void test_provider_limit_gives_enomem(void)
 {
 	struct zpool *pool = make_pool(NULL, 16);
@@ -594,6 +835,10 @@ int main(void)
 	test_a_refusing_callback_leaves_the_objects_intact();
 	test_frees_during_reclaim_are_deferred();
 	test_stale_and_forged_handles_are_refused();
+	test_a_mapped_object_freed_lives_until_unmapped();
+	test_a_freed_mapped_object_does_not_pin_its_zspage();
+	test_freed_entries_are_reused_last();
+	test_maps_racing_frees();
 	test_provider_limit_gives_enomem();
 	for (size_t i = 0; i < TESTDATA_NFILES; i++) {
 		if (testdata_path(files[i], path, sizeof(path)))
