@@ -28,9 +28,12 @@
  *            The owner keeps the full old value itself, to undo the move.
  *
  * Flags (bits 59..56): bit 56 HOT, the page refaulted soon after it was
- * evicted, so the next eviction round passes it over.  Bits 59..57 are
- * reserved: always written as 0, and a reader ignores them, so a later
- * version can give them a meaning without a format change.
+ * evicted, so the next eviction round passes it over.  Bit 57 RAW, with
+ * POOL: the object is the page itself, UZC_PAGE_SIZE bytes with no object
+ * header (daemon/object.h: a header would push an incompressible page past
+ * the pool's largest object).  Bits 59..58 are reserved: always written as
+ * 0, and a reader ignores them, so a later version can give them a meaning
+ * without a format change.
  *
  * Everything here is pure arithmetic on values; the atomic transitions
  * (claim, publish, abort) are in daemon/region.h.
@@ -64,7 +67,9 @@ enum uzd_entry_state {
 
 /* Flags, as the 4-bit field (not shifted). */
 #define UZD_ENTRY_HOT 0x1u
-#define UZD_ENTRY_FLAGS_RESERVED 0xeu
+#define UZD_ENTRY_RAW 0x2u
+#define UZD_ENTRY_FLAGS_DEFINED (UZD_ENTRY_HOT | UZD_ENTRY_RAW)
+#define UZD_ENTRY_FLAGS_RESERVED 0xcu
 
 /* The payload of a BUSY entry. */
 #define UZD_BUSY_FROM_MASK 0xfu
@@ -81,7 +86,7 @@ static inline uint64_t uzd_entry_make(enum uzd_entry_state state, unsigned int f
 				      uint64_t payload)
 {
 	return (uint64_t)state << UZD_ENTRY_STATE_SHIFT |
-	       (uint64_t)(flags & UZD_ENTRY_HOT) << UZD_ENTRY_FLAGS_SHIFT |
+	       (uint64_t)(flags & UZD_ENTRY_FLAGS_DEFINED) << UZD_ENTRY_FLAGS_SHIFT |
 	       (payload & UZD_ENTRY_PAYLOAD_MASK);
 }
 

@@ -151,7 +151,7 @@ static void test_encoding_round_trips(void)
 	unsigned int bad = 0;
 
 	for (unsigned int s = 0; s < UZD_ENTRY_NSTATES; s++)
-		for (unsigned int f = 0; f <= UZD_ENTRY_HOT; f++)
+		for (unsigned int f = 0; f <= UZD_ENTRY_FLAGS_DEFINED; f++)
 			for (size_t p = 0; p < sizeof(payloads) / sizeof(payloads[0]); p++) {
 				uint64_t e = uzd_entry_make(s, f, payloads[p]);
 
@@ -165,7 +165,7 @@ static void test_encoding_round_trips(void)
 			}
 	ok(bad == 0, "every state, flag and payload survives make and decode");
 	ok(uzd_entry_make(UZD_ENTRY_EMPTY, 0, 0) == 0, "an EMPTY entry is the value 0");
-	ok(uzd_entry_flags(uzd_entry_make(UZD_ENTRY_POOL, 0xf, 7)) == UZD_ENTRY_HOT,
+	ok(uzd_entry_flags(uzd_entry_make(UZD_ENTRY_POOL, 0xf, 7)) == UZD_ENTRY_FLAGS_DEFINED,
 	   "reserved flag bits are never written");
 	ok(uzd_entry_flags(uzd_entry_with_flags(uzd_entry_make_pool(9, 0), UZD_ENTRY_HOT)) ==
 			   UZD_ENTRY_HOT &&

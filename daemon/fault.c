@@ -1,0 +1,737 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon/fault.c - serve one client's page faults (see fault.h).
+ *
+ * struct uzd_fault_ctx is everything one fault thread owns: a codec
+ * context and a page buffer for decompression, a queue of fault messages
+ * read but not yet served (each with the time it was read, the start of
+ * its service time), a batch buffer for reads, its counters and its log
+ * rate limiter.  Nothing in it is shared, so nothing in it is locked.
+ *
+ * Messages are read in batches; each batch is reordered events first and
+ * its events are handled at once (design.md §1: until an event is read a
+ * fill returns -EAGAIN, and a fault may lie in a range it removed); its
+ * faults join the queue.  Serving a fault takes the client's region table
+ * read lock for lookup..publish, as region.h requires, and drops it
+ * before reading messages again, because an UNMAP takes the write lock.
+ *
+ * EAGAIN.  A fill that returns -EAGAIN gives its claim back (abort: the
+ * page keeps its payload), reads and handles pending events, sleeps a
+ * little when there were none (uffd.h: the condition can outlast the read
+ * until the client thread that raised the event resumes) and tries again,
+ * FAULT_EAGAIN_TRIES times.  If it still fails, the thread is woken
+ * instead: it faults again and the kernel queues a fresh message, so no
+ * fault is ever lost.  A fault whose range is gone (-ENOENT) is woken too:
+ * the kernel finds no registered range and the thread gets the outcome
+ * its access deserves (SIGSEGV for unmapped memory).
+ *
+ * Never: touch client memory except through uffd calls; install bytes we
+ * cannot vouch for (poison instead); hold a pool mapping across a uffd
+ * call; wait for an eviction (a BUSY page is the evictor's to wake).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compress/codec.h"
+#include "daemon/fault.h"
+#include "daemon/object.h"
+#include "daemon/uffd.h"
+
+#define FAULT_BATCH 32		    /* messages per read(2) */
+#define FAULT_QUEUE_INIT 64	    /* queued faults before the queue grows */
+#define FAULT_EAGAIN_TRIES 64	    /* fill attempts on -EAGAIN ... */
+#define FAULT_EAGAIN_SLEEP_NS 20000 /* ... 20 us apart: >1 ms in all */
+#define FAULT_LOG_BURST 10	    /* log lines per second, then quiet */
+
+#define PAGE_MASK_ (~(uint64_t)(UZD_PAGE_SIZE - 1))
+
+/* Not an errno: the fault was left for the eviction that owns the page. */
+#define FAULT_LEFT 2
+
+/* A fault read but not yet served, with the time it was read. */
+struct queued_fault {
+	uint64_t addr;
+	uint64_t flags;
+	uint64_t t0;
+};
+
+/*
+ *  uzc     decompresses any codec
+ *  page    UZD_PAGE_SIZE bytes, page-aligned: the bytes about to be copied
+ *  q       queued faults q[head..tail), capacity qcap (grows, never shrinks)
+ *  batch   one read(2) worth of messages
+ *  log_*   rate limiter: lines logged in the second starting at log_sec
+ */
+struct uzd_fault_ctx {
+	struct uzc_ctx *uzc;
+	unsigned char *page;
+	struct queued_fault *q;
+	size_t head, tail, qcap;
+	struct uffd_msg batch[FAULT_BATCH];
+	struct uzd_fault_stats stats;
+	uint64_t log_sec;
+	unsigned int log_lines, log_quiet;
+};
+
+/* ---- small helpers ---- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void stat_add(uint64_t *counter, uint64_t v)
+{
+	__atomic_fetch_add(counter, v, __ATOMIC_RELAXED);
+}
+
+static void stat_sub(uint64_t *counter, uint64_t v)
+{
+	__atomic_fetch_sub(counter, v, __ATOMIC_RELAXED);
+}
+
+static void flog(struct uzd_fault_ctx *fc, const struct uzd_client *c, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
+ * A client can make faults fail at will (unmapping under them), so lines
+ * are rate-limited per thread; the count of those held back is said later.
+ */
+static void flog(struct uzd_fault_ctx *fc, const struct uzd_client *c, const char *fmt, ...)
+{
+	uint64_t sec = now_ns() / 1000000000u;
+	char line[256];
+	va_list ap;
+
+	if (sec != fc->log_sec) {
+		if (fc->log_quiet)
+			fprintf(stderr, "uzswapd: fault: %u similar messages suppressed\n",
+				fc->log_quiet);
+		fc->log_sec = sec;
+		fc->log_lines = 0;
+		fc->log_quiet = 0;
+	}
+	if (fc->log_lines++ >= FAULT_LOG_BURST) {
+		fc->log_quiet++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "uzswapd: client %" PRIu32 ": %s\n", c->id, line);
+}
+
+/* ---- context ---- */
+
+int uzd_fault_ctx_new(const struct uzc_spec *spec, struct uzd_fault_ctx **out)
+{
+	struct uzc_spec lz4 = { .id = UZC_CODEC_LZ4, .level = 0 };
+	struct uzd_fault_ctx *fc;
+	int r;
+
+	fc = calloc(1, sizeof(*fc));
+	if (!fc)
+		return -ENOMEM;
+	fc->page = aligned_alloc(UZD_PAGE_SIZE, UZD_PAGE_SIZE);
+	fc->qcap = FAULT_QUEUE_INIT;
+	fc->q = calloc(fc->qcap, sizeof(*fc->q));
+	if (!fc->page || !fc->q) {
+		r = -ENOMEM;
+		goto err_free;
+	}
+	r = uzc_ctx_new(spec ? spec : &lz4, UZC_DEFAULT_MAX_LEN, &fc->uzc);
+	if (r < 0)
+		goto err_free;
+	*out = fc;
+	return 0;
+
+err_free:
+	free(fc->q);
+	free(fc->page);
+	free(fc);
+	return r;
+}
+
+void uzd_fault_ctx_free(struct uzd_fault_ctx *fc)
+{
+	if (!fc)
+		return;
+	uzc_ctx_free(fc->uzc);
+	free(fc->q);
+	free(fc->page);
+	free(fc);
+}
+
+const struct uzd_fault_stats *uzd_fault_stats(const struct uzd_fault_ctx *fc)
+{
+	return &fc->stats;
+}
+
+/* ---- releasing pool objects (events, dropped pages) ---- */
+
+/*
+ * The bytes the object of POOL entry @entry takes, as eviction counts them
+ * in stats.pool_bytes: a RAW object is the page; any other, its header and
+ * payload, and the header is the only place the length is.
+ */
+static uint64_t pool_object_bytes(struct zpool *pool, uint64_t entry)
+{
+	unsigned long handle = uzd_entry_pool_handle(entry);
+	struct uzd_obj_hdr h;
+	const void *obj;
+
+	if (uzd_entry_flags(entry) & UZD_ENTRY_RAW)
+		return UZD_PAGE_SIZE;
+	obj = zpool_map(pool, handle, ZPOOL_MM_RO);
+	if (!obj)
+		return 0;
+	uzd_obj_hdr_read(obj, &h);
+	zpool_unmap(pool, handle);
+	return UZD_OBJ_HDR_SIZE + h.len;
+}
+
+static void free_pool_object(struct uzd_client *c, unsigned long handle, uint64_t bytes)
+{
+	if (zpool_free(c->pool, handle) < 0) {
+		fprintf(stderr, "uzswapd: client %" PRIu32 ": BUG: pool handle %#lx not live\n",
+			c->id, handle);
+		return;
+	}
+	stat_sub(&c->stats.pool_bytes, bytes);
+}
+
+/*
+ * uzd_release_fn for drop and unmap.  May run under the table's write
+ * lock: takes only the pool's locks (region.h lock order).  FILE slots
+ * have no backing file to return to yet: nothing to free.
+ */
+static void release_payload(const struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg)
+{
+	struct uzd_client *c = arg;
+	unsigned long handle;
+
+	(void)r;
+	(void)pgidx;
+	if (uzd_entry_state(entry) != UZD_ENTRY_POOL)
+		return;
+	handle = uzd_entry_pool_handle(entry);
+	free_pool_object(c, handle, pool_object_bytes(c->pool, entry));
+}
+
+/* ---- non-fault events ---- */
+
+static void event_remove(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t start,
+			 uint64_t end)
+{
+	int r = uzd_region_drop_range(&c->regions, start, end - start, release_payload, c, NULL);
+
+	if (r < 0)
+		flog(fc, c, "remove [%#" PRIx64 ", %#" PRIx64 "): %s", start, end, strerror(-r));
+}
+
+static void event_unmap(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t start,
+			uint64_t end)
+{
+	int r = uzd_region_unmap_range(&c->regions, start, end - start, release_payload, c, NULL);
+
+	if (r < 0)
+		flog(fc, c, "unmap [%#" PRIx64 ", %#" PRIx64 "): %s", start, end, strerror(-r));
+}
+
+/*
+ * mremap moves the pages and the registration to the new range, but the
+ * daemon has no way yet to move entries between regions: the old range is
+ * forgotten as if unmapped.  Its evicted pages are lost, and a fault at the
+ * new address finds no region and is poisoned, never zero-filled.  The
+ * client library keeps mremap away from managed regions.
+ */
+static void event_remap(struct uzd_fault_ctx *fc, struct uzd_client *c, const struct uffd_msg *m)
+{
+	uint64_t from = m->arg.remap.from, len = m->arg.remap.len;
+
+	flog(fc, c,
+	     "mremap of managed memory [%#" PRIx64 ", +%#" PRIx64 ") to %#" PRIx64
+	     " is not supported: its evicted pages are dropped",
+	     from, len, (uint64_t)m->arg.remap.to);
+	event_unmap(fc, c, from, from + len);
+}
+
+static void handle_event(struct uzd_fault_ctx *fc, struct uzd_client *c, const struct uffd_msg *m)
+{
+	fc->stats.events++;
+	switch (m->event) {
+	case UFFD_EVENT_REMOVE:
+		event_remove(fc, c, m->arg.remove.start, m->arg.remove.end);
+		break;
+	case UFFD_EVENT_UNMAP:
+		event_unmap(fc, c, m->arg.remove.start, m->arg.remove.end);
+		break;
+	case UFFD_EVENT_REMAP:
+		event_remap(fc, c, m);
+		break;
+	default:
+		flog(fc, c, "unexpected userfaultfd event %s", uzd_uffd_event_name(m->event));
+		break;
+	}
+}
+
+/* ---- reading messages ---- */
+
+static int queue_push(struct uzd_fault_ctx *fc, const struct uffd_msg *m, uint64_t t0)
+{
+	struct queued_fault *q;
+
+	if (fc->head && fc->tail == fc->qcap) {
+		memmove(fc->q, fc->q + fc->head, (fc->tail - fc->head) * sizeof(*fc->q));
+		fc->tail -= fc->head;
+		fc->head = 0;
+	}
+	if (fc->tail == fc->qcap) {
+		q = realloc(fc->q, 2 * fc->qcap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		fc->q = q;
+		fc->qcap *= 2;
+	}
+	fc->q[fc->tail++] = (struct queued_fault){ .addr = m->arg.pagefault.address,
+						   .flags = m->arg.pagefault.flags,
+						   .t0 = t0 };
+	return 0;
+}
+
+/*
+ * One read(2): handle its events, queue its faults.  *got: messages read.
+ * A fault that cannot be queued (no memory) is woken instead, so that its
+ * thread faults again later.
+ */
+static int read_batch(struct uzd_fault_ctx *fc, struct uzd_client *c, size_t *got)
+{
+	size_t n, nev;
+	uint64_t t0;
+	int r;
+
+	r = uzd_uffd_read_events(c->uffd, fc->batch, FAULT_BATCH, &n);
+	*got = n;
+	if (r < 0 || n == 0)
+		return r;
+	t0 = now_ns();
+	nev = uzd_uffd_events_first(fc->batch, n);
+	for (size_t i = 0; i < nev; i++)
+		handle_event(fc, c, &fc->batch[i]);
+	for (size_t i = nev; i < n; i++) {
+		if (queue_push(fc, &fc->batch[i], t0) < 0)
+			uzd_uffd_wake(c->uffd, fc->batch[i].arg.pagefault.address & PAGE_MASK_,
+				      UZD_PAGE_SIZE);
+	}
+	return 0;
+}
+
+/* ---- serving one MISSING fault ---- */
+
+/*
+ * The refault distance is the number of this client's evictions between
+ * the page's eviction and this fault (a wrapping 32-bit clock).  Had the
+ * page stayed resident, it would have been evicted only after about as
+ * many evictions as the client has resident pages; a refault within fewer
+ * means the page would still be in memory under plain LRU: it is hot and
+ * eviction should pass it over (the kernel's workingset detection,
+ * design.md §2).  Read lock held: the resident count is summed here, as
+ * uzd_region_table_counts() would take the lock a second time.
+ */
+static bool refault_is_hot(struct uzd_client *c, uint32_t evicted_at)
+{
+	uint32_t distance = __atomic_load_n(&c->evict_seq, __ATOMIC_RELAXED) - evicted_at;
+	struct uzd_region_counts rc;
+	uint64_t resident = 0;
+
+	for (size_t i = 0; i < c->regions.n; i++) {
+		uzd_region_counts(c->regions.regions[i], &rc);
+		resident += rc.resident;
+	}
+	return distance < resident;
+}
+
+/* Load a pool object into fc->page; 0, -EBADMSG (corrupt) or -EXDEV (not this page's). */
+static int load_object(struct uzd_fault_ctx *fc, struct uzd_client *c, unsigned long handle,
+		       uint64_t addr, struct uzd_obj_hdr *h)
+{
+	const unsigned char *obj;
+	int r;
+
+	obj = zpool_map(c->pool, handle, ZPOOL_MM_RO);
+	if (!obj)
+		return -EBADMSG;
+	uzd_obj_hdr_read(obj, h);
+	if (h->client_id != c->id || h->addr != addr)
+		r = -EXDEV;
+	else
+		r = uzc_decompress(fc->uzc, h->codec, obj + UZD_OBJ_HDR_SIZE, h->len, fc->page);
+	zpool_unmap(c->pool, handle);
+	return r == -EINVAL ? -EBADMSG : r;
+}
+
+/*
+ * The range was dropped (MADV_REMOVE/DONTNEED) while we held the page: the
+ * client asked for its contents to go and will read zeros there, but the
+ * page we just installed shows the old data.  Punch it from the memfd:
+ * the client's next access faults, finds EMPTY and gets zeros.
+ *
+ * Why that is safe.  Only a thread other than this one can mark our claim
+ * DROPPED (this one reads events only while it holds no claim), so the
+ * drop and our fill overlap in time, and the client cannot rely on any
+ * order between them except this one: once its drop is acknowledged, its
+ * page reads zeros.  The punch restores exactly that.  What it could take
+ * away is a write the client made after the acknowledgement into the page
+ * we installed, in the instructions between our UFFDIO_COPY and our
+ * publish: that needs a drop from another thread (a second fault thread
+ * on this client, or the server handling the client's own drop message)
+ * to finish inside that window.  Restoring with UFFDIO_COPY_MODE_WP and
+ * unprotecting after the publish would close it, for an extra ioctl on
+ * every fault; with one thread serving a client's events it cannot happen.
+ * A page that was filled with zeros needs no punch: zeros are what the
+ * dropped page reads anyway, so nothing written after the drop is at risk.
+ */
+static void punch_dropped(struct uzd_fault_ctx *fc, struct uzd_client *c,
+			  const struct uzd_region *r, size_t pgidx)
+{
+	off_t off = (off_t)(r->memfd_off + pgidx * UZD_PAGE_SIZE);
+
+	if (fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+		      (off_t)UZD_PAGE_SIZE) < 0)
+		flog(fc, c, "region %" PRIu32 ": punching dropped page %#" PRIxPTR ": %s", r->id,
+		     r->start + pgidx * UZD_PAGE_SIZE, strerror(errno));
+}
+
+/* The fill failed: hand the page back as it was. */
+static void give_back(struct uzd_client *c, struct uzd_region *r, size_t pgidx, uint64_t old)
+{
+	if (uzd_region_abort(r, pgidx, old) == UZD_ENTRY_DROPPED)
+		release_payload(r, pgidx, old, c);
+}
+
+/* The page is in the client now: settle the entry.  zeros: it was filled with zeros. */
+static void settle(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
+		   size_t pgidx, uint64_t new_value, bool zeros)
+{
+	if (uzd_region_publish(r, pgidx, new_value) != UZD_ENTRY_DROPPED)
+		return;
+	fc->stats.dropped++;
+	if (!zeros)
+		punch_dropped(fc, c, r, pgidx);
+}
+
+/*
+ * Poison the page: the client thread touching it gets SIGBUS and nobody
+ * else is affected (design.md §1).  Never a zero page where data was.
+ */
+static int poison(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t addr)
+{
+	int r = uzd_uffd_poison(c->uffd, addr, UZD_PAGE_SIZE, 0);
+
+	if (r >= 0)
+		fc->stats.poisoned++;
+	return r;
+}
+
+/*
+ * A pool object that cannot give this page back.  Corrupt: it is the
+ * page's own, so the entry keeps it (the bytes may help a post-mortem; a
+ * drop frees it).  Foreign: it may be another page's live object, so the
+ * entry lets go of it without freeing it (a leak is the safe side of this
+ * daemon bug) and becomes EMPTY; the poison marker, which only a zap of the
+ * page (a drop) removes, keeps that from ever reading as zeros.
+ */
+static int serve_bad_object(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
+			    size_t pgidx, uint64_t old, uint64_t addr, int why,
+			    const struct uzd_obj_hdr *h)
+{
+	unsigned long handle = uzd_entry_pool_handle(old);
+	int ret;
+
+	if (why == -EXDEV) {
+		fc->stats.foreign++;
+		flog(fc, c,
+		     "BUG: pool object %#lx for page %#" PRIx64 " belongs to client %" PRIu32
+		     " page %#" PRIxPTR ": poisoning the page",
+		     handle, addr, h->client_id, h->addr);
+	} else {
+		fc->stats.corrupt++;
+		flog(fc, c,
+		     "page %#" PRIx64 ": pool object %#lx (%s, %" PRIu32
+		     " bytes) does not decompress: poisoning the page",
+		     addr, handle, uzc_codec_name(h->codec) ? uzc_codec_name(h->codec) : "?",
+		     h->len);
+	}
+	ret = poison(fc, c, addr);
+	if (ret < 0 || why != -EXDEV)
+		give_back(c, r, pgidx, old);
+	else
+		uzd_region_publish(r, pgidx, 0);
+	return ret;
+}
+
+/*
+ * A RAW object is the page itself (daemon/object.h): copied out rather than
+ * installed from the mapping, since a pool mapping is never held across a
+ * uffd call.  It has no header to check or to give a refault distance.
+ */
+static int load_raw(struct uzd_fault_ctx *fc, struct uzd_client *c, unsigned long handle)
+{
+	const unsigned char *obj = zpool_map(c->pool, handle, ZPOOL_MM_RO);
+
+	if (!obj)
+		return -EBADMSG;
+	memcpy(fc->page, obj, UZD_PAGE_SIZE);
+	zpool_unmap(c->pool, handle);
+	return 0;
+}
+
+static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
+		      size_t pgidx, uint64_t old, uint64_t addr)
+{
+	unsigned long handle = uzd_entry_pool_handle(old);
+	bool raw = uzd_entry_flags(old) & UZD_ENTRY_RAW;
+	struct uzd_obj_hdr h = { .codec = UZC_CODEC_RAW, .len = UZD_PAGE_SIZE };
+	unsigned int flags = 0;
+	int ret;
+
+	ret = raw ? load_raw(fc, c, handle) : load_object(fc, c, handle, addr, &h);
+	if (ret < 0)
+		return serve_bad_object(fc, c, r, pgidx, old, addr, ret, &h);
+	ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
+	if (ret < 0) {
+		give_back(c, r, pgidx, old);
+		return ret;
+	}
+	if (ret == UZD_UFFD_EXISTED)
+		flog(fc, c,
+		     "BUG: page %#" PRIx64 " was present while its entry held a pool object "
+		     "(written through another mapping?): keeping the present page",
+		     addr);
+	/* Exclusive load: the page lives in the client now, the object goes. */
+	free_pool_object(c, handle, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
+	stat_add(&c->stats.faults_pool, 1);
+	if (!raw && refault_is_hot(c, h.evict_seq)) {
+		flags = UZD_ENTRY_HOT;
+		stat_add(&c->stats.refaults_hot, 1);
+	}
+	settle(fc, c, r, pgidx, uzd_entry_make(UZD_ENTRY_RESIDENT, flags, 0), false);
+	return ret;
+}
+
+/* EMPTY or SAME: the page is made from nothing but the entry. */
+static int serve_simple(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
+			size_t pgidx, uint64_t old, uint64_t addr)
+{
+	int ret;
+
+	if (uzd_entry_state(old) == UZD_ENTRY_EMPTY) {
+		ret = uzd_uffd_zeropage(c->uffd, addr, UZD_PAGE_SIZE, 0);
+	} else {
+		uzc_page_fill(fc->page, uzd_entry_same_word(old));
+		ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
+	}
+	if (ret < 0) {
+		give_back(c, r, pgidx, old);
+		return ret;
+	}
+	if (uzd_entry_state(old) == UZD_ENTRY_EMPTY)
+		stat_add(&c->stats.faults_zero, 1);
+	else
+		stat_add(&c->stats.faults_same, 1);
+	settle(fc, c, r, pgidx, uzd_entry_make(UZD_ENTRY_RESIDENT, uzd_entry_flags(old), 0),
+	       uzd_entry_state(old) == UZD_ENTRY_EMPTY || uzd_entry_same_word(old) == 0);
+	return ret;
+}
+
+/*
+ * The page could not be claimed.  BUSY: an eviction owns it and will wake
+ * the thread when it lets go (region.h), so do nothing.  RESIDENT: another
+ * fault restored it; this message is a second thread's: wake it.  FILE:
+ * no backing file is read yet: poison rather than zero-fill.
+ */
+static int serve_unclaimed(struct uzd_fault_ctx *fc, struct uzd_client *c, int claim, uint64_t old,
+			   uint64_t addr)
+{
+	if (claim == -EBUSY) {
+		fc->stats.busy++;
+		return FAULT_LEFT;
+	}
+	if (uzd_entry_state(old) == UZD_ENTRY_RESIDENT) {
+		stat_add(&c->stats.faults_raced, 1);
+		return uzd_uffd_wake(c->uffd, addr, UZD_PAGE_SIZE);
+	}
+	flog(fc, c, "page %#" PRIx64 " in state %d cannot be restored: poisoning it", addr,
+	     (int)uzd_entry_state(old));
+	return poison(fc, c, addr);
+}
+
+/*
+ * Serve a MISSING fault at page @addr once.  Returns the fill's result:
+ * 0 or UZD_UFFD_EXISTED when answered, FAULT_LEFT when an eviction will
+ * answer it, -EAGAIN to be retried after
+ * reading events (the entry is as it was), -ENOENT/-ESRCH when gone.
+ */
+static int serve_missing(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t addr)
+{
+	struct uzd_region *r;
+	size_t pgidx;
+	uint64_t old = 0;
+	int ret;
+
+	uzd_region_read_lock(&c->regions);
+	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
+	if (!r) {
+		/*
+		 * Usually a fault queued before the UNMAP of its range: the
+		 * poison then fails with -ENOENT.  If the range is still
+		 * registered, the client uses memory it never gave us: we
+		 * have nothing to give back, and zeros could be a lie.
+		 */
+		ret = poison(fc, c, addr);
+		if (ret >= 0) {
+			fc->stats.unmanaged++;
+			flog(fc, c, "fault at %#" PRIx64 " outside its regions: poisoned", addr);
+		}
+		goto out;
+	}
+	ret = uzd_region_claim(r, pgidx,
+			       UZD_STATE_BIT(UZD_ENTRY_EMPTY) | UZD_STATE_BIT(UZD_ENTRY_SAME) |
+				       UZD_STATE_BIT(UZD_ENTRY_POOL),
+			       &old);
+	if (ret < 0)
+		ret = serve_unclaimed(fc, c, ret, old, addr);
+	else if (uzd_entry_state(old) == UZD_ENTRY_POOL)
+		ret = serve_pool(fc, c, r, pgidx, old, addr);
+	else
+		ret = serve_simple(fc, c, r, pgidx, old, addr);
+out:
+	uzd_region_read_unlock(&c->regions);
+	return ret;
+}
+
+/*
+ * A write hit a write-protected page.  Only eviction write-protects, and
+ * while it holds the page (BUSY) it will unprotect and wake when it lets
+ * go: leave those.  A settled page still protected is one an eviction had
+ * to let go of without clearing its fence (an unprotect that kept failing
+ * with -EAGAIN, evict.c): release the writer ourselves.  We claim the page
+ * first, so that no eviction can fence it between our look and our
+ * unprotect (which would lift its fence before its capture and lose a
+ * write), then give it back unchanged.
+ */
+static int serve_wp(struct uzd_client *c, uint64_t addr)
+{
+	const unsigned int settled = UZD_STATE_BIT(UZD_ENTRY_EMPTY) |
+				     UZD_STATE_BIT(UZD_ENTRY_RESIDENT) |
+				     UZD_STATE_BIT(UZD_ENTRY_SAME) | UZD_STATE_BIT(UZD_ENTRY_POOL);
+	struct uzd_region *r;
+	uint64_t old = 0;
+	size_t pgidx;
+	int ret = 0;
+
+	uzd_region_read_lock(&c->regions);
+	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
+	if (r && uzd_region_claim(r, pgidx, settled, &old) == 0) {
+		ret = uzd_uffd_writeprotect(c->uffd, addr, UZD_PAGE_SIZE, false, true);
+		give_back(c, r, pgidx, old);
+	}
+	uzd_region_read_unlock(&c->regions);
+	return ret == -ESRCH ? ret : 0;
+}
+
+static void tiny_sleep(void)
+{
+	struct timespec ts = { .tv_sec = 0, .tv_nsec = FAULT_EAGAIN_SLEEP_NS };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * -EAGAIN: an event is in flight (uffd.h).  Read it (which handles it),
+ * and retry; when none came, the event's thread has not resumed yet: wait
+ * a little.  A fatal read error is returned.
+ */
+static int serve_retrying(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t addr)
+{
+	size_t got;
+	int ret, rr;
+
+	for (int i = 0;; i++) {
+		ret = serve_missing(fc, c, addr);
+		if (ret != -EAGAIN || i == FAULT_EAGAIN_TRIES)
+			return ret;
+		fc->stats.eagain_retry++;
+		rr = read_batch(fc, c, &got);
+		if (rr < 0)
+			return rr;
+		if (!got)
+			tiny_sleep();
+	}
+}
+
+/* One queued fault, from its message to its answer. */
+static int serve_fault(struct uzd_fault_ctx *fc, struct uzd_client *c, const struct queued_fault *f)
+{
+	uint64_t addr = f->addr & PAGE_MASK_;
+	int ret;
+
+	if (f->flags & UFFD_PAGEFAULT_FLAG_WP) {
+		fc->stats.wp++;
+		return serve_wp(c, addr);
+	}
+	ret = serve_retrying(fc, c, addr);
+	if (ret == FAULT_LEFT)
+		return 0;
+	if (ret >= 0) {
+		if (ret == UZD_UFFD_EXISTED)
+			stat_add(&c->stats.faults_raced, 1);
+		uzd_hist_record(&c->stats.fault_ns, now_ns() - f->t0);
+		return 0;
+	}
+	if (ret == -ESRCH)
+		return ret;
+	if (ret != -ENOENT)
+		flog(fc, c, "fault at %#" PRIx64 ": %s; waking it to fault again", addr,
+		     uzd_uffd_strerror(ret));
+	/* A woken thread faults again: a fresh message, or SIGSEGV if unmapped. */
+	ret = uzd_uffd_wake(c->uffd, addr, UZD_PAGE_SIZE);
+	return ret == -ESRCH ? ret : 0;
+}
+
+int uzd_fault_drain(struct uzd_fault_ctx *fc, struct uzd_client *c)
+{
+	struct queued_fault f;
+	size_t got;
+	int r;
+
+	for (;;) {
+		r = read_batch(fc, c, &got);
+		if (r < 0)
+			goto out_drop;
+		if (!got && fc->head == fc->tail)
+			return 0;
+		while (fc->head < fc->tail) {
+			f = fc->q[fc->head++];
+			r = serve_fault(fc, c, &f);
+			if (r < 0)
+				goto out_drop;
+		}
+		fc->head = fc->tail = 0;
+	}
+
+out_drop:
+	/* The client is gone: its queued faults have no one to answer. */
+	fc->head = fc->tail = 0;
+	return r;
+}
