@@ -10,7 +10,7 @@
  * An object leaving no chunk free gets a headless page (raw 4096-byte pages).
  *
  * Metadata lives beside the pool, never in a page: struct z3_page, one per
- * provider index in a two-level table (dir[index / 512]) freed only with the
+ * provider index in a struct pagetab (alloc/pagetab.h) freed only with the
  * pool, so looking up a stale handle never touches an unmapped arena.  A
  * handle is seq << 35 | index << 3 | kind (1..3 a slot, 4 headless), never
  * 0; the slot holds its object's current place, so handles survive
@@ -36,6 +36,7 @@
 
 #include "alloc/list.h"
 #include "alloc/pages.h"
+#include "alloc/pagetab.h"
 #include "alloc/zpool.h"
 
 /*
@@ -48,7 +49,6 @@
 #define CHUNK_SIZE (1u << CHUNK_SHIFT)
 #define NCHUNKS (ZPOOL_PAGE_SIZE / CHUNK_SIZE)
 #define NSLOTS 3
-#define META_PER_DIR 512
 #define RECLAIM_RETRIES 8
 #define BITMAP_WORDS (NCHUNKS / 64)
 
@@ -96,8 +96,7 @@ struct z3_pool {
 	zpool_evict_fn evict; /* NULL: shrink is not supported */
 	void *evict_arg;
 	struct zpp *zpp;      /* the page provider, with its own leaf lock */
-	struct z3_page **dir; /* dir[i]: metas of indexes i * 512.., made on first use */
-	size_t ndir;
+	struct pagetab metas; /* struct z3_page by page index, blocks made on first use */
 	struct list_node unbuddied[NCHUNKS]; /* [n]: pages whose free run is n chunks */
 	uint64_t nonempty[BITMAP_WORDS];     /* bit n: unbuddied[n] has pages */
 	struct list_node lru;		     /* tail: least recently allocated into */
@@ -137,32 +136,27 @@ static unsigned long slot_handle(const struct z3_page *m, unsigned int i)
 /* The meta of a page index, or NULL when that part of the table was never made. */
 static struct z3_page *meta_of(struct z3_pool *p, unsigned long index)
 {
-	struct z3_page *block;
+	return pagetab_get(&p->metas, index);
+}
 
-	if (index / META_PER_DIR >= p->ndir)
-		return NULL;
-	block = __atomic_load_n(&p->dir[index / META_PER_DIR], __ATOMIC_ACQUIRE);
-	return block ? &block[index % META_PER_DIR] : NULL;
+static void meta_init(void *elem)
+{
+	pthread_mutex_init(&((struct z3_page *)elem)->lock, NULL);
+}
+
+static void meta_fini(void *elem)
+{
+	pthread_mutex_destroy(&((struct z3_page *)elem)->lock);
 }
 
 static int meta_make(struct z3_pool *p, uint32_t index, struct z3_page **out)
 {
-	struct z3_page *block;
+	void *m;
+	/* The table covers zpp_index_limit(): -ERANGE would be a provider bug. */
+	int err = pagetab_make(&p->metas, index, &m);
 
-	/* The table covers zpp_index_limit(); an index beyond it is a provider bug. */
-	if (index / META_PER_DIR >= p->ndir)
-		return -ENOMEM;
-	block = p->dir[index / META_PER_DIR];
-	if (!block) {
-		block = calloc(META_PER_DIR, sizeof(*block));
-		if (!block)
-			return -ENOMEM;
-		for (unsigned int i = 0; i < META_PER_DIR; i++)
-			pthread_mutex_init(&block[i].lock, NULL);
-		__atomic_store_n(&p->dir[index / META_PER_DIR], block, __ATOMIC_RELEASE);
-	}
-	*out = &block[index % META_PER_DIR];
-	return 0;
+	*out = m;
+	return err;
 }
 
 /*
@@ -656,12 +650,7 @@ static void z3_destroy(void *priv)
 {
 	struct z3_pool *p = priv;
 
-	for (size_t d = 0; d < p->ndir; d++) {
-		for (unsigned int i = 0; p->dir[d] && i < META_PER_DIR; i++)
-			pthread_mutex_destroy(&p->dir[d][i].lock);
-		free(p->dir[d]);
-	}
-	free(p->dir);
+	pagetab_fini(&p->metas);
 	zpp_destroy(p->zpp);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
@@ -677,12 +666,10 @@ static int z3_create(struct zpool *zpool, const struct zpool_config *cfg, void *
 	err = zpp_create(cfg->max_pages, cfg->arena_pages, &p->zpp);
 	if (err)
 		goto err_free;
-	p->ndir = (zpp_index_limit(p->zpp) + META_PER_DIR - 1) / META_PER_DIR;
-	p->dir = calloc(p->ndir, sizeof(*p->dir));
-	if (!p->dir) {
-		err = -ENOMEM;
+	err = pagetab_init(&p->metas, zpp_index_limit(p->zpp), sizeof(struct z3_page), meta_init,
+			   meta_fini);
+	if (err)
 		goto err_zpp;
-	}
 	pthread_mutex_init(&p->lock, NULL);
 	p->zpool = zpool;
 	p->evict = cfg->evict;

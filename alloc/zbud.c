@@ -11,8 +11,8 @@
  * Page metadata lives beside the pool, not in the page (the kernel kept a
  * header in the first chunk): a whole page stays usable, so a raw 4096-byte
  * page is just a first object that fills its page.  struct zbud_meta, one per
- * page index of the provider, sits in a two-level table (dir[index / 512]
- * points to 512 of them, made when first needed); a meta never moves.
+ * page index of the provider, sits in a struct pagetab (alloc/pagetab.h,
+ * blocks made when first needed); a meta never moves.
  *
  *   unbuddied[n]  pages with exactly one object and n free chunks (n > 0)
  *   full          pages with no room left (two objects, or one of 64 chunks)
@@ -39,12 +39,12 @@
 
 #include "alloc/list.h"
 #include "alloc/pages.h"
+#include "alloc/pagetab.h"
 #include "alloc/zpool.h"
 
 #define CHUNK_SHIFT 6
 #define CHUNK_SIZE (1u << CHUNK_SHIFT)
 #define NCHUNKS (ZPOOL_PAGE_SIZE / CHUNK_SIZE)
-#define META_PER_DIR 512
 #define RECLAIM_RETRIES 8
 #define GEN_SHIFT 34
 #define GEN_MASK ((1u << (ZPOOL_HANDLE_BITS - GEN_SHIFT)) - 1)
@@ -70,8 +70,7 @@ struct zbud_pool {
 	zpool_evict_fn evict;
 	void *evict_arg;
 	struct zpp *zpp;
-	struct zbud_meta **dir;
-	size_t ndir;
+	struct pagetab metas; /* struct zbud_meta by page index */
 	struct list_node unbuddied[NCHUNKS];
 	struct list_node full;
 	struct list_node lru;
@@ -96,30 +95,17 @@ static unsigned long encode(const struct zbud_meta *m, enum buddy b)
 /* The meta of a page index, or NULL when that part of the table was never made. */
 static struct zbud_meta *meta_of(struct zbud_pool *p, uint32_t index)
 {
-	struct zbud_meta *block;
-
-	if (index / META_PER_DIR >= p->ndir)
-		return NULL;
-	block = __atomic_load_n(&p->dir[index / META_PER_DIR], __ATOMIC_ACQUIRE);
-	return block ? &block[index % META_PER_DIR] : NULL;
+	return pagetab_get(&p->metas, index);
 }
 
 static int meta_make(struct zbud_pool *p, uint32_t index, struct zbud_meta **out)
 {
-	struct zbud_meta *block;
+	void *m;
+	/* The table covers zpp_index_limit(): -ERANGE would be a provider bug. */
+	int err = pagetab_make(&p->metas, index, &m);
 
-	/* The table covers zpp_index_limit(); an index beyond it is a provider bug. */
-	if (index / META_PER_DIR >= p->ndir)
-		return -ENOMEM;
-	block = p->dir[index / META_PER_DIR];
-	if (!block) {
-		block = calloc(META_PER_DIR, sizeof(*block));
-		if (!block)
-			return -ENOMEM;
-		__atomic_store_n(&p->dir[index / META_PER_DIR], block, __ATOMIC_RELEASE);
-	}
-	*out = &block[index % META_PER_DIR];
-	return 0;
+	*out = m;
+	return err;
 }
 
 /* Put a page on the list its free space says; the mutex is held. */
@@ -379,9 +365,7 @@ static void zbud_destroy(void *priv)
 {
 	struct zbud_pool *p = priv;
 
-	for (size_t d = 0; d < p->ndir; d++)
-		free(p->dir[d]);
-	free(p->dir);
+	pagetab_fini(&p->metas);
 	zpp_destroy(p->zpp);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
@@ -399,12 +383,12 @@ static int zbud_create(struct zpool *zpool, const struct zpool_config *cfg, void
 		free(p);
 		return err;
 	}
-	p->ndir = (zpp_index_limit(p->zpp) + META_PER_DIR - 1) / META_PER_DIR;
-	p->dir = calloc(p->ndir, sizeof(*p->dir));
-	if (!p->dir) {
+	err = pagetab_init(&p->metas, zpp_index_limit(p->zpp), sizeof(struct zbud_meta), NULL,
+			   NULL);
+	if (err) {
 		zpp_destroy(p->zpp);
 		free(p);
-		return -ENOMEM;
+		return err;
 	}
 	pthread_mutex_init(&p->lock, NULL);
 	p->zpool = zpool;
