@@ -18,14 +18,21 @@
  *    so the bytes preadv returns are final;
  *  - store before punch: the pool holds the bytes before the memfd drops
  *    them, so no failure between the two can lose the page;
- *  - publish before unprotect.  A fault that finds BUSY returns without an
+ *  - unprotect while the claim is held: lifting the fence (without a wake)
+ *    while the page is still ours means the only fence we can lift is our
+ *    own.  Lifting it after the publish let another reclaimer claim the
+ *    restored page and fence it in between, and our late unprotect lifted
+ *    that fence before its capture: a lost write (found by review, with
+ *    two reclaimers on one client);
+ *  - publish before wake.  A fault that finds BUSY returns without an
  *    answer and leaves its thread to our wake.  Every such fault read BUSY
- *    before our publish, hence before our unprotect+wake, which therefore
- *    wakes it; it refaults and finds POOL or SAME.  Waking first would let
- *    a writer refault while the entry is still BUSY, be passed over a
- *    second time, and then sleep with nobody left to wake it.
+ *    before our publish, hence before our wake, which therefore wakes it;
+ *    it refaults and finds POOL or SAME.  Waking first would let a writer
+ *    refault while the entry is still BUSY, be passed over a second time,
+ *    and then sleep with nobody left to wake it.  So every claimed run is
+ *    woken after the settle, fenced or not, stored or aborted.
  * A page that cannot be stored is aborted back to RESIDENT, also before
- * the unprotect, for the same reason: its writers retry on the intact page.
+ * the wake, for the same reason: its writers retry on the intact page.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,7 +49,7 @@
  * Unprotect retries while a REMOVE/UNMAP event is unread (-EAGAIN): the
  * fault thread reads events promptly, and uffd.h measured the flag
  * outliving the read only "for a moment".  50 us doubling 8 times: 12.75 ms
- * at most, then give up and wake (see unfence_run()).
+ * at most, then leave the run protected (see unfence_run()).
  */
 #define UNFENCE_TRIES 8
 #define UNFENCE_BACKOFF_US 50
@@ -270,45 +277,47 @@ static int fence(struct uzd_evict_ctx *ec, struct uzd_client *c, struct uzd_regi
 }
 
 /*
- * Lift the fence of one run, clearing the uffd-wp markers the punch left
- * (design.md §1) and waking its blocked threads.  -EAGAIN (an event came
- * in after our fence and is unread) is retried with a backoff; the bound
- * matters because we hold the table read lock, which the fault thread may
- * need for the very event that blocks us (an UNMAP takes the write lock).
- * If it persists, a plain wake (UFFDIO_WAKE does not check mmap_changing:
- * tested) still releases the blocked threads: a writer on a stored page
- * refaults MISSING and is served, as a copy over a leftover marker
- * installs a writable page.  A writer on a page that stayed resident
- * (aborted) takes a WP fault again, which only a fault service that
- * unprotects settled pages can answer.  -ENOENT/-ESRCH: the range or the
- * client is gone, and with it every waiter.
+ * Lift the fence of one run without waking, clearing the uffd-wp markers
+ * the punch left (design.md §1).  -EAGAIN (an event came in after our fence
+ * and is unread) is retried with a backoff; the bound matters because we
+ * hold the table read lock, which the fault thread may need for the very
+ * event that blocks us (an UNMAP takes the write lock).  If it persists the
+ * run stays protected: the wake that follows the settle still releases its
+ * threads (UFFDIO_WAKE does not check mmap_changing: tested).  A writer on
+ * a stored page refaults MISSING and is served (a copy over a leftover
+ * marker installs a writable page); one on a page that stayed resident
+ * takes a WP fault again, which the fault service answers by unprotecting
+ * a settled page itself (fault.c serve_wp).  -ENOENT/-ESRCH: the range or
+ * the client is gone, and with it every waiter.
  */
 static void unfence_run(int uffd, uint64_t addr, uint64_t len)
 {
 	unsigned int delay = UNFENCE_BACKOFF_US;
-	int ret;
 
 	for (int t = 0; t < UNFENCE_TRIES; t++) {
-		ret = uzd_uffd_writeprotect(uffd, addr, len, false, true);
-		if (ret != -EAGAIN)
+		if (uzd_uffd_writeprotect(uffd, addr, len, false, false) != -EAGAIN)
 			return;
 		usleep(delay);
 		delay *= 2;
 	}
-	uzd_uffd_wake(uffd, addr, len);
 }
 
-static void unfence(struct uzd_evict_ctx *ec, struct uzd_client *c, struct uzd_region *r,
-		    size_t nfenced)
+/* Call @fn on each run of ec->pg[0..n). */
+static void for_each_run(struct uzd_evict_ctx *ec, struct uzd_client *c, struct uzd_region *r,
+			 size_t n, void (*fn)(int uffd, uint64_t addr, uint64_t len))
 {
 	size_t i = 0, j;
 
-	while (i < nfenced) {
-		j = run_end(ec, i, nfenced);
-		unfence_run(c->uffd, page_addr(r, ec->pg[i].idx),
-			    (uint64_t)(j - i) << UZD_PAGE_SHIFT);
+	while (i < n) {
+		j = run_end(ec, i, n);
+		fn(c->uffd, page_addr(r, ec->pg[i].idx), (uint64_t)(j - i) << UZD_PAGE_SHIFT);
 		i = j;
 	}
+}
+
+static void wake_run(int uffd, uint64_t addr, uint64_t len)
+{
+	uzd_uffd_wake(uffd, addr, len);
 }
 
 /* ---- 3. capture ---- */
@@ -447,7 +456,8 @@ static void store_page(struct uzd_evict_ctx *ec, struct uzd_client *c, const str
 		return;
 	}
 	len = uzc_compress(ec->zc, page, ec->cbuf, sizeof(ec->cbuf));
-	p->raw = len <= 0;
+	/* With max_compressed near 4096 a page can compress yet not fit with its header. */
+	p->raw = len <= 0 || len > ZPOOL_MAX_OBJECT - UZD_OBJ_HDR_SIZE;
 	if (p->raw)
 		ret = pool_put_raw(c, p, page);
 	else
@@ -503,13 +513,22 @@ static void punch(struct uzd_evict_ctx *ec, struct uzd_client *c, const struct u
 
 /* ---- 6. publish or abort ---- */
 
+/*
+ * The client's pool_bytes count the object before it is published: once it
+ * is, a fault may restore it, or a drop release it, and subtract its bytes
+ * at once (counting after would let the counter wrap below zero).
+ */
 static void publish_page(struct uzd_client *c, struct uzd_region *r, struct evict_page *p,
 			 struct uzd_evict_result *res)
 {
+	if (p->fate == FATE_POOL)
+		stat_add(&c->stats.pool_bytes, p->bytes);
 	if (uzd_region_publish(r, p->idx, p->val) == UZD_ENTRY_DROPPED) {
 		/* The range was dropped meanwhile: the object is ours to free. */
-		if (p->fate == FATE_POOL)
+		if (p->fate == FATE_POOL) {
 			zpool_free(c->pool, p->handle);
+			__atomic_fetch_sub(&c->stats.pool_bytes, p->bytes, __ATOMIC_RELAXED);
+		}
 		res->dropped++;
 		return;
 	}
@@ -548,7 +567,6 @@ static void account(struct uzd_client *c, const struct uzd_evict_result *res)
 	stat_add(&c->stats.evicted_pool, res->pool);
 	stat_add(&c->stats.rejected_pool_full, res->rejected_pool_full);
 	stat_add(&c->stats.rejected_busy, res->rejected_busy);
-	stat_add(&c->stats.pool_bytes, res->pool_bytes);
 }
 
 int uzd_evict_batch(struct uzd_evict_ctx *ec, struct uzd_client *c, struct uzd_region *r,
@@ -569,17 +587,19 @@ int uzd_evict_batch(struct uzd_evict_ctx *ec, struct uzd_client *c, struct uzd_r
 	if (ec->n) {
 		ret = fence(ec, c, r, &nfenced);
 		if (ret < 0) {
-			/* Nothing captured yet: put every page back, then lift what was fenced. */
+			/* Nothing captured yet: lift what was fenced, put every page back. */
+			for_each_run(ec, c, r, nfenced, unfence_run);
 			abort_all(ec, r);
-			unfence(ec, c, r, nfenced);
+			for_each_run(ec, c, r, ec->n, wake_run);
 			account(c, res);
 			return ret;
 		}
 		capture(ec, r, res);
 		store(ec, c, r, res);
 		punch(ec, c, r, res);
+		for_each_run(ec, c, r, ec->n, unfence_run);
 		settle(ec, c, r, res);
-		unfence(ec, c, r, ec->n);
+		for_each_run(ec, c, r, ec->n, wake_run);
 	}
 	account(c, res);
 	return 0;

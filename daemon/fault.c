@@ -645,6 +645,13 @@ static int serve_wp(struct uzd_client *c, uint64_t addr)
 	if (r && uzd_region_claim(r, pgidx, settled, &old) == 0) {
 		ret = uzd_uffd_writeprotect(c->uffd, addr, UZD_PAGE_SIZE, false, true);
 		give_back(c, r, pgidx, old);
+		/*
+		 * -EAGAIN (an event is unread): the WP message is consumed, so no
+		 * other will come; wake the writer to fault again, and try again
+		 * then, after the fault thread has read the event.
+		 */
+		if (ret < 0 && ret != -ESRCH)
+			ret = uzd_uffd_wake(c->uffd, addr, UZD_PAGE_SIZE);
 	}
 	uzd_region_read_unlock(&c->regions);
 	return ret == -ESRCH ? ret : 0;

@@ -45,6 +45,7 @@
 #include "daemon/evict.h"
 #include "daemon/object.h"
 #include "daemon/uffd.h"
+#include "tests/rng.h"
 #include "tests/tap.h"
 #include "tests/testdata.h"
 
@@ -491,6 +492,52 @@ static size_t check_objects(const struct fx *f, const unsigned char *want, bool 
 			bad++;
 	}
 	return bad;
+}
+
+/*
+ * With max_len 4096 (max_compressed allows it) a page can compress to
+ * 4081-4096 bytes, too long to sit behind a 16-byte header in a pool
+ * object: it must be stored raw, not refused on every pass.
+ */
+static void test_long_compressed_page_is_stored_raw(void)
+{
+	static unsigned char page[PG];
+	unsigned char out[PG];
+	struct uzd_evict_ctx *ec = NULL;
+	struct uzc_ctx *cc = NULL;
+	struct uzd_evict_result res;
+	struct uzc_spec spec;
+	struct rng g = { .state = 5 };
+	size_t idx[1] = { 0 }, n = 3900;
+	ssize_t len = 0;
+	struct fx f;
+	uint64_t e;
+
+	if (uzc_spec_parse("lz4", 0, &spec) == 0 && uzc_ctx_new(&spec, PG, &cc) == 0) {
+		/* Random bytes then zeros, lengthened until lz4 lands in (4080, 4096]. */
+		for (; n < PG && !(len > PG - UZD_OBJ_HDR_SIZE); n++) {
+			memset(page, 0, PG);
+			for (size_t i = 0; i < n; i++)
+				page[i] = (unsigned char)rng_next(&g);
+			len = uzc_compress(cc, page, out, sizeof(out));
+		}
+	}
+	uzc_ctx_free(cc);
+	if (!(len > PG - UZD_OBJ_HDR_SIZE) || uzd_evict_ctx_new(&spec, PG, &ec) < 0 ||
+	    fx_open(&f, page, 1, 0) < 0) {
+		ok(false, "a page compressing to 4081-4096 bytes is made and set up (%zd)", len);
+		uzd_evict_ctx_free(ec);
+		return;
+	}
+	e = fx_evict(&f, ec, idx, 1, &res) == 0 ? fx_entry(&f, 0) : 0;
+	ok(res.evicted == 1 && res.raw == 1 && uzd_entry_state(e) == UZD_ENTRY_POOL &&
+		   (uzd_entry_flags(e) & UZD_ENTRY_RAW) &&
+		   raw_object_is(f.c.pool, uzd_entry_pool_handle(e), page),
+	   "with max_len 4096, a page compressing to %zd bytes is stored raw, not refused "
+	   "(evicted %zu, raw %zu, rejected %zu)",
+	   len, res.evicted, res.raw, res.rejected_pool_full);
+	fx_close(&f);
+	uzd_evict_ctx_free(ec);
 }
 
 static void test_batch(void)
@@ -1002,6 +1049,7 @@ int main(void)
 	setup();
 
 	test_batch();
+	test_long_compressed_page_is_stored_raw();
 	test_hot_and_busy();
 	test_pool_full();
 	test_blocked_writer();
