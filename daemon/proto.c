@@ -35,7 +35,7 @@
 
 static const char *const type_names[UZP_TYPE_COUNT] = {
 	[UZP_HELLO] = "HELLO",	   [UZP_SET_UFFD] = "SET_UFFD",	    [UZP_REGISTER] = "REGISTER",
-	[UZP_DISCARD] = "DISCARD", [UZP_UNREGISTER] = "UNREGISTER", [UZP_STATS] = "STATS",
+	[UZP_STATUS] = "STATUS", [UZP_UNREGISTER] = "UNREGISTER", [UZP_STATS] = "STATS",
 	[UZP_REPLY] = "REPLY",	   [UZP_SHUTDOWN] = "SHUTDOWN",
 };
 
@@ -108,6 +108,22 @@ static int check_memfd(int fd, const struct uzp_register *r, char *why, size_t w
 	return 0;
 }
 
+/* STATUS: a memfd the daemon can write (the tool reads it back). */
+static int check_status_memfd(int fd, char *why, size_t wl)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+	int fl = fcntl(fd, F_GETFL);
+	struct stat st;
+
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || seals < 0 || fl < 0)
+		return refuse(why, wl, -EBADMSG, "STATUS: the descriptor is not a memfd");
+	if ((fl & O_ACCMODE) != O_RDWR && (fl & O_ACCMODE) != O_WRONLY)
+		return refuse(why, wl, -EBADMSG, "STATUS: the memfd is not open for writing");
+	if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE | F_SEAL_GROW))
+		return refuse(why, wl, -EBADMSG, "STATUS: the memfd is sealed against writes");
+	return 0;
+}
+
 static int check_fds(const struct uzd_request *req, int nfds, char *why, size_t wl)
 {
 	unsigned int type = req->h.type;
@@ -120,6 +136,8 @@ static int check_fds(const struct uzd_request *req, int nfds, char *why, size_t 
 		return refuse(why, wl, -EBADMSG, "SET_UFFD: the descriptor is not a userfaultfd");
 	if (type == UZP_REGISTER)
 		return check_memfd(req->fd, &req->body.reg, why, wl);
+	if (type == UZP_STATUS)
+		return check_status_memfd(req->fd, why, wl);
 	return 0;
 }
 
@@ -151,7 +169,6 @@ static int check_fields(const struct uzd_request *req, char *why, size_t wl)
 			return refuse(why, wl, -EBADMSG, "REGISTER: bad memfd offset %#llx",
 				      (unsigned long long)r->memfd_offset);
 		return check_range("REGISTER", r->addr, r->length, why, wl);
-	case UZP_DISCARD:
 	case UZP_UNREGISTER:
 		return check_range(type_names[req->h.type], req->body.range.addr,
 				   req->body.range.length, why, wl);

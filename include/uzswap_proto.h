@@ -16,10 +16,14 @@
  *                                  <------  REPLY {status, HELLO_OK} + /dev/userfaultfd
  *   SET_UFFD {}  + its userfaultfd ------>  REPLY {status}
  *   REGISTER {range, name} + memfd ------>  REPLY {status, REGISTERED}
- *   DISCARD {range}                ------>  REPLY {status}   (MADV_DONTNEED done as a punch)
  *   UNREGISTER {range}             ------>  REPLY {status}
  *   STATS {}                       ------>  REPLY {status, CLIENT_STATS}
  *                                  <------  SHUTDOWN {reason} (unsolicited; the daemon is going)
+ *
+ * An admin tool (uzswapctl) asks for the daemon's whole state without a
+ * HELLO; the state does not fit a datagram, so it travels in a memfd the
+ * tool creates and the daemon writes (struct uzp_status, below):
+ *   STATUS {} + a memfd            ------>  REPLY {status, STATUS_OK}
  *
  * Every request gets exactly one REPLY with the request's seq.  A reply's
  * status is 0 or a negative errno, its body is the request's result (empty
@@ -50,7 +54,7 @@ enum uzp_type {
 	UZP_HELLO = 1,	/* c->d  struct uzp_hello */
 	UZP_SET_UFFD,	/* c->d  no body; 1 fd: the client's userfaultfd */
 	UZP_REGISTER,	/* c->d  struct uzp_register; 1 fd: the region's memfd */
-	UZP_DISCARD,	/* c->d  struct uzp_range */
+	UZP_STATUS,	/* c->d  no body; 1 fd: a memfd for struct uzp_status */
 	UZP_UNREGISTER, /* c->d  struct uzp_range */
 	UZP_STATS,	/* c->d  no body */
 	UZP_REPLY,	/* d->c  struct uzp_reply, then a body, then the message */
@@ -112,6 +116,78 @@ struct uzp_client_stats {
 	uint64_t fault_p50_ns, fault_p99_ns;
 };
 
+/*
+ * The daemon's state, as STATUS writes it into the memfd from offset 0:
+ * one struct uzp_status, then n_clients struct uzp_status_client, then
+ * n_regions struct uzp_status_region (grouped by client, in client order).
+ * The reply's struct uzp_status_ok gives the bytes written.  Counters are
+ * totals since the daemon (or the client) started; latencies are in ns
+ * from reading a fault to waking the faulting thread.
+ */
+enum uzp_fault_kind {
+	UZP_FAULT_ZERO, /* first touch: a zero page */
+	UZP_FAULT_SAME, /* restored from a same-filled word */
+	UZP_FAULT_POOL, /* restored from the compressed pool */
+	UZP_FAULT_KINDS,
+};
+
+struct uzp_fault_lat {
+	uint64_t count, p50_ns, p99_ns;
+};
+
+struct uzp_status {
+	uint32_t magic;	    /* UZP_MAGIC */
+	uint32_t version;   /* UZP_VERSION */
+	uint32_t n_clients; /* connected and registered with a userfaultfd */
+	uint32_t n_regions;
+	uint32_t pid;
+	uint32_t fault_threads;
+	char allocator[16]; /* pool allocator, NUL-terminated */
+	char codec[16];	    /* "lz4", "zstd"... */
+	int32_t codec_level;
+	uint32_t reserved;		     /* 0 */
+	uint64_t uptime_ms;
+	uint64_t max_resident;		     /* global budget, bytes */
+	uint64_t pool_max_bytes;	     /* configured pool limit */
+	uint64_t pool_total_bytes;	     /* pool pages held, bytes */
+	uint64_t pool_compressed_bytes;	     /* bytes of live objects */
+	uint64_t pool_stored_pages;	     /* pages those objects hold */
+	uint64_t mem_available;		     /* MemAvailable, bytes (0: unknown) */
+	uint64_t psi_some_avg10_centi;	     /* memory PSI some avg10, 1/100 % */
+	uint64_t pressure_rounds;	     /* reclaim rounds driven by pressure */
+	uint64_t clients_accepted;	     /* since start */
+	uint64_t clients_refused;	     /* by policy or limits */
+	uint64_t clients_dropped;	     /* for protocol errors */
+	uint64_t protocol_errors;	     /* malformed or refused requests */
+};
+
+struct uzp_status_client {
+	uint32_t id, pid, uid, n_regions;
+	char comm[16];
+	uint64_t budget_bytes; /* resident budget granted */
+	uint64_t managed_pages, resident_pages, same_pages, pool_pages, file_pages;
+	uint64_t pool_bytes; /* compressed bytes of its pool objects */
+	struct uzp_fault_lat faults[UZP_FAULT_KINDS];
+	uint64_t faults_raced; /* already there when served (EEXIST) */
+	uint64_t refaults_hot; /* restored pages found hot */
+	uint64_t evicted_same, evicted_pool;
+	uint64_t rejected_pool_full; /* evictions refused: pool full */
+	uint64_t rejected_busy;	     /* victims skipped: a fault owned them */
+	uint64_t rejected_error;     /* evictions failed on a memfd call */
+	uint64_t poisoned;	     /* pages poisoned (corrupt or unmanaged) */
+};
+
+struct uzp_status_region {
+	uint32_t client_id, region_id;
+	char name[UZP_NAME_MAX];
+	uint64_t addr, length;
+	uint64_t resident_pages, same_pages, pool_pages, file_pages;
+};
+
+struct uzp_status_ok {
+	uint64_t bytes; /* written into the memfd from offset 0 */
+};
+
 struct uzp_reply {
 	int32_t status;		 /* 0 or a negative errno */
 	uint16_t body_length;	 /* bytes of body after this struct */
@@ -137,10 +213,10 @@ static inline long uzp_body_size(unsigned int type)
 		return sizeof(struct uzp_hello);
 	case UZP_SET_UFFD:
 	case UZP_STATS:
+	case UZP_STATUS:
 		return 0;
 	case UZP_REGISTER:
 		return sizeof(struct uzp_register);
-	case UZP_DISCARD:
 	case UZP_UNREGISTER:
 		return sizeof(struct uzp_range);
 	case UZP_REPLY:
@@ -153,18 +229,19 @@ static inline long uzp_body_size(unsigned int type)
 }
 
 /*
- * Descriptors a message of @type carries: SET_UFFD and REGISTER exactly
- * one; a REPLY one only when it accepts a HELLO (/dev/userfaultfd); no
- * other message any.  A receiver closes every descriptor it did not expect.
+ * Descriptors a message of @type carries: SET_UFFD, REGISTER and STATUS
+ * exactly one; a REPLY one only when it accepts a HELLO (/dev/userfaultfd);
+ * no other message any.  A receiver closes every descriptor it did not
+ * expect.
  */
-static inline int uzp_fds_max(unsigned int type)
-{
-	return type == UZP_SET_UFFD || type == UZP_REGISTER || type == UZP_REPLY ? 1 : 0;
-}
-
 static inline int uzp_fds_required(unsigned int type)
 {
-	return type == UZP_SET_UFFD || type == UZP_REGISTER ? 1 : 0;
+	return type == UZP_SET_UFFD || type == UZP_REGISTER || type == UZP_STATUS ? 1 : 0;
+}
+
+static inline int uzp_fds_max(unsigned int type)
+{
+	return uzp_fds_required(type) || type == UZP_REPLY ? 1 : 0;
 }
 
 /*
@@ -265,6 +342,9 @@ _Static_assert(sizeof(struct uzp_header) == 16, "header layout");
 _Static_assert(sizeof(struct uzp_hello) == 32, "hello layout");
 _Static_assert(sizeof(struct uzp_register) == 56, "register layout");
 _Static_assert(sizeof(struct uzp_client_stats) == 96, "stats layout");
+_Static_assert(sizeof(struct uzp_status) % 8 == 0, "status layout");
+_Static_assert(sizeof(struct uzp_status_client) % 8 == 0, "status client layout");
+_Static_assert(sizeof(struct uzp_status_region) % 8 == 0, "status region layout");
 _Static_assert(sizeof(struct uzp_header) + sizeof(struct uzp_reply) +
 			       sizeof(struct uzp_client_stats) + UZP_MESSAGE_MAX <=
 		       UZP_DATAGRAM_MAX,

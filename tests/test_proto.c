@@ -148,12 +148,19 @@ static void test_valid_requests(struct pair *p)
 	if (req.fd >= 0)
 		close(req.fd);
 
-	send_raw(p->client, buf, build(buf, UZP_DISCARD, &range, sizeof(range)), NULL, 0);
+	send_raw(p->client, buf, build(buf, UZP_UNREGISTER, &range, sizeof(range)), NULL, 0);
 	err = recv_req(p, &req, why);
 	send_raw(p->client, buf, build(buf, UZP_STATS, NULL, 0), NULL, 0);
 	ok(!err && req.body.range.addr == 0x10000 && !recv_req(p, &req, why) &&
 		   req.h.type == UZP_STATS,
-	   "DISCARD and STATS are accepted");
+	   "UNREGISTER and STATS are accepted");
+
+	send_raw(p->client, buf, build(buf, UZP_STATUS, NULL, 0), &memfd, 1);
+	err = recv_req(p, &req, why);
+	ok(!err && req.fd >= 0 && req.h.type == UZP_STATUS,
+	   "a STATUS with a writable memfd is accepted (%d: %s)", err, why);
+	if (req.fd >= 0)
+		close(req.fd);
 	close(memfd);
 	close(uffd);
 }
@@ -295,10 +302,10 @@ static void test_bad_fields(struct pair *p)
 	bad_register(&c, "a REGISTER that wraps", "wraps", &r, make_memfd(1 << 20, 0));
 	expect_refused(p, &c);
 	memset(&c, 0, sizeof(c));
-	c.name = "an empty DISCARD";
+	c.name = "an empty UNREGISTER";
 	c.expect = "empty";
 	c.err = -EBADMSG;
-	c.len = build(c.buf, UZP_DISCARD, &range, sizeof(range));
+	c.len = build(c.buf, UZP_UNREGISTER, &range, sizeof(range));
 	expect_refused(p, &c);
 	c.name = "a HELLO with unknown flags";
 	c.expect = "unknown flags";
