@@ -34,9 +34,9 @@
 #define PAGE 4096u
 
 static const char *const type_names[UZP_TYPE_COUNT] = {
-	[UZP_HELLO] = "HELLO",	   [UZP_SET_UFFD] = "SET_UFFD",	    [UZP_REGISTER] = "REGISTER",
+	[UZP_HELLO] = "HELLO",	 [UZP_SET_UFFD] = "SET_UFFD",	  [UZP_REGISTER] = "REGISTER",
 	[UZP_STATUS] = "STATUS", [UZP_UNREGISTER] = "UNREGISTER", [UZP_STATS] = "STATS",
-	[UZP_REPLY] = "REPLY",	   [UZP_SHUTDOWN] = "SHUTDOWN",
+	[UZP_REPLY] = "REPLY",	 [UZP_SHUTDOWN] = "SHUTDOWN",
 };
 
 static int refuse(char *why, size_t len, int err, const char *fmt, ...)

@@ -145,20 +145,20 @@ struct uzp_status {
 	char allocator[16]; /* pool allocator, NUL-terminated */
 	char codec[16];	    /* "lz4", "zstd"... */
 	int32_t codec_level;
-	uint32_t reserved;		     /* 0 */
+	uint32_t reserved; /* 0 */
 	uint64_t uptime_ms;
-	uint64_t max_resident;		     /* global budget, bytes */
-	uint64_t pool_max_bytes;	     /* configured pool limit */
-	uint64_t pool_total_bytes;	     /* pool pages held, bytes */
-	uint64_t pool_compressed_bytes;	     /* bytes of live objects */
-	uint64_t pool_stored_pages;	     /* pages those objects hold */
-	uint64_t mem_available;		     /* MemAvailable, bytes (0: unknown) */
-	uint64_t psi_some_avg10_centi;	     /* memory PSI some avg10, 1/100 % */
-	uint64_t pressure_rounds;	     /* reclaim rounds driven by pressure */
-	uint64_t clients_accepted;	     /* since start */
-	uint64_t clients_refused;	     /* by policy or limits */
-	uint64_t clients_dropped;	     /* for protocol errors */
-	uint64_t protocol_errors;	     /* malformed or refused requests */
+	uint64_t max_resident;		/* global budget, bytes */
+	uint64_t pool_max_bytes;	/* configured pool limit */
+	uint64_t pool_total_bytes;	/* pool pages held, bytes */
+	uint64_t pool_compressed_bytes; /* bytes of live objects */
+	uint64_t pool_stored_pages;	/* pages those objects hold */
+	uint64_t mem_available;		/* MemAvailable, bytes (0: unknown) */
+	uint64_t psi_some_avg10_centi;	/* memory PSI some avg10, 1/100 % */
+	uint64_t pressure_rounds;	/* reclaim rounds driven by pressure */
+	uint64_t clients_accepted;	/* since start */
+	uint64_t clients_refused;	/* by policy or limits */
+	uint64_t clients_dropped;	/* for protocol errors */
+	uint64_t protocol_errors;	/* malformed or refused requests */
 };
 
 struct uzp_status_client {
