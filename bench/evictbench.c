@@ -34,6 +34,7 @@
 
 #include "alloc/zpool.h"
 #include "bench/pagefile.h"
+#include "client/uffd.h"
 #include "daemon/client.h"
 #include "daemon/evict.h"
 #include "daemon/region.h"
@@ -78,15 +79,15 @@ static int make_uffd(struct region *g)
 {
 	char why[256] = "";
 
-	g->c.uffd = uzd_uffd_create(-1, why, sizeof(why));
+	g->c.uffd = uzs_uffd_create(-1, why, sizeof(why));
 	if (g->c.uffd < 0 && g->dev_fd >= 0)
-		g->c.uffd = uzd_uffd_create(g->dev_fd, why, sizeof(why));
+		g->c.uffd = uzs_uffd_create(g->dev_fd, why, sizeof(why));
 	if (g->c.uffd < 0) {
 		fprintf(stderr, "evictbench: no userfaultfd: %s\n", why);
 		return -1;
 	}
-	return uzd_uffd_register(g->c.uffd, (uintptr_t)g->map, g->npages * PG,
-				 UZD_UFFD_REGISTER_MODES, NULL);
+	return uzs_uffd_register(g->c.uffd, (uintptr_t)g->map, g->npages * PG,
+				 UZP_UFFD_REGISTER_MODES, NULL);
 }
 
 static int region_open(struct region *g, size_t npages)
@@ -103,7 +104,7 @@ static int region_open(struct region *g, size_t npages)
 	g->map = mmap(NULL, npages * PG, PROT_READ | PROT_WRITE, MAP_SHARED, g->memfd, 0);
 	if (g->map == MAP_FAILED || make_uffd(g) < 0 ||
 	    zpool_create("zsmalloc", &cfg, &g->c.pool) < 0 ||
-	    uzd_region_table_init(&g->c.regions) < 0)
+	    uzd_region_table_init(&g->c.regions) < 0 || uzd_lru_init(&g->c.lru) < 0)
 		return -1;
 	a.start = (uintptr_t)g->map;
 	a.memfd = dup(g->memfd);
@@ -243,6 +244,7 @@ int main(int argc, char **argv)
 	if (err)
 		fprintf(stderr, "evictbench: eviction failed: %s\n", strerror(-err));
 	uzd_region_table_fini(&g.c.regions, release_obj, g.c.pool);
+	uzd_lru_fini(&g.c.lru);
 	zpool_destroy(g.c.pool);
 	close(g.c.uffd);
 	munmap(g.map, n * PG);

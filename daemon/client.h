@@ -13,29 +13,59 @@
  *   pool       the compressed pool all clients share (alloc/zpool.h)
  *   evict_seq  evictions of this client's pages so far: the clock that
  *              refault distances are measured on (daemon/object.h)
+ *   hot_distance  a restored page whose refault distance is below this is
+ *              HOT (passed over once by reclaim); 0: none is (policy fifo).
+ *              Set by reclaim, read by the fault service
+ *   lru        resident pages in fault-in order (daemon/lru.h): the fault
+ *              service appends, reclaim takes victims from the front
  *   stats      counters, updated with relaxed atomic adds by any thread
+ *   pid, uid, comm  who the client is (SO_PEERCRED and its HELLO), for
+ *              statistics and logs; fixed once the client is shared
+ *   budget_pages  resident pages the client may keep (its granted budget)
+ *   refs       references: the server's, the fault thread's, and each
+ *              reclaim pass's; the last uzd_client_put() destroys it
+ *
+ * Lifetime: uzd_client_new() gives one reference.  Whoever passes the
+ * client to another thread gives it a reference too; destruction (every
+ * region destroyed, every pool object freed, the userfaultfd closed) runs
+ * in the thread that drops the last one, so it never races a user.
  */
 #ifndef UZSWAP_DAEMON_CLIENT_H
 #define UZSWAP_DAEMON_CLIENT_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "alloc/zpool.h"
 #include "daemon/hist.h"
+#include "daemon/lru.h"
 #include "daemon/region.h"
 
+/* What a served fault restored, for the latency histograms. */
+enum uzd_fault_kind {
+	UZD_FAULT_ZERO, /* a first touch */
+	UZD_FAULT_SAME, /* a same-filled page */
+	UZD_FAULT_POOL, /* a page from the pool */
+	UZD_FAULT_KINDS,
+};
+
 struct uzd_client_stats {
-	uint64_t faults_zero;	     /* first touches served with a zero page */
-	uint64_t faults_same;	     /* restored from a same-filled word */
-	uint64_t faults_pool;	     /* restored from the pool */
-	uint64_t faults_raced;	     /* the page was already there (EEXIST): woken */
-	uint64_t refaults_hot;	     /* restored pages found hot (refault distance) */
-	uint64_t evicted_same;	     /* evictions kept as a word */
-	uint64_t evicted_pool;	     /* evictions stored in the pool */
-	uint64_t rejected_pool_full; /* evictions refused: the pool had no room */
-	uint64_t rejected_busy;	     /* victims skipped: a fault owned them */
-	uint64_t pool_bytes;	     /* bytes of this client's live pool objects */
-	struct uzd_hist fault_ns;    /* time from reading a fault to waking it */
+	uint64_t faults_zero;			  /* first touches served with a zero page */
+	uint64_t faults_same;			  /* restored from a same-filled word */
+	uint64_t faults_pool;			  /* restored from the pool */
+	uint64_t faults_raced;			  /* the page was already there (EEXIST): woken */
+	uint64_t refaults_hot;			  /* restored pages found hot (refault distance) */
+	uint64_t evicted_same;			  /* evictions kept as a word */
+	uint64_t evicted_pool;			  /* evictions stored in the pool */
+	uint64_t rejected_pool_full;		  /* evictions refused: the pool had no room */
+	uint64_t rejected_busy;			  /* victims skipped: a fault owned them */
+	uint64_t rejected_error;		  /* evictions failed on a memfd system call */
+	uint64_t poisoned;			  /* pages poisoned: corrupt, foreign, unmanaged */
+	uint64_t pool_bytes;			  /* bytes of this client's live pool objects */
+	uint64_t evict_ns;			  /* time reclaim spent evicting its pages */
+	struct uzd_hist fault_ns;		  /* time from reading a fault to waking it */
+	struct uzd_hist kind_ns[UZD_FAULT_KINDS]; /* the same, by what was restored */
 };
 
 struct uzd_client {
@@ -44,7 +74,39 @@ struct uzd_client {
 	struct uzd_region_table regions;
 	struct zpool *pool;
 	uint32_t evict_seq;
+	uint32_t hot_distance;
+	struct uzd_lru lru;
 	struct uzd_client_stats stats;
+	pid_t pid;
+	uid_t uid;
+	char comm[16];
+	uint64_t budget_pages;
+	int refs;
 };
+
+/*
+ * A client with no regions and no userfaultfd yet (uffd -1), one reference.
+ * -ENOMEM.
+ */
+int uzd_client_new(uint32_t id, struct zpool *pool, struct uzd_client **out);
+void uzd_client_get(struct uzd_client *c);
+void uzd_client_put(struct uzd_client *c);
+
+/*
+ * Set up / tear down an embedded client (tests keep theirs on the stack).
+ * fini destroys every region, freeing their pool objects; it leaves uffd.
+ */
+int uzd_client_init(struct uzd_client *c, uint32_t id, struct zpool *pool);
+void uzd_client_fini(struct uzd_client *c);
+
+/*
+ * uzd_release_fn (daemon/region.h) for a client's pages: frees the pool
+ * object of a POOL entry and takes its bytes off the client's pool_bytes;
+ * @arg is the client.  Takes only the pool's locks.
+ */
+void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg);
+
+/* Resident pages of the client now (takes the table read lock). */
+uint64_t uzd_client_resident(struct uzd_client *c);
 
 #endif /* UZSWAP_DAEMON_CLIENT_H */

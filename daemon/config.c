@@ -68,6 +68,7 @@ enum key_type {
 	T_CODEC,
 	T_LEVEL,
 	T_ALLOCATOR,
+	T_POLICY,
 };
 
 /* Ids of the keys the checks between keys name; the rest need none. */
@@ -92,6 +93,7 @@ enum key_id {
 	K_ALLOCATOR,
 	K_POOL_MAX_SIZE,
 	K_PAGE_CLUSTER,
+	K_POLICY,
 	K_COUNT
 };
 
@@ -145,6 +147,7 @@ static const struct key_def keys[K_COUNT] = {
 	KEY(K_ALLOCATOR, "pool", "allocator", T_ALLOCATOR, allocator, 0, 0, false),
 	KEY(K_POOL_MAX_SIZE, "pool", "max_size", T_SIZE, pool_max_size, MIN_BUDGET, 0, true),
 	KEY(K_PAGE_CLUSTER, "fault", "page_cluster", T_UINT, page_cluster, 0, 5, false),
+	KEY(K_POLICY, "reclaim", "policy", T_POLICY, policy, 0, 0, false),
 };
 
 static const char *const log_level_names[] = {
@@ -154,6 +157,12 @@ static const char *const log_level_names[] = {
 	[UZD_LOG_DEBUG] = "debug",
 };
 #define N_LOG_LEVELS (sizeof(log_level_names) / sizeof(log_level_names[0]))
+
+static const char *const policy_names[] = {
+	[UZD_POLICY_WORKINGSET] = "workingset",
+	[UZD_POLICY_FIFO] = "fifo",
+};
+#define N_POLICIES (sizeof(policy_names) / sizeof(policy_names[0]))
 
 /*
  * The state of one load.  cfg is the copy being filled.  set_line[id] is
@@ -421,6 +430,26 @@ static void format_loglevel(const struct uzd_config *cfg, const struct key_def *
 	snprintf(buf, len, "%s", lvl < N_LOG_LEVELS ? log_level_names[lvl] : "?");
 }
 
+static int parse_policy(struct parse_ctx *ctx, const struct key_def *k, const char *v)
+{
+	for (size_t i = 0; i < N_POLICIES; i++) {
+		if (strcmp(v, policy_names[i]) == 0) {
+			*(enum uzd_reclaim_policy *)field(&ctx->cfg,
+							  k) = (enum uzd_reclaim_policy)i;
+			return 0;
+		}
+	}
+	return key_fail(ctx, k, "\"%s\" is not one of workingset, fifo", v);
+}
+
+static void format_policy(const struct uzd_config *cfg, const struct key_def *k, char *buf,
+			  size_t len)
+{
+	unsigned int p = *(const enum uzd_reclaim_policy *)cfield(cfg, k);
+
+	snprintf(buf, len, "%s", p < N_POLICIES ? policy_names[p] : "?");
+}
+
 /* One entry of allow_uids, @len bytes at @s, spaces around it allowed. */
 static int parse_one_uid(struct parse_ctx *ctx, const struct key_def *k, const char *s, size_t len)
 {
@@ -670,6 +699,7 @@ static const struct type_ops type_ops[] = {
 	[T_CODEC] = { parse_codec, format_codec },
 	[T_LEVEL] = { parse_level, format_level },
 	[T_ALLOCATOR] = { parse_allocator, format_allocator },
+	[T_POLICY] = { parse_policy, format_policy },
 };
 
 /* Big enough for any value: the longest is a full list of uids. */
@@ -718,6 +748,7 @@ void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes)
 	cfg->pool_max_size = percent_of(ram_bytes, DEF_POOL_MAX_SIZE_PCT);
 
 	cfg->page_cluster = 0;
+	cfg->policy = UZD_POLICY_WORKINGSET;
 }
 
 /* ---- the reader: one whole line per call, and its shape checked ---- */

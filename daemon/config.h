@@ -36,6 +36,16 @@ enum uzd_log_level {
 };
 
 /*
+ * How reclaim picks victims.  WORKINGSET: in fault-in order, passing over
+ * once a page that refaulted within a short distance (daemon/reclaim.c);
+ * FIFO: in fault-in order, nothing else (kept to measure the other against).
+ */
+enum uzd_reclaim_policy {
+	UZD_POLICY_WORKINGSET,
+	UZD_POLICY_FIFO,
+};
+
+/*
  * Invariants after uzd_config_defaults() or a successful uzd_config_load():
  * low_watermark <= high_watermark, client_min_resident <=
  * client_max_resident <= max_resident, and every field within the range
@@ -76,6 +86,9 @@ struct uzd_config {
 
 	/* [fault] */
 	unsigned int page_cluster; /* restore 2^N neighbours with a fault, 0..5 */
+
+	/* [reclaim] */
+	enum uzd_reclaim_policy policy;
 };
 
 /* Fill @cfg with the defaults for a machine with @ram_bytes of RAM. */

@@ -567,6 +567,7 @@ static void account(struct uzd_client *c, const struct uzd_evict_result *res)
 	stat_add(&c->stats.evicted_pool, res->pool);
 	stat_add(&c->stats.rejected_pool_full, res->rejected_pool_full);
 	stat_add(&c->stats.rejected_busy, res->rejected_busy);
+	stat_add(&c->stats.rejected_error, res->rejected_error);
 }
 
 int uzd_evict_batch(struct uzd_evict_ctx *ec, struct uzd_client *c, struct uzd_region *r,

@@ -67,6 +67,7 @@ struct queued_fault {
  *  page    UZD_PAGE_SIZE bytes, page-aligned: the bytes about to be copied
  *  q       queued faults q[head..tail), capacity qcap (grows, never shrinks)
  *  batch   one read(2) worth of messages
+ *  kind    set by the serve_* function that filled a page, for its histogram
  *  log_*   rate limiter: lines logged in the second starting at log_sec
  */
 struct uzd_fault_ctx {
@@ -76,6 +77,7 @@ struct uzd_fault_ctx {
 	size_t head, tail, qcap;
 	struct uffd_msg batch[FAULT_BATCH];
 	struct uzd_fault_stats stats;
+	enum uzd_fault_kind kind; /* what the last fault served restored */
 	uint64_t log_sec;
 	unsigned int log_lines, log_quiet;
 };
@@ -179,27 +181,6 @@ const struct uzd_fault_stats *uzd_fault_stats(const struct uzd_fault_ctx *fc)
 
 /* ---- releasing pool objects (events, dropped pages) ---- */
 
-/*
- * The bytes the object of POOL entry @entry takes, as eviction counts them
- * in stats.pool_bytes: a RAW object is the page; any other, its header and
- * payload, and the header is the only place the length is.
- */
-static uint64_t pool_object_bytes(struct zpool *pool, uint64_t entry)
-{
-	unsigned long handle = uzd_entry_pool_handle(entry);
-	struct uzd_obj_hdr h;
-	const void *obj;
-
-	if (uzd_entry_flags(entry) & UZD_ENTRY_RAW)
-		return UZD_PAGE_SIZE;
-	obj = zpool_map(pool, handle, ZPOOL_MM_RO);
-	if (!obj)
-		return 0;
-	uzd_obj_hdr_read(obj, &h);
-	zpool_unmap(pool, handle);
-	return UZD_OBJ_HDR_SIZE + h.len;
-}
-
 static void free_pool_object(struct uzd_client *c, unsigned long handle, uint64_t bytes)
 {
 	if (zpool_free(c->pool, handle) < 0) {
@@ -210,30 +191,12 @@ static void free_pool_object(struct uzd_client *c, unsigned long handle, uint64_
 	stat_sub(&c->stats.pool_bytes, bytes);
 }
 
-/*
- * uzd_release_fn for drop and unmap.  May run under the table's write
- * lock: takes only the pool's locks (region.h lock order).  FILE slots
- * have no backing file to return to yet: nothing to free.
- */
-static void release_payload(const struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg)
-{
-	struct uzd_client *c = arg;
-	unsigned long handle;
-
-	(void)r;
-	(void)pgidx;
-	if (uzd_entry_state(entry) != UZD_ENTRY_POOL)
-		return;
-	handle = uzd_entry_pool_handle(entry);
-	free_pool_object(c, handle, pool_object_bytes(c->pool, entry));
-}
-
 /* ---- non-fault events ---- */
 
 static void event_remove(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t start,
 			 uint64_t end)
 {
-	int r = uzd_region_drop_range(&c->regions, start, end - start, release_payload, c, NULL);
+	int r = uzd_region_drop_range(&c->regions, start, end - start, uzd_client_release, c, NULL);
 
 	if (r < 0)
 		flog(fc, c, "remove [%#" PRIx64 ", %#" PRIx64 "): %s", start, end, strerror(-r));
@@ -242,7 +205,8 @@ static void event_remove(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_
 static void event_unmap(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t start,
 			uint64_t end)
 {
-	int r = uzd_region_unmap_range(&c->regions, start, end - start, release_payload, c, NULL);
+	int r = uzd_region_unmap_range(&c->regions, start, end - start, uzd_client_release, c,
+				       NULL);
 
 	if (r < 0)
 		flog(fc, c, "unmap [%#" PRIx64 ", %#" PRIx64 "): %s", start, end, strerror(-r));
@@ -342,23 +306,19 @@ static int read_batch(struct uzd_fault_ctx *fc, struct uzd_client *c, size_t *go
  * The refault distance is the number of this client's evictions between
  * the page's eviction and this fault (a wrapping 32-bit clock).  Had the
  * page stayed resident, it would have been evicted only after about as
- * many evictions as the client has resident pages; a refault within fewer
+ * many evictions as the client keeps pages resident; a refault within fewer
  * means the page would still be in memory under plain LRU: it is hot and
  * eviction should pass it over (the kernel's workingset detection,
- * design.md §2).  Read lock held: the resident count is summed here, as
- * uzd_region_table_counts() would take the lock a second time.
+ * design.md §2).  The yardstick is the client's budget, which reclaim
+ * keeps in hot_distance, not the resident count of the moment: a resident
+ * set that overshoots its budget would otherwise call more refaults hot,
+ * protect more pages and overshoot further.
  */
 static bool refault_is_hot(struct uzd_client *c, uint32_t evicted_at)
 {
 	uint32_t distance = __atomic_load_n(&c->evict_seq, __ATOMIC_RELAXED) - evicted_at;
-	struct uzd_region_counts rc;
-	uint64_t resident = 0;
 
-	for (size_t i = 0; i < c->regions.n; i++) {
-		uzd_region_counts(c->regions.regions[i], &rc);
-		resident += rc.resident;
-	}
-	return distance < resident;
+	return distance < __atomic_load_n(&c->hot_distance, __ATOMIC_RELAXED);
 }
 
 /* Load a pool object into fc->page; 0, -EBADMSG (corrupt) or -EXDEV (not this page's). */
@@ -416,15 +376,18 @@ static void punch_dropped(struct uzd_fault_ctx *fc, struct uzd_client *c,
 static void give_back(struct uzd_client *c, struct uzd_region *r, size_t pgidx, uint64_t old)
 {
 	if (uzd_region_abort(r, pgidx, old) == UZD_ENTRY_DROPPED)
-		release_payload(r, pgidx, old, c);
+		uzd_client_release(r, pgidx, old, c);
 }
 
 /* The page is in the client now: settle the entry.  zeros: it was filled with zeros. */
 static void settle(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
 		   size_t pgidx, uint64_t new_value, bool zeros)
 {
-	if (uzd_region_publish(r, pgidx, new_value) != UZD_ENTRY_DROPPED)
+	if (uzd_region_publish(r, pgidx, new_value) != UZD_ENTRY_DROPPED) {
+		/* Queued for reclaim; a lost push is found by reclaim's rebuild (lru.h). */
+		uzd_lru_push(&c->lru, r->start + pgidx * UZD_PAGE_SIZE);
 		return;
+	}
 	fc->stats.dropped++;
 	if (!zeros)
 		punch_dropped(fc, c, r, pgidx);
@@ -438,8 +401,10 @@ static int poison(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t addr)
 {
 	int r = uzd_uffd_poison(c->uffd, addr, UZD_PAGE_SIZE, 0);
 
-	if (r >= 0)
+	if (r >= 0) {
 		fc->stats.poisoned++;
+		stat_add(&c->stats.poisoned, 1);
+	}
 	return r;
 }
 
@@ -521,6 +486,7 @@ static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 	/* Exclusive load: the page lives in the client now, the object goes. */
 	free_pool_object(c, handle, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
 	stat_add(&c->stats.faults_pool, 1);
+	fc->kind = UZD_FAULT_POOL;
 	if (!raw && refault_is_hot(c, h.evict_seq)) {
 		flags = UZD_ENTRY_HOT;
 		stat_add(&c->stats.refaults_hot, 1);
@@ -549,6 +515,7 @@ static int serve_simple(struct uzd_fault_ctx *fc, struct uzd_client *c, struct u
 		stat_add(&c->stats.faults_zero, 1);
 	else
 		stat_add(&c->stats.faults_same, 1);
+	fc->kind = uzd_entry_state(old) == UZD_ENTRY_EMPTY ? UZD_FAULT_ZERO : UZD_FAULT_SAME;
 	settle(fc, c, r, pgidx, uzd_entry_make(UZD_ENTRY_RESIDENT, uzd_entry_flags(old), 0),
 	       uzd_entry_state(old) == UZD_ENTRY_EMPTY || uzd_entry_same_word(old) == 0);
 	return ret;
@@ -697,13 +664,18 @@ static int serve_fault(struct uzd_fault_ctx *fc, struct uzd_client *c, const str
 		fc->stats.wp++;
 		return serve_wp(c, addr);
 	}
+	fc->kind = UZD_FAULT_KINDS;
 	ret = serve_retrying(fc, c, addr);
 	if (ret == FAULT_LEFT)
 		return 0;
 	if (ret >= 0) {
+		uint64_t ns = now_ns() - f->t0;
+
 		if (ret == UZD_UFFD_EXISTED)
 			stat_add(&c->stats.faults_raced, 1);
-		uzd_hist_record(&c->stats.fault_ns, now_ns() - f->t0);
+		uzd_hist_record(&c->stats.fault_ns, ns);
+		if (fc->kind < UZD_FAULT_KINDS)
+			uzd_hist_record(&c->stats.kind_ns[fc->kind], ns);
 		return 0;
 	}
 	if (ret == -ESRCH)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * daemon/uffd.c - the userfaultfd calls of daemon and client (see uffd.h).
+ * daemon/uffd.c - the daemon's userfaultfd calls (see uffd.h).
  *
  * Each function is one kernel operation plus the handling of its results
  * that design.md §1 prescribes; no state is kept between calls.  The three
@@ -12,12 +12,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "daemon/uffd.h"
@@ -63,48 +61,7 @@ static int xioctl(int fd, unsigned long req, void *arg)
 	return ioctl(fd, req, arg) < 0 ? -errno : 0;
 }
 
-/* ---- creation and registration (client side) ---- */
-
-static int uffd_open(int dev_fd)
-{
-	/* Never UFFD_USER_MODE_ONLY: kernel-mode faults must block too (design.md §1). */
-	int flags = O_CLOEXEC | O_NONBLOCK;
-	int fd;
-
-	if (dev_fd >= 0)
-		fd = ioctl(dev_fd, USERFAULTFD_IOC_NEW, flags);
-	else
-		fd = (int)syscall(SYS_userfaultfd, flags);
-	return fd < 0 ? -errno : fd;
-}
-
-static int uffd_api(int fd, uint64_t features, struct uffdio_api *api)
-{
-	memset(api, 0, sizeof(*api));
-	api->api = UFFD_API;
-	api->features = features;
-	return xioctl(fd, UFFDIO_API, api);
-}
-
-/*
- * UFFDIO_API fails as a whole (EINVAL) when one requested feature is
- * unknown, and may be called only once per descriptor: ask a second,
- * throwaway descriptor for everything the kernel offers.
- */
-static int probe_features(int dev_fd, uint64_t *avail)
-{
-	struct uffdio_api api;
-	int fd, r;
-
-	fd = uffd_open(dev_fd);
-	if (fd < 0)
-		return fd;
-	r = uffd_api(fd, 0, &api);
-	close(fd);
-	if (r == 0)
-		*avail = api.features;
-	return r;
-}
+/* ---- checking a client's descriptor (daemon side) ---- */
 
 static void list_features(uint64_t mask, char *buf, size_t len)
 {
@@ -118,101 +75,6 @@ static void list_features(uint64_t mask, char *buf, size_t len)
 					 feature_names[i].name);
 	}
 }
-
-/* After UFFDIO_API refused UZD_UFFD_FEATURES: say which ones are missing. */
-static int explain_refusal(int dev_fd, int err, char *why, size_t why_len)
-{
-	uint64_t avail = 0;
-	char names[256];
-
-	if (err != -EINVAL || probe_features(dev_fd, &avail) < 0 || !(UZD_UFFD_FEATURES & ~avail)) {
-		say(why, why_len, "UFFDIO_API: %s", strerror(-err));
-		return err;
-	}
-	list_features(UZD_UFFD_FEATURES & ~avail, names, sizeof(names));
-	say(why, why_len, "the kernel lacks userfaultfd features uzswap needs: %s", names);
-	return -EOPNOTSUPP;
-}
-
-static void explain_open(int dev_fd, int err, char *why, size_t why_len)
-{
-	if (dev_fd >= 0)
-		say(why, why_len, "USERFAULTFD_IOC_NEW on /dev/userfaultfd: %s", strerror(-err));
-	else if (err == -EPERM)
-		say(why, why_len,
-		    "userfaultfd(2) handling kernel faults needs CAP_SYS_PTRACE or "
-		    "vm.unprivileged_userfaultfd=1; use /dev/userfaultfd instead");
-	else
-		say(why, why_len, "userfaultfd(2): %s", strerror(-err));
-}
-
-int uzd_uffd_create(int dev_fd, char *why, size_t why_len)
-{
-	const uint64_t need_ioctls = 1ULL << _UFFDIO_REGISTER | 1ULL << _UFFDIO_UNREGISTER;
-	struct uffdio_api api;
-	int fd, r;
-
-	fd = uffd_open(dev_fd);
-	if (fd < 0) {
-		explain_open(dev_fd, fd, why, why_len);
-		return fd;
-	}
-	r = uffd_api(fd, UZD_UFFD_FEATURES, &api);
-	if (r < 0) {
-		r = explain_refusal(dev_fd, r, why, why_len);
-		goto err_close;
-	}
-	if ((api.ioctls & need_ioctls) != need_ioctls) {
-		say(why, why_len,
-		    "UFFDIO_API offers no UFFDIO_REGISTER/UNREGISTER (ioctls %#" PRIx64 ")",
-		    (uint64_t)api.ioctls);
-		r = -EOPNOTSUPP;
-		goto err_close;
-	}
-	return fd;
-
-err_close:
-	close(fd);
-	return r;
-}
-
-static uint64_t ioctls_for_modes(uint64_t modes)
-{
-	uint64_t need = 1ULL << _UFFDIO_WAKE;
-
-	if (modes & UFFDIO_REGISTER_MODE_MISSING)
-		need |= 1ULL << _UFFDIO_COPY | 1ULL << _UFFDIO_ZEROPAGE;
-	if (modes & UFFDIO_REGISTER_MODE_WP)
-		need |= 1ULL << _UFFDIO_WRITEPROTECT;
-	return need;
-}
-
-int uzd_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t modes, uint64_t *ioctls)
-{
-	struct uffdio_register reg = { .range = { .start = start, .len = len }, .mode = modes };
-	uint64_t need = ioctls_for_modes(modes);
-	int r;
-
-	r = xioctl(fd, UFFDIO_REGISTER, &reg);
-	if (r < 0)
-		return r;
-	if (ioctls)
-		*ioctls = reg.ioctls;
-	if ((reg.ioctls & need) != need) {
-		uzd_uffd_unregister(fd, start, len);
-		return -EOPNOTSUPP;
-	}
-	return 0;
-}
-
-int uzd_uffd_unregister(int fd, uint64_t start, uint64_t len)
-{
-	struct uffdio_range range = { .start = start, .len = len };
-
-	return xioctl(fd, UFFDIO_UNREGISTER, &range);
-}
-
-/* ---- checking a client's descriptor (daemon side) ---- */
 
 static int is_userfaultfd(int fd)
 {
@@ -272,8 +134,8 @@ int uzd_uffd_check(int fd, uint64_t *features, char *why, size_t why_len)
 	if (features)
 		*features = feat & ~UFFD_FEATURE_INITIALIZED_BIT;
 	/* Before UFFDIO_API the mask holds no feature, whatever the kernel version. */
-	if ((feat & UZD_UFFD_FEATURES) != UZD_UFFD_FEATURES) {
-		list_features(UZD_UFFD_FEATURES & ~feat, names, sizeof(names));
+	if ((feat & UZP_UFFD_FEATURES) != UZP_UFFD_FEATURES) {
+		list_features(UZP_UFFD_FEATURES & ~feat, names, sizeof(names));
 		say(why, why_len, "userfaultfd without the features uzswap needs: %s", names);
 		return -EOPNOTSUPP;
 	}

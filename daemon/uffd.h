@@ -3,7 +3,9 @@
  * daemon/uffd.h - a thin layer over one client's userfaultfd, no policy.
  *
  * Every managed region is a memfd the client maps MAP_SHARED and registers
- * MISSING|WP with its userfaultfd (design.md §1).  The daemon pages it with
+ * MISSING|WP with its userfaultfd (design.md §1; the client's half lives in
+ * client/uffd.c, the shared constants in include/uzswap_proto.h).  The
+ * daemon pages it with
  * these calls: restore with uzd_uffd_copy()/uzd_uffd_zeropage(), fence with
  * uzd_uffd_writeprotect(.., true, ..), capture by pread(2) and evict by
  * fallocate(PUNCH_HOLE) on the memfd (outside this module), then release
@@ -35,56 +37,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "daemon/uffd_compat.h"
+#include "include/uzswap_proto.h"
 
 /* Positive return of the fill calls: some page was already there. */
 #define UZD_UFFD_EXISTED 1
 
 /*
- * The features every uzswap userfaultfd has.  Events, so the daemon
- * forgets ranges the client drops or moves (design.md §1, "Request
- * EVENT_REMOVE, EVENT_UNMAP and EVENT_REMAP"); MISSING and WP faults on
- * shmem for restore and the eviction fence; POISON for pages whose backing
- * file copy is lost.  Without EVENT_FORK a child's copy is unregistered:
- * the client library handles fork (design.md §1, "Fork").
- */
-#define UZD_UFFD_FEATURES                                                                  \
-	(UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
-	 UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_PAGEFAULT_FLAG_WP |                     \
-	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_POISON)
-
-/* What a region is registered for. */
-#define UZD_UFFD_REGISTER_MODES (UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP)
-
-/*
- * Client side.  Create a userfaultfd with O_CLOEXEC | O_NONBLOCK and never
- * UFFD_USER_MODE_ONLY (so read(2)/write(2) on an evicted page block and are
- * served rather than fail with EFAULT), and enable UZD_UFFD_FEATURES.
- * dev_fd >= 0 is an open /dev/userfaultfd (USERFAULTFD_IOC_NEW), else the
- * userfaultfd(2) system call is used (root or CAP_SYS_PTRACE).  Returns the
- * new descriptor or a negative errno, -EOPNOTSUPP when the kernel lacks a
- * feature; on error, why (when not NULL) gets a one-line reason.
- */
-int uzd_uffd_create(int dev_fd, char *why, size_t why_len);
-
-/*
  * Daemon side: check that a descriptor received from a client is a
- * userfaultfd with UZD_UFFD_FEATURES enabled (from /proc/self/fdinfo).
+ * userfaultfd with UZP_UFFD_FEATURES enabled (from /proc/self/fdinfo).
  * Returns 0, -EBADF (not a userfaultfd), -EOPNOTSUPP (features missing),
  * -EINVAL (not O_NONBLOCK: reading it could block a fault thread) or another
  * negative errno; *features (when not NULL) gets those enabled, why a reason.
  */
 int uzd_uffd_check(int fd, uint64_t *features, char *why, size_t why_len);
-
-/*
- * Client side: register [start, start + len) with modes (UFFDIO_REGISTER_
- * MODE_*) and check that the kernel offers the ioctls they need: WAKE, plus
- * COPY and ZEROPAGE for MISSING, WRITEPROTECT for WP.  If it does not, the
- * range is unregistered again and -EOPNOTSUPP returned.  *ioctls (when not
- * NULL) gets the kernel's ioctl mask for the range.
- */
-int uzd_uffd_register(int fd, uint64_t start, uint64_t len, uint64_t modes, uint64_t *ioctls);
-int uzd_uffd_unregister(int fd, uint64_t start, uint64_t len);
 
 /*
  * Fill [dst, dst + len) from src (len bytes), with UFFDIO_COPY_MODE_* in

@@ -70,6 +70,7 @@ struct uzswap_stats {
 	uint64_t evictions;
 	uint64_t rejections; /* evictions refused (pool full, busy...) */
 	uint64_t fault_p50_ns, fault_p99_ns;
+	uint64_t evict_ns; /* time the daemon spent evicting this client's pages */
 };
 
 /*

@@ -43,12 +43,32 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "include/uffd_compat.h"
+
 #define UZP_MAGIC 0x57535a55u /* "UZSW" in memory on little-endian */
 #define UZP_VERSION 1
 #define UZP_NAME_MAX 32	    /* region names, NUL-padded */
 #define UZP_MESSAGE_MAX 256 /* reply text, not NUL-terminated on the wire */
 /* The largest datagram either side sends: a reply with the largest body. */
 #define UZP_DATAGRAM_MAX 1024
+
+/*
+ * The features every uzswap userfaultfd has: the client enables them with
+ * UFFDIO_API, the daemon refuses a SET_UFFD descriptor without them.
+ * Events, so the daemon forgets ranges the client drops or moves
+ * (design.md §1, "Request EVENT_REMOVE, EVENT_UNMAP and EVENT_REMAP");
+ * MISSING and WP faults on shmem for restore and the eviction fence; POISON
+ * for pages whose backing file copy is lost.  Without EVENT_FORK a child's
+ * copy is unregistered: the client library handles fork (design.md §1,
+ * "Fork").
+ */
+#define UZP_UFFD_FEATURES                                                                  \
+	(UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP | UFFD_FEATURE_EVENT_REMAP | \
+	 UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_PAGEFAULT_FLAG_WP |                     \
+	 UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_POISON)
+
+/* What the client registers each region for: restore and eviction fence. */
+#define UZP_UFFD_REGISTER_MODES (UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP)
 
 enum uzp_type {
 	UZP_HELLO = 1,	/* c->d  struct uzp_hello */
@@ -114,6 +134,7 @@ struct uzp_client_stats {
 	uint64_t evictions;   /* pages evicted */
 	uint64_t rejections;  /* evictions refused (pool full...) */
 	uint64_t fault_p50_ns, fault_p99_ns;
+	uint64_t evict_ns; /* time reclaim spent evicting this client's pages */
 };
 
 /*
@@ -341,7 +362,7 @@ static inline ssize_t uzp_recv(int sock, void *buf, size_t cap, int *fds, int *n
 _Static_assert(sizeof(struct uzp_header) == 16, "header layout");
 _Static_assert(sizeof(struct uzp_hello) == 32, "hello layout");
 _Static_assert(sizeof(struct uzp_register) == 56, "register layout");
-_Static_assert(sizeof(struct uzp_client_stats) == 96, "stats layout");
+_Static_assert(sizeof(struct uzp_client_stats) == 104, "stats layout");
 _Static_assert(sizeof(struct uzp_status) % 8 == 0, "status layout");
 _Static_assert(sizeof(struct uzp_status_client) % 8 == 0, "status client layout");
 _Static_assert(sizeof(struct uzp_status_region) % 8 == 0, "status region layout");

@@ -17,6 +17,8 @@ void tap_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The whole program is skipped, e.g. its data is missing: exits 0. */
 void tap_skip_all(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Test points failed so far: a harness prints its evidence when this grows. */
+int tap_failures(void);
 /* Print the plan; the exit status for main(): 0 when every point passed. */
 int tap_done(void);
 

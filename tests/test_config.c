@@ -98,6 +98,7 @@ static const char *config_diff(const struct uzd_config *a, const struct uzd_conf
 		return "allocator";
 	SAME(pool_max_size);
 	SAME(page_cluster);
+	SAME(policy);
 	return NULL;
 #undef SAME
 }
@@ -158,6 +159,7 @@ CHECK(max_compressed_set, c->max_compressed == 4096)
 CHECK(allocator_set, strcmp(c->allocator, "zbud") == 0)
 CHECK(max_size_set, c->pool_max_size == 512 * MIB)
 CHECK(page_cluster_set, c->page_cluster == 3)
+CHECK(policy_set, c->policy == UZD_POLICY_FIFO)
 
 static const struct key_case key_cases[] = {
 	{ "daemon", "socket", "/tmp/uz.sock", socket_set },
@@ -180,6 +182,7 @@ static const struct key_case key_cases[] = {
 	{ "pool", "allocator", "zbud", allocator_set },
 	{ "pool", "max_size", "512M", max_size_set },
 	{ "fault", "page_cluster", "3", page_cluster_set },
+	{ "reclaim", "policy", "fifo", policy_set },
 };
 #define N_KEYS (sizeof(key_cases) / sizeof(key_cases[0]))
 
@@ -547,6 +550,8 @@ static const struct error_case error_cases[] = {
 	  "2: [pool] allocator: \"slab\" is not one of zsmalloc, z3fold, zbud" },
 	{ "a page cluster above 5", "[fault]\npage_cluster = 6\n",
 	  "2: [fault] page_cluster: 6 is out of range (0..5)" },
+	{ "an unknown reclaim policy", "[reclaim]\npolicy = lru\n",
+	  "2: [reclaim] policy: \"lru\" is not one of workingset, fifo" },
 	{ "a low watermark above the high one",
 	  "[budget]\nhigh_watermark = 80\nlow_watermark = 85\n",
 	  "3: [budget] low_watermark: 85 is above high_watermark 80 (line 2): reclaim would stop "

@@ -41,6 +41,7 @@
 
 #include "alloc/zpool.h"
 #include "bench/pagefile.h"
+#include "client/uffd.h"
 #include "compress/codec.h"
 #include "daemon/evict.h"
 #include "daemon/object.h"
@@ -106,14 +107,14 @@ static int fx_register(struct fx *f)
 	char why[256] = "";
 	uint64_t base = (uintptr_t)f->map, len = f->npages * PG;
 
-	f->c.uffd = uzd_uffd_create(-1, why, sizeof(why));
+	f->c.uffd = uzs_uffd_create(-1, why, sizeof(why));
 	if (f->c.uffd < 0 && dev_fd >= 0)
-		f->c.uffd = uzd_uffd_create(dev_fd, why, sizeof(why));
+		f->c.uffd = uzs_uffd_create(dev_fd, why, sizeof(why));
 	if (f->c.uffd < 0) {
-		tap_diag("uzd_uffd_create: %s", why);
+		tap_diag("uzs_uffd_create: %s", why);
 		return -1;
 	}
-	return uzd_uffd_register(f->c.uffd, base, len, UZD_UFFD_REGISTER_MODES, NULL);
+	return uzs_uffd_register(f->c.uffd, base, len, UZP_UFFD_REGISTER_MODES, NULL);
 }
 
 static int fx_table(struct fx *f)
@@ -121,7 +122,7 @@ static int fx_table(struct fx *f)
 	struct uzd_region_args a = { .start = (uintptr_t)f->map, .len = f->npages * PG };
 	uint32_t id;
 
-	if (uzd_region_table_init(&f->c.regions) < 0)
+	if (uzd_region_table_init(&f->c.regions) < 0 || uzd_lru_init(&f->c.lru) < 0)
 		return -1;
 	f->table = true;
 	a.memfd = dup(f->memfd);
@@ -168,8 +169,10 @@ static void fx_release(struct fx *f)
 static void fx_close(struct fx *f)
 {
 	fx_release(f);
-	if (f->table)
+	if (f->table) {
 		uzd_region_table_fini(&f->c.regions, release_obj, f->c.pool);
+		uzd_lru_fini(&f->c.lru);
+	}
 	if (f->c.pool)
 		zpool_destroy(f->c.pool);
 	if (f->map != MAP_FAILED)
@@ -1026,9 +1029,9 @@ static void setup(void)
 	int fd;
 
 	dev_fd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
-	fd = uzd_uffd_create(-1, why, sizeof(why));
+	fd = uzs_uffd_create(-1, why, sizeof(why));
 	if (fd < 0 && dev_fd >= 0)
-		fd = uzd_uffd_create(dev_fd, why, sizeof(why));
+		fd = uzs_uffd_create(dev_fd, why, sizeof(why));
 	if (fd < 0)
 		tap_skip_all("cannot create a userfaultfd here: %s", why);
 	close(fd);

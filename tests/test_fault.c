@@ -35,6 +35,7 @@
 
 #include "alloc/zpool.h"
 #include "bench/pagefile.h"
+#include "client/uffd.h"
 #include "compress/codec.h"
 #include "daemon/client.h"
 #include "daemon/fault.h"
@@ -91,7 +92,7 @@ static int fx_open(struct fx *f, struct env *e, size_t npages)
 		f->map = NULL;
 		goto err;
 	}
-	if (uzd_region_table_init(&f->c.regions) < 0)
+	if (uzd_region_table_init(&f->c.regions) < 0 || uzd_lru_init(&f->c.lru) < 0)
 		goto err;
 	f->table = true;
 	a.start = (uintptr_t)f->map;
@@ -113,12 +114,12 @@ static int fx_register(struct fx *f)
 {
 	char why[256] = "";
 
-	f->c.uffd = uzd_uffd_create(-1, why, sizeof(why));
+	f->c.uffd = uzs_uffd_create(-1, why, sizeof(why));
 	if (f->c.uffd < 0) {
-		tap_diag("uzd_uffd_create: %s", why);
+		tap_diag("uzs_uffd_create: %s", why);
 		return -1;
 	}
-	return uzd_uffd_register(f->c.uffd, (uintptr_t)f->map, f->len, UZD_UFFD_REGISTER_MODES,
+	return uzs_uffd_register(f->c.uffd, (uintptr_t)f->map, f->len, UZP_UFFD_REGISTER_MODES,
 				 NULL);
 }
 
@@ -143,8 +144,10 @@ static void fx_release(struct fx *f)
 static void fx_close(struct fx *f)
 {
 	fx_release(f);
-	if (f->table)
+	if (f->table) {
 		uzd_region_table_fini(&f->c.regions, release_obj, &f->c);
+		uzd_lru_fini(&f->c.lru);
+	}
 	if (f->map && f->mapped)
 		munmap(f->map, f->mapped);
 	if (f->memfd >= 0)
@@ -548,9 +551,9 @@ static void poison_client(int sock, struct fx *f, const unsigned char *good)
 
 	alarm(5);
 	signal(SIGBUS, SIG_DFL); /* sanitizers catch SIGBUS and exit instead */
-	fd = uzd_uffd_create(-1, NULL, 0);
+	fd = uzs_uffd_create(-1, NULL, 0);
 	if (fd < 0 ||
-	    uzd_uffd_register(fd, (uintptr_t)f->map, f->len, UZD_UFFD_REGISTER_MODES, NULL))
+	    uzs_uffd_register(fd, (uintptr_t)f->map, f->len, UZP_UFFD_REGISTER_MODES, NULL))
 		_exit(10);
 	if (send_fd(sock, fd) < 0 || read(sock, &go, 1) != 1)
 		_exit(11);
@@ -752,7 +755,7 @@ static void test_hot(struct env *e)
 	struct fx f;
 	bool served;
 
-	/* 10 resident pages; page 10 evicted 5 evictions ago, page 11 105 ago. */
+	/* A budget of 10 pages; page 10 evicted 5 evictions ago, page 11 105 ago. */
 	if (fx_open(&f, e, 12) < 0 || fx_register(&f) < 0 ||
 	    !run1(e, &f, &j, JOB_CHECK, 0, 10, NULL) || store(&f, 10, e->pages, e->lz4, 100) < 0 ||
 	    store(&f, 11, e->pages + PG, e->lz4, 0) < 0) {
@@ -760,9 +763,10 @@ static void test_hot(struct env *e)
 		goto out;
 	}
 	f.c.evict_seq = 105;
+	f.c.hot_distance = 10;
 	served = run1(e, &f, &j, JOB_CHECK, 10, 2, e->pages);
 	ok(served && j.bad == 0 && (uzd_entry_flags(entry_of(&f, 10)) & UZD_ENTRY_HOT),
-	   "a refault 5 evictions after eviction, with 10 pages resident, marks the page HOT");
+	   "a refault 5 evictions after eviction, with a budget of 10 pages, marks the page HOT");
 	ok(!(uzd_entry_flags(entry_of(&f, 11)) & UZD_ENTRY_HOT) && f.c.stats.refaults_hot == 1,
 	   "a refault 105 evictions after eviction is not HOT (refaults_hot %llu)",
 	   (unsigned long long)f.c.stats.refaults_hot);
@@ -989,7 +993,7 @@ static void env_fini(struct env *e)
 static void usable(void)
 {
 	char why[256] = "";
-	int fd = uzd_uffd_create(-1, why, sizeof(why));
+	int fd = uzs_uffd_create(-1, why, sizeof(why));
 
 	if (fd < 0)
 		tap_skip_all("cannot create a userfaultfd here: %s", why);

@@ -66,6 +66,7 @@
 
 #include "alloc/zpool.h"
 #include "bench/pagefile.h"
+#include "client/uffd.h"
 #include "compress/codec.h"
 #include "daemon/client.h"
 #include "daemon/evict.h"
@@ -557,6 +558,7 @@ static int run_open(struct run *R, unsigned int nclients, const char *codec, int
 	R->codec = codec;
 	R->c.id = CLIENT_ID;
 	R->c.uffd = -1;
+	R->c.hot_distance = BUDGET;
 	R->seq = calloc(NPAGES, sizeof(uint64_t));
 	R->ver = calloc(NPAGES, sizeof(uint64_t));
 	R->nextv = calloc(NPAGES, sizeof(uint64_t));
@@ -568,15 +570,15 @@ static int run_open(struct run *R, unsigned int nclients, const char *codec, int
 	if (R->map == MAP_FAILED)
 		goto err;
 	R->mapped = true;
-	R->c.uffd = uzd_uffd_create(-1, why, sizeof(why));
+	R->c.uffd = uzs_uffd_create(-1, why, sizeof(why));
 	if (R->c.uffd < 0) {
-		tap_diag("uzd_uffd_create: %s", why);
+		tap_diag("uzs_uffd_create: %s", why);
 		goto err;
 	}
-	if (uzd_uffd_register(R->c.uffd, (uintptr_t)R->map, (uint64_t)NPAGES * PG,
-			      UZD_UFFD_REGISTER_MODES, NULL) < 0 ||
+	if (uzs_uffd_register(R->c.uffd, (uintptr_t)R->map, (uint64_t)NPAGES * PG,
+			      UZP_UFFD_REGISTER_MODES, NULL) < 0 ||
 	    zpool_create("zsmalloc", &cfg, &R->c.pool) < 0 ||
-	    uzd_region_table_init(&R->c.regions) < 0)
+	    uzd_region_table_init(&R->c.regions) < 0 || uzd_lru_init(&R->c.lru) < 0)
 		goto err;
 	R->table = true;
 	a.start = (uintptr_t)R->map;
@@ -598,8 +600,10 @@ static void run_close(struct run *R)
 {
 	if (R->c.uffd >= 0)
 		close(R->c.uffd);
-	if (R->table)
+	if (R->table) {
 		uzd_region_table_fini(&R->c.regions, release_obj, R);
+		uzd_lru_fini(&R->c.lru);
+	}
 	if (R->c.pool)
 		zpool_destroy(R->c.pool);
 	if (R->mapped)
@@ -973,7 +977,7 @@ int main(void)
 	if (sysconf(_SC_PAGESIZE) != PG)
 		tap_skip_all("this test assumes 4 KiB pages");
 	alarm(WATCHDOG_S);
-	fd = uzd_uffd_create(-1, why, sizeof(why));
+	fd = uzs_uffd_create(-1, why, sizeof(why));
 	if (fd < 0)
 		tap_skip_all("cannot create a userfaultfd here: %s", why);
 	close(fd);

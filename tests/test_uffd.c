@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tests/test_uffd.c - daemon/uffd.c against the real kernel: the paging
- * mechanics of design.md §1, one behaviour per test point.
+ * tests/test_uffd.c - daemon/uffd.c and client/uffd.c against the real
+ * kernel: the paging mechanics of design.md §1, one behaviour per test point.
  *
  * Each test makes a fresh region the way a client does (a memfd, mapped
  * MAP_SHARED, registered MISSING|WP on a new userfaultfd).  The test process
@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client/uffd.h"
 #include "daemon/uffd.h"
 #include "tests/tap.h"
 
@@ -66,14 +67,14 @@ static int fx_open(struct fx *f, int dev_fd)
 	if (f->map == MAP_FAILED)
 		goto err;
 	f->base = (uintptr_t)f->map;
-	f->uffd = uzd_uffd_create(dev_fd, why, sizeof(why));
+	f->uffd = uzs_uffd_create(dev_fd, why, sizeof(why));
 	if (f->uffd < 0) {
-		tap_diag("uzd_uffd_create: %s", why);
+		tap_diag("uzs_uffd_create: %s", why);
 		goto err;
 	}
-	r = uzd_uffd_register(f->uffd, f->base, f->len, UZD_UFFD_REGISTER_MODES, NULL);
+	r = uzs_uffd_register(f->uffd, f->base, f->len, UZP_UFFD_REGISTER_MODES, NULL);
 	if (r < 0) {
-		tap_diag("uzd_uffd_register: %s", uzd_uffd_strerror(r));
+		tap_diag("uzs_uffd_register: %s", uzd_uffd_strerror(r));
 		goto err;
 	}
 	return 0;
@@ -283,15 +284,15 @@ static void test_create(int dev_fd)
 	if (dev_fd < 0) {
 		tap_skip("/dev/userfaultfd is not available");
 	} else {
-		fd = uzd_uffd_create(dev_fd, why, sizeof(why));
-		ok(fd >= 0, "uzd_uffd_create makes a userfaultfd through /dev/userfaultfd");
+		fd = uzs_uffd_create(dev_fd, why, sizeof(why));
+		ok(fd >= 0, "uzs_uffd_create makes a userfaultfd through /dev/userfaultfd");
 		if (fd < 0)
 			tap_diag("%s", why);
 		else
 			close(fd);
 	}
-	fd = uzd_uffd_create(-1, why, sizeof(why));
-	if (!ok(fd >= 0, "uzd_uffd_create makes a userfaultfd with the system call")) {
+	fd = uzs_uffd_create(-1, why, sizeof(why));
+	if (!ok(fd >= 0, "uzs_uffd_create makes a userfaultfd with the system call")) {
 		tap_diag("%s", why);
 		return;
 	}
@@ -300,7 +301,7 @@ static void test_create(int dev_fd)
 	ok(fl >= 0 && (fl & O_NONBLOCK) && fdfl >= 0 && (fdfl & FD_CLOEXEC),
 	   "the new userfaultfd is O_NONBLOCK and close-on-exec");
 	ok(uzd_uffd_check(fd, &features, why, sizeof(why)) == 0 &&
-		   (features & UZD_UFFD_FEATURES) == UZD_UFFD_FEATURES,
+		   (features & UZP_UFFD_FEATURES) == UZP_UFFD_FEATURES,
 	   "uzd_uffd_check accepts it, with every feature uzswap needs enabled");
 	close(fd);
 
@@ -331,9 +332,9 @@ static void test_register(int dev_fd)
 		ok(false, "a memfd region registers MISSING|WP");
 		return;
 	}
-	r = uzd_uffd_unregister(f.uffd, f.base, f.len);
+	r = uzs_uffd_unregister(f.uffd, f.base, f.len);
 	if (r == 0)
-		r = uzd_uffd_register(f.uffd, f.base, f.len, UZD_UFFD_REGISTER_MODES, &ioctls);
+		r = uzs_uffd_register(f.uffd, f.base, f.len, UZP_UFFD_REGISTER_MODES, &ioctls);
 	ok(r == 0 && (ioctls & need) == need,
 	   "a memfd region registers MISSING|WP with COPY, ZEROPAGE, WRITEPROTECT, WAKE, POISON");
 	if (r || (ioctls & need) != need)
@@ -712,8 +713,8 @@ static void poison_client(int sock, int dev_fd, char *map)
 
 	alarm(5);
 	signal(SIGBUS, SIG_DFL); /* sanitizers catch SIGBUS and exit instead */
-	fd = uzd_uffd_create(dev_fd, NULL, 0);
-	if (fd < 0 || uzd_uffd_register(fd, (uintptr_t)map, 2 * PG, UZD_UFFD_REGISTER_MODES, NULL))
+	fd = uzs_uffd_create(dev_fd, NULL, 0);
+	if (fd < 0 || uzs_uffd_register(fd, (uintptr_t)map, 2 * PG, UZP_UFFD_REGISTER_MODES, NULL))
 		_exit(10);
 	if (send_fd(sock, fd) < 0 || read(sock, &go, 1) != 1)
 		_exit(11);
@@ -820,9 +821,9 @@ static int usable(int dev_fd)
 	char why[256] = "";
 	int fd;
 
-	fd = uzd_uffd_create(dev_fd, why, sizeof(why));
+	fd = uzs_uffd_create(dev_fd, why, sizeof(why));
 	if (fd < 0 && dev_fd >= 0)
-		fd = uzd_uffd_create(-1, why, sizeof(why));
+		fd = uzs_uffd_create(-1, why, sizeof(why));
 	if (fd < 0)
 		tap_skip_all("cannot create a userfaultfd here: %s", why);
 	close(fd);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * daemon/uffd_compat.h - the userfaultfd ABI newer than the build headers.
+ * include/uffd_compat.h - the userfaultfd ABI newer than the build headers.
  *
  * Debian 12 ships the Linux 6.1 uapi headers; uzswap runs on newer kernels
  * (6.18 here) and needs a few later additions.  Each definition below is
@@ -8,14 +8,16 @@
  * newer headers win, with the release that added it.  What 6.1 already has
  * (USERFAULTFD_IOC_NEW, 6.1; UFFD_FEATURE_WP_HUGETLBFS_SHMEM, 5.19;
  * UFFDIO_COPY_MODE_WP, 5.7) is used from <linux/userfaultfd.h> as it is.
+ * Shared by the daemon and libuzswap through include/uzswap_proto.h, which
+ * also names the features and register modes both ends rely on.
  *
  * Deliberately absent: UFFD_FEATURE_WP_UNPOPULATED (6.4) and WP_ASYNC (6.7)
  * change write protection of *anonymous* memory only; on shmem the kernel
  * always installs uffd-wp PTE markers on empty entries.  UFFDIO_MOVE (6.8)
  * only moves pages inside the caller's own address space (design.md §1).
  */
-#ifndef UZSWAP_DAEMON_UFFD_COMPAT_H
-#define UZSWAP_DAEMON_UFFD_COMPAT_H
+#ifndef UZSWAP_UFFD_COMPAT_H
+#define UZSWAP_UFFD_COMPAT_H
 
 #include <linux/types.h>
 #include <linux/userfaultfd.h>
@@ -47,4 +49,4 @@ struct uffdio_poison {
 #define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
 #endif
 
-#endif /* UZSWAP_DAEMON_UFFD_COMPAT_H */
+#endif /* UZSWAP_UFFD_COMPAT_H */

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon/fthread.h - the fault threads: wait on clients' userfaultfds and
+ * drain them (daemon/fault.c does the serving).
+ *
+ * fault_threads threads (config), each with its own epoll set and fault
+ * context; every client is given to one of them, the one with the fewest
+ * clients, for its whole life, so one client's events and faults are
+ * always handled by one thread in order (fault.c relies on it: a drop of
+ * a range and a restore in it never run at once).  Control traffic runs on
+ * the server's libuv loop and never delays a fault: the only thing the
+ * server asks a fault thread is to take a client or let it go, through a
+ * command queue and an eventfd in the thread's epoll set.
+ *
+ * After draining a client the thread calls @after_drain (the server kicks
+ * reclaim from it when the client is over its high watermark).
+ */
+#ifndef UZSWAP_DAEMON_FTHREAD_H
+#define UZSWAP_DAEMON_FTHREAD_H
+
+#include "compress/codec.h"
+#include "daemon/client.h"
+
+struct uzd_fthreads;
+
+typedef void (*uzd_fthread_after_fn)(void *arg, struct uzd_client *c);
+
+/* Start @n threads.  -ENOMEM, -EMFILE..., or the codec's error. */
+int uzd_fthreads_start(unsigned int n, const struct uzc_spec *spec, uzd_fthread_after_fn after,
+		       void *arg, struct uzd_fthreads **out);
+
+/* A client's membership of a thread, from add to remove. */
+struct uzd_fthread_member;
+
+/*
+ * Hand client @c (its uffd set) to the least loaded thread, which takes a
+ * reference; *@m names the membership for uzd_fthreads_remove().
+ * -ENOMEM, or -errno from epoll_ctl.
+ */
+int uzd_fthreads_add(struct uzd_fthreads *ft, struct uzd_client *c, struct uzd_fthread_member **m);
+
+/*
+ * The thread stops watching the client and drops its reference, on its
+ * next wake-up; this returns at once and cannot fail (add reserved all it
+ * needs).  @m is gone after the call.
+ */
+void uzd_fthreads_remove(struct uzd_fthreads *ft, struct uzd_fthread_member *m);
+
+/* Stop and join every thread; each drops the references it holds. */
+void uzd_fthreads_stop(struct uzd_fthreads *ft);
+
+#endif /* UZSWAP_DAEMON_FTHREAD_H */

@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon/reclaim.c - the reclaim thread (see reclaim.h for the policy).
+ *
+ * struct uzd_reclaim is the thread's whole state:
+ *   cfg        a copy of the daemon's settings (budgets, watermarks,
+ *              pressure thresholds, policy, codec)
+ *   pool       the shared pool, compacted when it refuses an object
+ *   snapshot   how clients are found (the server's list), with arg
+ *   ec         the eviction context: codec and batch buffers, reused
+ *   clients, needs  one round's clients and goals (max_clients entries)
+ *   lock, cond, kicked, stopping   how the thread is woken and stopped
+ *   stats      counters, written by the thread under lock, read by anyone
+ *
+ * Victims come off the client's fault-in queue (daemon/lru.h) oldest
+ * first, a batch at a time, sorted by address so that each region's pages
+ * go to one uzd_evict_batch() and the runs in it are contiguous.  A page
+ * that eviction left resident (HOT and passed over, refused by a full
+ * pool, owned by a fault) goes back to the end of the queue: HOT pages
+ * thus get their second chance, and a page is never forgotten.  Entries
+ * for pages no longer resident are dropped.
+ *
+ * Never: evict below a goal's arithmetic (uzd_reclaim_goals) or loop on a
+ * client whose every page is passed over (a scan limit ends the pass);
+ * hold a client's table lock while sleeping or across clients.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon/evict.h"
+#include "daemon/reclaim.h"
+
+/* Pages evicted from one client before the next client's turn. */
+#define RECLAIM_CHUNK 1024
+/* Under pressure, each round evicts this fraction of what a client holds above its floor. */
+#define RECLAIM_PRESSURE_SHIFT 3
+
+struct uzd_reclaim {
+	struct uzd_config cfg;
+	struct zpool *pool;
+	uzd_reclaim_snapshot_fn snapshot;
+	void *arg;
+	struct uzd_evict_ctx *ec;
+	struct uzd_client **clients;
+	struct uzd_reclaim_need *needs;
+	size_t max_clients;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool kicked, stopping;
+	uint64_t pressure_read_ns;
+	struct uzd_reclaim_stats stats;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t pct(uint64_t v, unsigned int percent)
+{
+	return v / 100 * percent + v % 100 * percent / 100;
+}
+
+/* ---- goals ---- */
+
+static uint64_t above(uint64_t v, uint64_t floor)
+{
+	return v > floor ? v - floor : 0;
+}
+
+static void goals_budget(const struct uzd_config *cfg, struct uzd_reclaim_need *need, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t high = pct(need[i].budget, cfg->high_watermark);
+		uint64_t low = pct(need[i].budget, cfg->low_watermark);
+
+		need[i].goal = need[i].resident > high ? need[i].resident - low : 0;
+	}
+}
+
+/* All clients together over max_resident: share the excess by what each holds above the floor. */
+static void goals_global(const struct uzd_config *cfg, uint64_t max_resident, uint64_t floor,
+			 struct uzd_reclaim_need *need, size_t n)
+{
+	uint64_t total = 0, spare = 0, excess;
+
+	for (size_t i = 0; i < n; i++) {
+		total += need[i].resident - need[i].goal;
+		spare += above(need[i].resident - need[i].goal, floor);
+	}
+	if (total <= pct(max_resident, cfg->high_watermark) || !spare)
+		return;
+	excess = total - pct(max_resident, cfg->low_watermark);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t mine = above(need[i].resident - need[i].goal, floor);
+		/* Rounded up so that the shares cover the excess; capped by what is there. */
+		uint64_t share = (uint64_t)(((unsigned __int128)excess * mine + spare - 1) / spare);
+
+		need[i].goal += share < mine ? share : mine;
+	}
+}
+
+void uzd_reclaim_goals(const struct uzd_config *cfg, uint64_t max_resident, uint64_t floor,
+		       bool pressure, struct uzd_reclaim_need *need, size_t n)
+{
+	goals_budget(cfg, need, n);
+	goals_global(cfg, max_resident, floor, need, n);
+	if (!pressure)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t mine = above(need[i].resident - need[i].goal, floor);
+
+		need[i].goal += (mine + (1u << RECLAIM_PRESSURE_SHIFT) - 1) >>
+				RECLAIM_PRESSURE_SHIFT;
+	}
+}
+
+uint32_t uzd_reclaim_hot_distance(enum uzd_reclaim_policy policy, uint64_t budget_pages)
+{
+	if (policy == UZD_POLICY_FIFO)
+		return 0;
+	return budget_pages > UINT32_MAX ? UINT32_MAX : (uint32_t)budget_pages;
+}
+
+/* ---- one client ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static enum uzd_entry_state entry_state(const struct uzd_region *r, size_t pgidx)
+{
+	return uzd_entry_state(__atomic_load_n(&r->entries[pgidx], __ATOMIC_ACQUIRE));
+}
+
+/* After a batch: what is still resident (or owned by someone) goes to the end of the queue. */
+static void requeue(struct uzd_client *c, const struct uzd_region *r, const size_t *idx, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		enum uzd_entry_state st = entry_state(r, idx[i]);
+
+		if (st == UZD_ENTRY_RESIDENT || st == UZD_ENTRY_BUSY)
+			uzd_lru_push(&c->lru, r->start + idx[i] * UZD_PAGE_SIZE);
+	}
+}
+
+/* Evict pages idx[0..n) of @r; read lock held.  0 or the batch's error. */
+static int flush(struct uzd_evict_ctx *ec, struct uzd_client *c, struct uzd_region *r,
+		 const size_t *idx, size_t n, uint64_t *evicted, bool *pool_full)
+{
+	struct uzd_evict_result res;
+	int ret;
+
+	if (!n)
+		return 0;
+	ret = uzd_evict_batch(ec, c, r, idx, n, &res);
+	requeue(c, r, idx, n);
+	if (ret < 0)
+		return ret;
+	*evicted += res.evicted;
+	if (res.rejected_pool_full)
+		*pool_full = true;
+	return 0;
+}
+
+/* Evict the queued pages @addrs[0..n), sorted; read lock held. */
+static int evict_sorted(struct uzd_evict_ctx *ec, struct uzd_client *c, const uint64_t *addrs,
+			size_t n, uint64_t *evicted, bool *pool_full)
+{
+	size_t idx[UZD_EVICT_BATCH], m = 0, pgidx;
+	struct uzd_region *cur = NULL, *r;
+	int ret;
+
+	for (size_t i = 0; i < n; i++) {
+		r = uzd_region_lookup(&c->regions, (uintptr_t)addrs[i], &pgidx);
+		if (!r)
+			continue; /* unmapped since: forget it */
+		if (r != cur) {
+			ret = flush(ec, c, cur, idx, m, evicted, pool_full);
+			if (ret < 0)
+				return ret;
+			cur = r;
+			m = 0;
+		}
+		idx[m++] = pgidx;
+	}
+	return flush(ec, c, cur, idx, m, evicted, pool_full);
+}
+
+/* The queue lost track (it ran dry, or a push failed): queue every resident page again. */
+static void rebuild(struct uzd_client *c)
+{
+	uzd_lru_clear(&c->lru);
+	uzd_region_read_lock(&c->regions);
+	for (size_t i = 0; i < c->regions.n; i++) {
+		struct uzd_region *r = c->regions.regions[i];
+
+		for (size_t p = 0; p < r->npages; p++)
+			if (entry_state(r, p) == UZD_ENTRY_RESIDENT)
+				uzd_lru_push(&c->lru, r->start + p * UZD_PAGE_SIZE);
+	}
+	uzd_region_read_unlock(&c->regions);
+}
+
+static bool queue_lost_track(struct uzd_client *c)
+{
+	bool lost;
+
+	pthread_mutex_lock(&c->lru.lock);
+	lost = c->lru.dropped != 0;
+	pthread_mutex_unlock(&c->lru.lock);
+	return lost || uzd_lru_count(&c->lru) == 0;
+}
+
+uint64_t uzd_reclaim_client(struct uzd_evict_ctx *ec, struct uzd_client *c, uint64_t goal,
+			    bool *pool_full, uint64_t *rebuilds)
+{
+	uint64_t addrs[UZD_EVICT_BATCH], evicted = 0, scanned = 0, limit;
+	bool rebuilt = false;
+	size_t n;
+	int ret;
+
+	*pool_full = false;
+	if (goal && queue_lost_track(c)) {
+		rebuild(c);
+		rebuilt = true;
+		(*rebuilds)++;
+	}
+	/* Every queued page may be passed over once (HOT) before one is evicted. */
+	limit = 2 * (uint64_t)uzd_lru_count(&c->lru) + goal;
+	while (evicted < goal && scanned < limit) {
+		uint64_t want = goal - evicted;
+
+		n = uzd_lru_pop(&c->lru, addrs, want < UZD_EVICT_BATCH ? want : UZD_EVICT_BATCH);
+		if (!n) {
+			if (rebuilt)
+				break;
+			rebuild(c);
+			rebuilt = true;
+			(*rebuilds)++;
+			continue;
+		}
+		scanned += n;
+		qsort(addrs, n, sizeof(addrs[0]), cmp_u64);
+		uzd_region_read_lock(&c->regions);
+		ret = evict_sorted(ec, c, addrs, n, &evicted, pool_full);
+		uzd_region_read_unlock(&c->regions);
+		/* -EAGAIN: an event is unread; the fault thread reads it, the next round retries. */
+		if (ret < 0 || *pool_full)
+			break;
+	}
+	return evicted;
+}
+
+/* ---- pressure ---- */
+
+/* "some avg10=12.34 ..." of /proc/pressure/memory, in hundredths of a percent. */
+static int read_psi(uint64_t *centi)
+{
+	unsigned int whole, frac;
+	FILE *f = fopen("/proc/pressure/memory", "re");
+	int n;
+
+	if (!f)
+		return -errno;
+	n = fscanf(f, "some avg10=%u.%2u", &whole, &frac);
+	fclose(f);
+	if (n != 2)
+		return -EINVAL;
+	*centi = (uint64_t)whole * 100 + frac;
+	return 0;
+}
+
+static int read_mem_available(uint64_t *bytes)
+{
+	char line[128];
+	unsigned long long kib;
+	FILE *f = fopen("/proc/meminfo", "re");
+	int ret = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+			*bytes = (uint64_t)kib * 1024;
+			ret = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return ret;
+}
+
+/* Read pressure when its interval has passed; true when the system is under it. */
+static bool check_pressure(struct uzd_reclaim *rc)
+{
+	uint64_t now = now_ns(), psi = 0, avail = 0;
+	bool psi_ok, avail_ok;
+
+	if (now - rc->pressure_read_ns < (uint64_t)rc->cfg.interval_ms * 1000000u)
+		return false;
+	rc->pressure_read_ns = now;
+	psi_ok = read_psi(&psi) == 0;
+	avail_ok = read_mem_available(&avail) == 0;
+	pthread_mutex_lock(&rc->lock);
+	rc->stats.psi_some_avg10_centi = psi_ok ? psi : 0;
+	rc->stats.mem_available = avail_ok ? avail : 0;
+	pthread_mutex_unlock(&rc->lock);
+	return (rc->cfg.psi_some_avg10_centi && psi_ok && psi >= rc->cfg.psi_some_avg10_centi) ||
+	       (rc->cfg.min_available && avail_ok && avail < rc->cfg.min_available);
+}
+
+/* ---- rounds ---- */
+
+/* Take every goal a chunk per client in turn; returns pages evicted, *pool_full if refused. */
+static uint64_t evict_goals(struct uzd_reclaim *rc, size_t n, bool *pool_full)
+{
+	uint64_t total = 0, rebuilds = 0;
+	bool left = true, full;
+
+	*pool_full = false;
+	while (left && !*pool_full) {
+		left = false;
+		for (size_t i = 0; i < n && !*pool_full; i++) {
+			uint64_t chunk = rc->needs[i].goal < RECLAIM_CHUNK ? rc->needs[i].goal :
+									     RECLAIM_CHUNK;
+			uint64_t got, t0;
+
+			if (!chunk)
+				continue;
+			t0 = now_ns();
+
+			got = uzd_reclaim_client(rc->ec, rc->clients[i], chunk, &full, &rebuilds);
+			__atomic_fetch_add(&rc->clients[i]->stats.evict_ns, now_ns() - t0,
+					   __ATOMIC_RELAXED);
+			total += got;
+			*pool_full |= full;
+			/* A client that yields less than asked has nothing more to give now. */
+			rc->needs[i].goal = got < chunk ? 0 : rc->needs[i].goal - chunk;
+			left |= rc->needs[i].goal != 0;
+		}
+	}
+	pthread_mutex_lock(&rc->lock);
+	rc->stats.rebuilds += rebuilds;
+	pthread_mutex_unlock(&rc->lock);
+	return total;
+}
+
+static void compact_pool(struct uzd_reclaim *rc)
+{
+	size_t freed = zpool_compact(rc->pool);
+
+	pthread_mutex_lock(&rc->lock);
+	rc->stats.compactions++;
+	rc->stats.compacted_pages += freed;
+	pthread_mutex_unlock(&rc->lock);
+}
+
+static void round_account(struct uzd_reclaim *rc, uint64_t evicted, bool pressure, bool pool_full)
+{
+	pthread_mutex_lock(&rc->lock);
+	if (evicted) {
+		rc->stats.rounds++;
+		rc->stats.pressure_rounds += pressure;
+	}
+	rc->stats.evicted += evicted;
+	rc->stats.pool_full += pool_full;
+	pthread_mutex_unlock(&rc->lock);
+}
+
+static void run_round(struct uzd_reclaim *rc)
+{
+	uint64_t max_pages = rc->cfg.max_resident / UZD_PAGE_SIZE;
+	uint64_t floor = rc->cfg.client_min_resident / UZD_PAGE_SIZE, evicted;
+	bool pressure = check_pressure(rc), pool_full;
+	size_t n = rc->snapshot(rc->arg, rc->clients, rc->max_clients);
+
+	for (size_t i = 0; i < n; i++) {
+		struct uzd_client *c = rc->clients[i];
+
+		rc->needs[i].resident = uzd_client_resident(c);
+		rc->needs[i].budget = c->budget_pages;
+		__atomic_store_n(&c->hot_distance,
+				 uzd_reclaim_hot_distance(rc->cfg.policy, c->budget_pages),
+				 __ATOMIC_RELAXED);
+	}
+	uzd_reclaim_goals(&rc->cfg, max_pages, floor, pressure, rc->needs, n);
+	evicted = evict_goals(rc, n, &pool_full);
+	/* A full pool may be a fragmented one: compaction gives whole pages back. */
+	if (pool_full)
+		compact_pool(rc);
+	round_account(rc, evicted, pressure, pool_full);
+	for (size_t i = 0; i < n; i++)
+		uzd_client_put(rc->clients[i]);
+}
+
+static void wait_for_work(struct uzd_reclaim *rc)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += rc->cfg.interval_ms / 1000;
+	ts.tv_nsec += (long)(rc->cfg.interval_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&rc->lock);
+	while (!rc->kicked && !rc->stopping)
+		if (pthread_cond_timedwait(&rc->cond, &rc->lock, &ts) == ETIMEDOUT)
+			break;
+	rc->kicked = false;
+	pthread_mutex_unlock(&rc->lock);
+}
+
+static bool stopping(struct uzd_reclaim *rc)
+{
+	bool s;
+
+	pthread_mutex_lock(&rc->lock);
+	s = rc->stopping;
+	pthread_mutex_unlock(&rc->lock);
+	return s;
+}
+
+static void *reclaim_main(void *arg)
+{
+	struct uzd_reclaim *rc = arg;
+
+	while (!stopping(rc)) {
+		run_round(rc);
+		wait_for_work(rc);
+	}
+	return NULL;
+}
+
+/* ---- lifetime ---- */
+
+static int init_sync(struct uzd_reclaim *rc)
+{
+	pthread_condattr_t ca;
+	int ret;
+
+	ret = pthread_condattr_init(&ca);
+	if (ret)
+		return -ret;
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	ret = pthread_cond_init(&rc->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (ret)
+		return -ret;
+	ret = pthread_mutex_init(&rc->lock, NULL);
+	if (ret) {
+		pthread_cond_destroy(&rc->cond);
+		return -ret;
+	}
+	return 0;
+}
+
+int uzd_reclaim_start(const struct uzd_config *cfg, struct zpool *pool,
+		      uzd_reclaim_snapshot_fn snapshot, void *arg, struct uzd_reclaim **out)
+{
+	struct uzd_reclaim *rc = calloc(1, sizeof(*rc));
+	int ret = -ENOMEM;
+
+	if (!rc)
+		return -ENOMEM;
+	rc->cfg = *cfg;
+	rc->pool = pool;
+	rc->snapshot = snapshot;
+	rc->arg = arg;
+	rc->max_clients = cfg->max_clients;
+	rc->clients = calloc(rc->max_clients, sizeof(*rc->clients));
+	rc->needs = calloc(rc->max_clients, sizeof(*rc->needs));
+	if (!rc->clients || !rc->needs)
+		goto err_free;
+	ret = uzd_evict_ctx_new(&cfg->codec, cfg->max_compressed, &rc->ec);
+	if (ret < 0)
+		goto err_free;
+	ret = init_sync(rc);
+	if (ret < 0)
+		goto err_ec;
+	ret = -pthread_create(&rc->thread, NULL, reclaim_main, rc);
+	if (ret < 0)
+		goto err_sync;
+	*out = rc;
+	return 0;
+
+err_sync:
+	pthread_cond_destroy(&rc->cond);
+	pthread_mutex_destroy(&rc->lock);
+err_ec:
+	uzd_evict_ctx_free(rc->ec);
+err_free:
+	free(rc->needs);
+	free(rc->clients);
+	free(rc);
+	return ret;
+}
+
+void uzd_reclaim_stop(struct uzd_reclaim *rc)
+{
+	if (!rc)
+		return;
+	pthread_mutex_lock(&rc->lock);
+	rc->stopping = true;
+	pthread_cond_signal(&rc->cond);
+	pthread_mutex_unlock(&rc->lock);
+	pthread_join(rc->thread, NULL);
+	pthread_cond_destroy(&rc->cond);
+	pthread_mutex_destroy(&rc->lock);
+	uzd_evict_ctx_free(rc->ec);
+	free(rc->needs);
+	free(rc->clients);
+	free(rc);
+}
+
+void uzd_reclaim_kick(struct uzd_reclaim *rc)
+{
+	pthread_mutex_lock(&rc->lock);
+	rc->kicked = true;
+	pthread_cond_signal(&rc->cond);
+	pthread_mutex_unlock(&rc->lock);
+}
+
+void uzd_reclaim_stats(struct uzd_reclaim *rc, struct uzd_reclaim_stats *st)
+{
+	pthread_mutex_lock(&rc->lock);
+	*st = rc->stats;
+	pthread_mutex_unlock(&rc->lock);
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon/reclaim.h - the reclaim thread: who is evicted, when, and how much.
+ *
+ * Policy on top of the mechanism of daemon/evict.h.  One thread wakes every
+ * interval_ms, or at once when a fault thread kicks it (a client went over
+ * its high watermark), and per round:
+ *
+ *   1. reads memory pressure (PSI "some avg10", MemAvailable) when its
+ *      interval has passed;
+ *   2. gives each client a goal (uzd_reclaim_goals()): down to its low
+ *      watermark when over its high one; a share of the excess when all
+ *      clients together hold more than max_resident; and, under pressure,
+ *      an eighth of what it holds above its floor;
+ *   3. evicts each goal in fault-in order (daemon/lru.h), giving HOT pages
+ *      their second chance (policy workingset) or not (fifo), a chunk of
+ *      pages per client in turn so that one big client does not hold up
+ *      the others.
+ *
+ * The fault path never waits for any of this (design.md §2): a client over
+ * its budget is served anyway and the kick only shortens the wait.
+ *
+ * Clients come from the server through @snapshot, each with a reference
+ * that reclaim drops when its round is done.  Locks taken: a client's
+ * region table (read), its lru, the pool's (inside eviction); never the
+ * server's.
+ */
+#ifndef UZSWAP_DAEMON_RECLAIM_H
+#define UZSWAP_DAEMON_RECLAIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon/client.h"
+#include "daemon/config.h"
+
+struct uzd_reclaim;
+
+/*
+ * Fill @out with up to @max clients, taking a reference on each
+ * (uzd_client_get); return how many.
+ */
+typedef size_t (*uzd_reclaim_snapshot_fn)(void *arg, struct uzd_client **out, size_t max);
+
+struct uzd_reclaim_stats {
+	uint64_t rounds;	  /* rounds that evicted something */
+	uint64_t pressure_rounds; /* of which under memory pressure */
+	uint64_t evicted;	  /* pages */
+	uint64_t pool_full;	  /* rounds cut short because the pool was full */
+	uint64_t rebuilds;	  /* fault-in queues rebuilt from the tables */
+	uint64_t compactions;	  /* pool compactions run, and pages they freed */
+	uint64_t compacted_pages;
+	uint64_t psi_some_avg10_centi; /* last read; 0 when unknown */
+	uint64_t mem_available;	       /* bytes, last read; 0 when unknown */
+};
+
+/* One client's figures for uzd_reclaim_goals(), in pages. */
+struct uzd_reclaim_need {
+	uint64_t resident, budget;
+	uint64_t goal; /* out: pages to evict */
+};
+
+/*
+ * The goals of one round (pure arithmetic, see above): per client, down to
+ * low_watermark% of its budget once above high_watermark%; then, when the
+ * remaining total exceeds high_watermark% of @max_resident pages, the
+ * excess down to its low watermark shared in proportion to what each holds
+ * above @floor; then, when @pressure, an eighth of each client's pages
+ * above @floor.  No goal takes a client below @floor except its own budget.
+ */
+void uzd_reclaim_goals(const struct uzd_config *cfg, uint64_t max_resident, uint64_t floor,
+		       bool pressure, struct uzd_reclaim_need *need, size_t n);
+
+/*
+ * Start the thread.  @cfg is copied; @pool is the shared pool (compacted
+ * when evictions find it full).  -ENOMEM, -EAGAIN, or the codec's error.
+ */
+int uzd_reclaim_start(const struct uzd_config *cfg, struct zpool *pool,
+		      uzd_reclaim_snapshot_fn snapshot, void *arg, struct uzd_reclaim **out);
+
+/* Stop and join the thread, free everything.  NULL is a no-op. */
+void uzd_reclaim_stop(struct uzd_reclaim *rc);
+
+/* Run a round now (cheap; any thread). */
+void uzd_reclaim_kick(struct uzd_reclaim *rc);
+
+/* A snapshot of the counters. */
+void uzd_reclaim_stats(struct uzd_reclaim *rc, struct uzd_reclaim_stats *st);
+
+/* The refault distance under which @policy calls a restored page hot. */
+uint32_t uzd_reclaim_hot_distance(enum uzd_reclaim_policy policy, uint64_t budget_pages);
+
+/*
+ * Evict up to @goal pages of client @c, oldest fault-in first (the
+ * mechanism of one round, exposed for tests and benchmarks); @ec is the
+ * caller's eviction context.  Returns the pages evicted; *pool_full is set
+ * when the pool refused one.
+ */
+struct uzd_evict_ctx;
+uint64_t uzd_reclaim_client(struct uzd_evict_ctx *ec, struct uzd_client *c, uint64_t goal,
+			    bool *pool_full, uint64_t *rebuilds);
+
+#endif /* UZSWAP_DAEMON_RECLAIM_H */

@@ -1,0 +1,838 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon/server.c - uzswapd's control plane: connections, protocol, policy.
+ *
+ * One libuv loop on the main thread owns every connection.  A connection
+ * (struct uzd_session) goes through three states:
+ *
+ *   HELLO  just accepted; only HELLO (and STATUS) are answered.  HELLO is
+ *          checked against the peer's SO_PEERCRED uid (allow_uids) and
+ *          max_clients; an accepted client gets its budget and a
+ *          descriptor of /dev/userfaultfd (design.md §1)
+ *   UFFD   waiting for SET_UFFD: the client's userfaultfd, checked for
+ *          the features uzswap needs, is then handed to a fault thread and
+ *          the client joins the list reclaim works on
+ *   READY  REGISTER, UNREGISTER, STATS, STATUS
+ *
+ * A malformed or out-of-order request gets an error reply with a message
+ * and is logged with the client's pid (rate-limited per connection); a
+ * connection that keeps sending them is dropped.  Nothing a client sends
+ * can affect another client: every request names only the sender's own
+ * table, and a REGISTERed range must be registered with the sender's own
+ * userfaultfd (checked with a write-protect call that touches nothing).
+ *
+ * Teardown (EOF, error, or the daemon stopping) drops the server's
+ * reference and asks the fault thread to drop its own; the client's pages
+ * and pool objects are freed by whichever goes last (daemon/client.h).
+ *
+ * Never: block the loop on a fault thread or reclaim; serve a fault here;
+ * keep a descriptor a client sent that was not accepted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "daemon/fthread.h"
+#include "daemon/proto.h"
+#include "daemon/reclaim.h"
+#include "daemon/server.h"
+#include "daemon/uffd.h"
+
+#define SESSION_BATCH 32	  /* requests read per wake-up, for fairness */
+#define SESSION_MAX_ERRORS 64	  /* protocol errors before a connection is dropped */
+#define SESSION_LOG_ERRORS 8	  /* of which logged */
+#define REGISTER_EAGAIN_TRIES 100 /* range probes retried while an event is in flight */
+
+enum session_state {
+	S_HELLO,
+	S_UFFD,
+	S_READY,
+};
+
+/*
+ *  poll     libuv watches sock (readable, hang-up); its close frees this
+ *  pid,uid  SO_PEERCRED at accept
+ *  c        the client, from an accepted HELLO (a reference)
+ *  member   its membership of a fault thread, from SET_UFFD
+ *  listed   c is in d->clients
+ */
+struct uzd_session {
+	struct uzd_daemon *d;
+	uv_poll_t poll;
+	int sock;
+	enum session_state state;
+	pid_t pid;
+	uid_t uid;
+	struct uzd_client *c;
+	struct uzd_fthread_member *member;
+	bool listed, closing;
+	unsigned int errors;
+	struct uzd_session *next, *prev;
+};
+
+struct server {
+	struct uzd_daemon d;
+	uv_loop_t loop;
+	uv_poll_t listen_poll;
+	uv_signal_t sigterm, sigint;
+	bool stopping;
+};
+
+static void slog(const struct uzd_daemon *d, enum uzd_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void slog(const struct uzd_daemon *d, enum uzd_log_level lvl, const char *fmt, ...)
+{
+	static const char *const tag[] = { "error", "warning", "info", "debug" };
+	char line[512];
+	va_list ap;
+
+	if (lvl > d->cfg.log_level)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "uzswapd: %s: %s\n", tag[lvl], line);
+}
+
+uint64_t uzd_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the client list (shared with reclaim and status) ---- */
+
+static int clients_add(struct uzd_daemon *d, struct uzd_client *c)
+{
+	pthread_mutex_lock(&d->clients_lock);
+	/* max_clients bounds accepted HELLOs, so the array never overflows. */
+	d->clients[d->n_clients++] = c;
+	pthread_mutex_unlock(&d->clients_lock);
+	return 0;
+}
+
+static void clients_remove(struct uzd_daemon *d, struct uzd_client *c)
+{
+	pthread_mutex_lock(&d->clients_lock);
+	for (size_t i = 0; i < d->n_clients; i++) {
+		if (d->clients[i] == c) {
+			d->clients[i] = d->clients[--d->n_clients];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->clients_lock);
+}
+
+static size_t clients_snapshot(void *arg, struct uzd_client **out, size_t max)
+{
+	struct uzd_daemon *d = arg;
+	size_t n;
+
+	pthread_mutex_lock(&d->clients_lock);
+	n = d->n_clients < max ? d->n_clients : max;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = d->clients[i];
+		uzd_client_get(out[i]);
+	}
+	pthread_mutex_unlock(&d->clients_lock);
+	return n;
+}
+
+/* Fault thread, after draining @c: over its high watermark, reclaim should not wait. */
+static void after_drain(void *arg, struct uzd_client *c)
+{
+	struct uzd_daemon *d = arg;
+	uint64_t high = c->budget_pages / 100 * d->cfg.high_watermark +
+			c->budget_pages % 100 * d->cfg.high_watermark / 100;
+
+	if (uzd_client_resident(c) > high)
+		uzd_reclaim_kick(d->rc);
+}
+
+/* ---- sessions ---- */
+
+static void on_session_closed(uv_handle_t *h)
+{
+	struct uzd_session *s = h->data;
+	struct uzd_daemon *d = s->d;
+
+	close(s->sock);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		d->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	d->n_sessions--;
+	free(s);
+}
+
+static void session_close(struct uzd_session *s, const char *why)
+{
+	struct uzd_daemon *d = s->d;
+
+	if (s->closing)
+		return;
+	s->closing = true;
+	if (s->c)
+		slog(d, UZD_LOG_INFO, "client %" PRIu32 " (pid %d): %s", s->c->id, (int)s->pid,
+		     why);
+	if (s->member)
+		uzd_fthreads_remove(d->ft, s->member);
+	s->member = NULL;
+	if (s->listed)
+		clients_remove(d, s->c);
+	s->listed = false;
+	if (s->c)
+		uzd_client_put(s->c);
+	s->c = NULL;
+	uv_poll_stop(&s->poll);
+	uv_close((uv_handle_t *)&s->poll, on_session_closed);
+}
+
+static void reply_error(struct uzd_session *s, uint32_t seq, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Refuse a request: answer it, log it (a few per connection), count it. */
+static void reply_error(struct uzd_session *s, uint32_t seq, int err, const char *fmt, ...)
+{
+	struct uzd_daemon *d = s->d;
+	char msg[UZP_MESSAGE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	d->counters.protocol_errors++;
+	if (s->errors++ < SESSION_LOG_ERRORS)
+		slog(d, UZD_LOG_WARN, "pid %d (uid %u): request refused: %s", (int)s->pid,
+		     (unsigned int)s->uid, msg);
+	if (uzd_proto_reply(s->sock, seq, err, NULL, 0, -1, "%s", msg) < 0)
+		session_close(s, "reply failed: connection dropped");
+	else if (s->errors >= SESSION_MAX_ERRORS) {
+		d->counters.clients_dropped++;
+		session_close(s, "too many bad requests: connection dropped");
+	}
+}
+
+static void reply_ok(struct uzd_session *s, uint32_t seq, const void *body, size_t len, int fd)
+{
+	if (uzd_proto_reply(s->sock, seq, 0, body, len, fd, NULL) < 0)
+		session_close(s, "reply failed: connection dropped");
+}
+
+static bool uid_allowed(const struct uzd_daemon *d, uid_t uid)
+{
+	if (d->cfg.allow_all_uids)
+		return true;
+	for (unsigned int i = 0; i < d->cfg.n_allow_uids; i++)
+		if (d->cfg.allow_uids[i] == uid)
+			return true;
+	return false;
+}
+
+/* The client's budget: what it asked for, within the configured one, whole pages. */
+static uint64_t pick_budget(const struct uzd_daemon *d, uint64_t asked)
+{
+	uint64_t b = d->cfg.client_max_resident;
+
+	if (asked && asked < b)
+		b = asked;
+	b /= UZD_PAGE_SIZE;
+	return b ? b : 1;
+}
+
+static size_t live_clients(const struct uzd_daemon *d)
+{
+	size_t n = 0;
+
+	for (const struct uzd_session *s = d->sessions; s; s = s->next)
+		n += s->c != NULL;
+	return n;
+}
+
+static void on_hello(struct uzd_session *s, const struct uzd_request *req)
+{
+	struct uzd_daemon *d = s->d;
+	const struct uzp_hello *h = &req->body.hello;
+	struct uzp_hello_ok ok = { 0 };
+	struct uzd_client *c;
+	int ret;
+
+	if (s->state != S_HELLO)
+		return reply_error(s, req->h.seq, -EPROTO,
+				   "HELLO: this connection already said hello");
+	if (!uid_allowed(d, s->uid)) {
+		d->counters.clients_refused++;
+		reply_error(s, req->h.seq, -EACCES, "uid %u is not in allow_uids",
+			    (unsigned int)s->uid);
+		return session_close(s, "refused by allow_uids");
+	}
+	if (live_clients(d) >= d->cfg.max_clients) {
+		d->counters.clients_refused++;
+		reply_error(s, req->h.seq, -EUSERS, "max_clients (%u) are connected",
+			    d->cfg.max_clients);
+		return session_close(s, "refused: max_clients reached");
+	}
+	if (++d->next_client_id == 0)
+		d->next_client_id = 1;
+	ret = uzd_client_new(d->next_client_id, d->pool, &c);
+	if (ret < 0)
+		return reply_error(s, req->h.seq, ret, "out of memory for a new client");
+	c->pid = s->pid;
+	c->uid = s->uid;
+	memcpy(c->comm, h->comm, sizeof(c->comm));
+	c->comm[sizeof(c->comm) - 1] = '\0';
+	c->budget_pages = pick_budget(d, h->max_resident);
+	c->hot_distance = uzd_reclaim_hot_distance(d->cfg.policy, c->budget_pages);
+	s->c = c;
+	s->state = S_UFFD;
+	d->counters.clients_accepted++;
+	ok.client_id = c->id;
+	ok.max_resident = c->budget_pages * UZD_PAGE_SIZE;
+	ok.page_size = UZD_PAGE_SIZE;
+	slog(d, UZD_LOG_INFO, "client %" PRIu32 ": pid %d uid %u (%s), budget %" PRIu64 " KiB",
+	     c->id, (int)s->pid, (unsigned int)s->uid, c->comm, ok.max_resident >> 10);
+	reply_ok(s, req->h.seq, &ok, sizeof(ok), d->dev_uffd);
+}
+
+static void on_set_uffd(struct uzd_session *s, struct uzd_request *req)
+{
+	struct uzd_daemon *d = s->d;
+	char why[160] = "";
+	int ret;
+
+	if (s->state != S_UFFD) {
+		close(req->fd);
+		return reply_error(s, req->h.seq, -EPROTO, "SET_UFFD: %s",
+				   s->state == S_HELLO ? "HELLO comes first" :
+							 "this connection has its userfaultfd");
+	}
+	ret = uzd_uffd_check(req->fd, NULL, why, sizeof(why));
+	if (ret < 0) {
+		close(req->fd);
+		return reply_error(s, req->h.seq, ret, "SET_UFFD: %s", why);
+	}
+	s->c->uffd = req->fd;
+	req->fd = -1;
+	clients_add(d, s->c);
+	s->listed = true;
+	ret = uzd_fthreads_add(d->ft, s->c, &s->member);
+	if (ret < 0) {
+		clients_remove(d, s->c);
+		s->listed = false;
+		return reply_error(s, req->h.seq, ret,
+				   "SET_UFFD: no fault thread could take it: %s", strerror(-ret));
+	}
+	s->state = S_READY;
+	reply_ok(s, req->h.seq, NULL, 0, -1);
+}
+
+/*
+ * Is [addr, addr+len) registered with the client's own userfaultfd?
+ * Clearing write protection where none is set changes nothing, and the
+ * kernel refuses it (-ENOENT) for a range outside the uffd's registration:
+ * so a client can only register its own memory.
+ */
+static int probe_range(struct uzd_client *c, uint64_t addr, uint64_t len)
+{
+	struct timespec pause = { 0, 100000 };
+	int ret;
+
+	for (int i = 0; i < REGISTER_EAGAIN_TRIES; i++) {
+		ret = uzd_uffd_writeprotect(c->uffd, addr, len, false, false);
+		if (ret != -EAGAIN)
+			return ret;
+		/* An event is in flight; the fault thread reads it. */
+		nanosleep(&pause, NULL);
+	}
+	return ret;
+}
+
+static const char *register_error(int err)
+{
+	switch (err) {
+	case -EEXIST:
+		return "it overlaps a region already registered";
+	case -ENOSPC:
+		return "the client has the most regions it may";
+	case -E2BIG:
+		return "the region is larger than one region may be";
+	case -EINVAL:
+		return "the range or name is invalid";
+	default:
+		return strerror(-err);
+	}
+}
+
+static void on_register(struct uzd_session *s, struct uzd_request *req)
+{
+	const struct uzp_register *r = &req->body.reg;
+	struct uzd_region_args a = { 0 };
+	struct uzp_registered ok = { 0 };
+	int ret;
+
+	if (s->state != S_READY) {
+		close(req->fd);
+		return reply_error(s, req->h.seq, -EPROTO, "REGISTER before SET_UFFD");
+	}
+	ret = probe_range(s->c, r->addr, r->length);
+	if (ret < 0) {
+		close(req->fd);
+		return reply_error(s, req->h.seq, ret == -EINVAL ? -ENOENT : ret,
+				   "REGISTER %#" PRIx64 "+%#" PRIx64
+				   ": not registered with this client's userfaultfd (%s)",
+				   r->addr, r->length, strerror(-ret));
+	}
+	a.start = r->addr;
+	a.len = r->length;
+	a.memfd = req->fd;
+	a.memfd_off = r->memfd_offset;
+	a.name = r->name;
+	ret = uzd_region_create(&s->c->regions, &a, &ok.region_id);
+	if (ret < 0) {
+		close(req->fd);
+		return reply_error(s, req->h.seq, ret, "REGISTER %#" PRIx64 "+%#" PRIx64 ": %s",
+				   r->addr, r->length, register_error(ret));
+	}
+	req->fd = -1;
+	slog(s->d, UZD_LOG_DEBUG,
+	     "client %" PRIu32 ": region %" PRIu32 " \"%s\" %#" PRIx64 "+%#" PRIx64, s->c->id,
+	     ok.region_id, r->name, r->addr, r->length);
+	reply_ok(s, req->h.seq, &ok, sizeof(ok), -1);
+}
+
+static bool range_has_region(struct uzd_client *c, uint64_t addr, uint64_t len)
+{
+	bool found = false;
+
+	uzd_region_read_lock(&c->regions);
+	for (size_t i = 0; i < c->regions.n && !found; i++) {
+		const struct uzd_region *r = c->regions.regions[i];
+
+		found = r->start < addr + len && addr < r->start + r->len;
+	}
+	uzd_region_read_unlock(&c->regions);
+	return found;
+}
+
+static void on_unregister(struct uzd_session *s, const struct uzd_request *req)
+{
+	const struct uzp_range *r = &req->body.range;
+	int ret;
+
+	if (s->state != S_READY)
+		return reply_error(s, req->h.seq, -EPROTO, "UNREGISTER before SET_UFFD");
+	if (!range_has_region(s->c, r->addr, r->length))
+		return reply_error(s, req->h.seq, -ENOENT,
+				   "UNREGISTER %#" PRIx64 "+%#" PRIx64
+				   ": no region of this client there",
+				   r->addr, r->length);
+	ret = uzd_region_unmap_range(&s->c->regions, r->addr, r->length, uzd_client_release, s->c,
+				     NULL);
+	if (ret < 0)
+		return reply_error(s, req->h.seq, ret, "UNREGISTER: %s", strerror(-ret));
+	reply_ok(s, req->h.seq, NULL, 0, -1);
+}
+
+static uint64_t stat_load(const uint64_t *v)
+{
+	return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+static void fill_client_stats(struct uzd_client *c, struct uzp_client_stats *st)
+{
+	const struct uzd_client_stats *cs = &c->stats;
+	struct uzd_region_counts rc;
+
+	uzd_region_table_counts(&c->regions, &rc);
+	memset(st, 0, sizeof(*st));
+	st->resident_pages = rc.resident;
+	st->same_pages = rc.same;
+	st->pool_pages = rc.pool;
+	st->file_pages = rc.file;
+	uzd_region_read_lock(&c->regions);
+	for (size_t i = 0; i < c->regions.n; i++)
+		st->managed_pages += c->regions.regions[i]->npages;
+	uzd_region_read_unlock(&c->regions);
+	st->pool_bytes = stat_load(&cs->pool_bytes);
+	st->faults_zero = stat_load(&cs->faults_zero);
+	st->faults = st->faults_zero + stat_load(&cs->faults_same) + stat_load(&cs->faults_pool);
+	st->evictions = stat_load(&cs->evicted_same) + stat_load(&cs->evicted_pool);
+	st->rejections = stat_load(&cs->rejected_pool_full) + stat_load(&cs->rejected_busy) +
+			 stat_load(&cs->rejected_error);
+	st->fault_p50_ns = uzd_hist_quantile(&cs->fault_ns, 0.5);
+	st->fault_p99_ns = uzd_hist_quantile(&cs->fault_ns, 0.99);
+	st->evict_ns = stat_load(&cs->evict_ns);
+}
+
+static void on_stats(struct uzd_session *s, const struct uzd_request *req)
+{
+	struct uzp_client_stats st;
+
+	if (s->state == S_HELLO)
+		return reply_error(s, req->h.seq, -EPROTO, "STATS before HELLO");
+	fill_client_stats(s->c, &st);
+	reply_ok(s, req->h.seq, &st, sizeof(st), -1);
+}
+
+static void on_status(struct uzd_session *s, struct uzd_request *req)
+{
+	struct uzp_status_ok ok = { 0 };
+	int ret;
+
+	if (!uid_allowed(s->d, s->uid)) {
+		close(req->fd);
+		return reply_error(s, req->h.seq, -EACCES, "uid %u is not in allow_uids",
+				   (unsigned int)s->uid);
+	}
+	ret = uzd_status_write(s->d, req->fd, &ok.bytes);
+	close(req->fd);
+	req->fd = -1;
+	if (ret < 0)
+		return reply_error(s, req->h.seq, ret, "STATUS: writing the memfd: %s",
+				   strerror(-ret));
+	reply_ok(s, req->h.seq, &ok, sizeof(ok), -1);
+}
+
+static void dispatch(struct uzd_session *s, struct uzd_request *req)
+{
+	switch (req->h.type) {
+	case UZP_HELLO:
+		return on_hello(s, req);
+	case UZP_SET_UFFD:
+		return on_set_uffd(s, req);
+	case UZP_REGISTER:
+		return on_register(s, req);
+	case UZP_UNREGISTER:
+		return on_unregister(s, req);
+	case UZP_STATS:
+		return on_stats(s, req);
+	case UZP_STATUS:
+		return on_status(s, req);
+	default:
+		/* proto.c lets through requests only. */
+		if (req->fd >= 0)
+			close(req->fd);
+		return reply_error(s, req->h.seq, -EBADMSG, "unexpected message type %u",
+				   req->h.type);
+	}
+}
+
+static void on_session_event(uv_poll_t *h, int status, int events)
+{
+	struct uzd_session *s = h->data;
+	char why[UZD_PROTO_WHY_MAX];
+	struct uzd_request req;
+	int ret;
+
+	if (status < 0)
+		return session_close(s, "connection error");
+	(void)events;
+	for (int i = 0; i < SESSION_BATCH && !s->closing; i++) {
+		ret = uzd_proto_recv(s->sock, &req, why, sizeof(why));
+		if (ret == -EAGAIN)
+			return;
+		if (ret == 1)
+			return session_close(s, "disconnected");
+		if (ret == -EBADMSG || ret == -EPROTO) {
+			reply_error(s, req.h.seq, ret, "%s", why);
+			continue;
+		}
+		if (ret < 0)
+			return session_close(s, "connection failed");
+		dispatch(s, &req);
+	}
+}
+
+/* ---- accepting ---- */
+
+static void session_new(struct server *sv, int fd)
+{
+	struct uzd_daemon *d = &sv->d;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct uzd_session *s;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		slog(d, UZD_LOG_WARN, "accept: SO_PEERCRED: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s || uv_poll_init(&sv->loop, &s->poll, fd) < 0) {
+		slog(d, UZD_LOG_ERROR, "accept: out of memory: connection of pid %d dropped",
+		     (int)cred.pid);
+		free(s);
+		close(fd);
+		return;
+	}
+	s->d = d;
+	s->sock = fd;
+	s->pid = cred.pid;
+	s->uid = cred.uid;
+	s->poll.data = s;
+	s->next = d->sessions;
+	if (d->sessions)
+		d->sessions->prev = s;
+	d->sessions = s;
+	d->n_sessions++;
+	uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_session_event);
+}
+
+static void on_listen(uv_poll_t *h, int status, int events)
+{
+	struct server *sv = h->data;
+	int fd;
+
+	(void)events;
+	if (status < 0)
+		return;
+	for (;;) {
+		fd = accept4(sv->d.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				slog(&sv->d, UZD_LOG_WARN, "accept: %s", strerror(errno));
+			return;
+		}
+		session_new(sv, fd);
+	}
+}
+
+/* ---- the listening socket ---- */
+
+/* systemd socket activation: LISTEN_PID is us and LISTEN_FDS >= 1, the socket is fd 3. */
+static int inherited_socket(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	int type = 0;
+	socklen_t len = sizeof(type);
+
+	if (!pid || !fds || strtol(pid, NULL, 10) != getpid() || strtol(fds, NULL, 10) < 1)
+		return -1;
+	if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
+		return -1;
+	fcntl(3, F_SETFD, FD_CLOEXEC);
+	fcntl(3, F_SETFL, fcntl(3, F_GETFL) | O_NONBLOCK);
+	return 3;
+}
+
+/* A socket file left by a daemon that died is removed; a live daemon's is an error. */
+static int clear_stale(const char *path, const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int fd, ret;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	ret = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	close(fd);
+	if (ret == 0)
+		return -EADDRINUSE;
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+static int make_parent(const char *path)
+{
+	char dir[UZD_SOCKET_PATH_MAX];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int listen_socket(struct uzd_daemon *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = d->cfg.socket;
+	int fd, ret;
+
+	fd = inherited_socket();
+	if (fd >= 0) {
+		d->listen_fd = fd;
+		slog(d, UZD_LOG_INFO, "listening on the socket systemd passed");
+		return 0;
+	}
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	ret = make_parent(path);
+	if (ret == 0)
+		ret = clear_stale(path, &sa);
+	if (ret < 0) {
+		slog(d, UZD_LOG_ERROR, "socket %s: %s", path,
+		     ret == -EADDRINUSE ? "another uzswapd is listening there" : strerror(-ret));
+		return ret;
+	}
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(path, d->cfg.socket_mode) < 0 || listen(fd, 128) < 0) {
+		ret = -errno;
+		slog(d, UZD_LOG_ERROR, "socket %s: %s", path, strerror(-ret));
+		close(fd);
+		return ret;
+	}
+	d->listen_fd = fd;
+	d->listen_owned = true;
+	slog(d, UZD_LOG_INFO, "listening on %s", path);
+	return 0;
+}
+
+/* ---- start and stop ---- */
+
+static void stop_serving(struct server *sv, const char *why)
+{
+	struct uzd_daemon *d = &sv->d;
+
+	if (sv->stopping)
+		return;
+	sv->stopping = true;
+	slog(d, UZD_LOG_INFO, "%s: stopping", why);
+	uv_poll_stop(&sv->listen_poll);
+	uv_close((uv_handle_t *)&sv->listen_poll, NULL);
+	uv_close((uv_handle_t *)&sv->sigterm, NULL);
+	uv_close((uv_handle_t *)&sv->sigint, NULL);
+	for (struct uzd_session *s = d->sessions; s; s = s->next) {
+		if (s->c)
+			uzd_proto_shutdown(s->sock, 0, "uzswapd is stopping (%s)", why);
+		session_close(s, "daemon stopping");
+	}
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	stop_serving(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static int start_loop(struct server *sv)
+{
+	int ret = uv_loop_init(&sv->loop);
+
+	if (ret < 0)
+		return ret;
+	sv->d.loop = &sv->loop;
+	uv_poll_init(&sv->loop, &sv->listen_poll, sv->d.listen_fd);
+	sv->listen_poll.data = sv;
+	uv_poll_start(&sv->listen_poll, UV_READABLE, on_listen);
+	uv_signal_init(&sv->loop, &sv->sigterm);
+	uv_signal_init(&sv->loop, &sv->sigint);
+	sv->sigterm.data = sv->sigint.data = sv;
+	uv_signal_start(&sv->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&sv->sigint, on_signal, SIGINT);
+	return 0;
+}
+
+static int open_pool(struct uzd_daemon *d)
+{
+	struct zpool_config pc = { .max_pages = d->cfg.pool_max_size / UZD_PAGE_SIZE };
+	int ret = zpool_create(d->cfg.allocator, &pc, &d->pool);
+
+	if (ret < 0)
+		slog(d, UZD_LOG_ERROR, "pool (%s): %s", d->cfg.allocator, strerror(-ret));
+	return ret;
+}
+
+static void open_dev_uffd(struct uzd_daemon *d)
+{
+	d->dev_uffd = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+	if (d->dev_uffd < 0)
+		slog(d, UZD_LOG_WARN,
+		     "/dev/userfaultfd: %s: only clients allowed to call userfaultfd(2) can connect",
+		     strerror(errno));
+}
+
+static int start_threads(struct uzd_daemon *d)
+{
+	int ret = uzd_reclaim_start(&d->cfg, d->pool, clients_snapshot, d, &d->rc);
+
+	if (ret < 0) {
+		slog(d, UZD_LOG_ERROR, "reclaim thread: %s", strerror(-ret));
+		return ret;
+	}
+	ret = uzd_fthreads_start(d->cfg.fault_threads, &d->cfg.codec, after_drain, d, &d->ft);
+	if (ret < 0)
+		slog(d, UZD_LOG_ERROR, "fault threads: %s", strerror(-ret));
+	return ret;
+}
+
+static void teardown(struct server *sv)
+{
+	struct uzd_daemon *d = &sv->d;
+
+	/* Fault threads first: they kick reclaim.  Each drops its client references. */
+	uzd_fthreads_stop(d->ft);
+	uzd_reclaim_stop(d->rc);
+	if (d->pool)
+		zpool_destroy(d->pool);
+	if (d->listen_fd >= 0)
+		close(d->listen_fd);
+	if (d->listen_owned)
+		unlink(d->cfg.socket);
+	if (d->dev_uffd >= 0)
+		close(d->dev_uffd);
+	free(d->clients);
+	pthread_mutex_destroy(&d->clients_lock);
+}
+
+int uzd_server_run(const struct uzd_config *cfg)
+{
+	struct server *sv = calloc(1, sizeof(*sv));
+	struct uzd_daemon *d;
+	int status = 1;
+
+	if (!sv) {
+		fprintf(stderr, "uzswapd: out of memory\n");
+		return 1;
+	}
+	d = &sv->d;
+	d->cfg = *cfg;
+	d->listen_fd = d->dev_uffd = -1;
+	d->start_ns = uzd_now_ns();
+	pthread_mutex_init(&d->clients_lock, NULL);
+	d->clients = calloc(cfg->max_clients, sizeof(*d->clients));
+	/* Replies use MSG_NOSIGNAL; this covers every other write to a closed peer. */
+	signal(SIGPIPE, SIG_IGN);
+	if (!d->clients || open_pool(d) < 0 || listen_socket(d) < 0)
+		goto out;
+	open_dev_uffd(d);
+	if (start_threads(d) < 0 || start_loop(sv) < 0)
+		goto out;
+	slog(d, UZD_LOG_INFO,
+	     "ready: pool %s (max %" PRIu64 " MiB), codec %s level %d, %u fault thread(s), "
+	     "client budget %" PRIu64 " MiB, policy %s",
+	     cfg->allocator, cfg->pool_max_size >> 20, uzc_codec_name(cfg->codec.id),
+	     cfg->codec.level, cfg->fault_threads, cfg->client_max_resident >> 20,
+	     cfg->policy == UZD_POLICY_FIFO ? "fifo" : "workingset");
+	uv_run(&sv->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&sv->loop);
+	status = 0;
+out:
+	teardown(sv);
+	free(sv);
+	return status;
+}

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon/status.c - the daemon's state for uzswapctl, written into a memfd.
+ *
+ * The layout is the protocol's (struct uzp_status, then one struct
+ * uzp_status_client per client, then their regions grouped by client):
+ * uzswapctl formats it.  Everything is read without stopping anyone:
+ * counters with relaxed loads, page counts under each client's table read
+ * lock, the client list under clients_lock with a reference per client,
+ * so a figure may be a moment older than another but never torn.
+ *
+ * Runs on the loop thread; takes clients_lock, then table read locks.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/reclaim.h"
+#include "daemon/server.h"
+#include "include/uzswap_proto.h"
+
+/* A growing byte buffer; on failure err is set and further appends are dropped. */
+struct sbuf {
+	unsigned char *p;
+	size_t len, cap;
+	int err;
+};
+
+static void *sbuf_append(struct sbuf *b, size_t len)
+{
+	void *at;
+
+	if (b->err)
+		return NULL;
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 4096;
+		unsigned char *p;
+
+		while (cap < b->len + len)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->err = -ENOMEM;
+			return NULL;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	at = b->p + b->len;
+	memset(at, 0, len);
+	b->len += len;
+	return at;
+}
+
+static uint64_t ld(const uint64_t *v)
+{
+	return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
+static void fill_lat(struct uzp_fault_lat *l, const struct uzd_hist *h)
+{
+	l->count = uzd_hist_count(h);
+	l->p50_ns = uzd_hist_quantile(h, 0.5);
+	l->p99_ns = uzd_hist_quantile(h, 0.99);
+}
+
+static void fill_client(struct uzp_status_client *sc, struct uzd_client *c)
+{
+	const struct uzd_client_stats *cs = &c->stats;
+
+	sc->id = c->id;
+	sc->pid = (uint32_t)c->pid;
+	sc->uid = (uint32_t)c->uid;
+	memcpy(sc->comm, c->comm, sizeof(sc->comm));
+	sc->comm[sizeof(sc->comm) - 1] = '\0';
+	sc->budget_bytes = c->budget_pages * UZD_PAGE_SIZE;
+	sc->pool_bytes = ld(&cs->pool_bytes);
+	for (int k = 0; k < UZD_FAULT_KINDS; k++)
+		fill_lat(&sc->faults[k], &cs->kind_ns[k]);
+	sc->faults_raced = ld(&cs->faults_raced);
+	sc->refaults_hot = ld(&cs->refaults_hot);
+	sc->evicted_same = ld(&cs->evicted_same);
+	sc->evicted_pool = ld(&cs->evicted_pool);
+	sc->rejected_pool_full = ld(&cs->rejected_pool_full);
+	sc->rejected_busy = ld(&cs->rejected_busy);
+	sc->rejected_error = ld(&cs->rejected_error);
+	sc->poisoned = ld(&cs->poisoned);
+}
+
+/* The client's regions into @regions, its page totals into @sc; table read lock. */
+static void fill_regions(struct uzp_status_client *sc, struct uzd_client *c, struct sbuf *regions)
+{
+	uzd_region_read_lock(&c->regions);
+	for (size_t i = 0; i < c->regions.n; i++) {
+		const struct uzd_region *r = c->regions.regions[i];
+		struct uzp_status_region *sr = sbuf_append(regions, sizeof(*sr));
+		struct uzd_region_counts rc;
+
+		uzd_region_counts(r, &rc);
+		sc->n_regions++;
+		sc->managed_pages += r->npages;
+		sc->resident_pages += rc.resident;
+		sc->same_pages += rc.same;
+		sc->pool_pages += rc.pool;
+		sc->file_pages += rc.file;
+		if (!sr)
+			continue;
+		sr->client_id = c->id;
+		sr->region_id = r->id;
+		memcpy(sr->name, r->name,
+		       sizeof(sr->name) < sizeof(r->name) ? sizeof(sr->name) : sizeof(r->name));
+		sr->name[sizeof(sr->name) - 1] = '\0';
+		sr->addr = r->start;
+		sr->length = r->len;
+		sr->resident_pages = rc.resident;
+		sr->same_pages = rc.same;
+		sr->pool_pages = rc.pool;
+		sr->file_pages = rc.file;
+	}
+	uzd_region_read_unlock(&c->regions);
+}
+
+static void fill_daemon(struct uzp_status *st, struct uzd_daemon *d)
+{
+	struct uzd_reclaim_stats rs;
+	struct zpool_stats ps;
+
+	st->magic = UZP_MAGIC;
+	st->version = UZP_VERSION;
+	st->pid = (uint32_t)getpid();
+	st->fault_threads = d->cfg.fault_threads;
+	strncpy(st->allocator, d->cfg.allocator, sizeof(st->allocator) - 1);
+	strncpy(st->codec, uzc_codec_name(d->cfg.codec.id), sizeof(st->codec) - 1);
+	st->codec_level = d->cfg.codec.level;
+	st->uptime_ms = (uzd_now_ns() - d->start_ns) / 1000000u;
+	st->max_resident = d->cfg.max_resident;
+	st->pool_max_bytes = d->cfg.pool_max_size;
+	zpool_stats(d->pool, &ps);
+	st->pool_total_bytes = zpool_total_size(d->pool);
+	st->pool_compressed_bytes = ps.object_bytes;
+	st->pool_stored_pages = ps.objects;
+	uzd_reclaim_stats(d->rc, &rs);
+	st->mem_available = rs.mem_available;
+	st->psi_some_avg10_centi = rs.psi_some_avg10_centi;
+	st->pressure_rounds = rs.pressure_rounds;
+	st->clients_accepted = d->counters.clients_accepted;
+	st->clients_refused = d->counters.clients_refused;
+	st->clients_dropped = d->counters.clients_dropped;
+	st->protocol_errors = d->counters.protocol_errors;
+}
+
+static int write_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const unsigned char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int uzd_status_write(struct uzd_daemon *d, int fd, uint64_t *bytes)
+{
+	struct sbuf out = { 0 }, regions = { 0 };
+	struct uzd_client **cs;
+	size_t n;
+	int ret;
+
+	cs = calloc(d->cfg.max_clients, sizeof(*cs));
+	if (!cs)
+		return -ENOMEM;
+	pthread_mutex_lock(&d->clients_lock);
+	n = d->n_clients;
+	for (size_t i = 0; i < n; i++) {
+		cs[i] = d->clients[i];
+		uzd_client_get(cs[i]);
+	}
+	pthread_mutex_unlock(&d->clients_lock);
+
+	sbuf_append(&out, sizeof(struct uzp_status));
+	for (size_t i = 0; i < n; i++) {
+		struct uzp_status_client *sc = sbuf_append(&out, sizeof(*sc));
+
+		if (sc) {
+			fill_client(sc, cs[i]);
+			fill_regions(sc, cs[i], &regions);
+		}
+		uzd_client_put(cs[i]);
+	}
+	free(cs);
+	ret = out.err ? out.err : regions.err;
+	if (ret == 0) {
+		struct uzp_status *st = (struct uzp_status *)out.p;
+
+		fill_daemon(st, d);
+		st->n_clients = (uint32_t)n;
+		st->n_regions = (uint32_t)(regions.len / sizeof(struct uzp_status_region));
+		ret = write_all(fd, out.p, out.len, 0);
+		if (ret == 0)
+			ret = write_all(fd, regions.p, regions.len, (off_t)out.len);
+		if (ret == 0 && ftruncate(fd, (off_t)(out.len + regions.len)) < 0)
+			ret = -errno;
+		*bytes = out.len + regions.len;
+	}
+	free(out.p);
+	free(regions.p);
+	return ret;
+}

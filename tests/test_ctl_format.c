@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tests/test_ctl_format.c - uzswapctl's formatter on synthetic STATUS
+ * buffers: the tables show the numbers and the derived ratio, keep their
+ * columns aligned even for huge counters, and defang client-chosen names;
+ * the JSON is one valid object that escapes those names; a truncated or
+ * inconsistent buffer is refused with a message saying why.
+ *
+ * The buffers are built here, not by the daemon: this tests the
+ * formatter's reading of the layout in include/uzswap_proto.h.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/tap.h"
+#include "tools/ctl_format.h"
+
+/* A comm and a region name as a hostile client might choose them. */
+#define EVIL_COMM "a\"b\\c\x01"
+#define EVIL_NAME "cache \"hot\" \\ \x1b[31m red"
+#define EVIL_NAME_JSON "\"cache \\\"hot\\\" \\\\ \\u001b[31m red\""
+
+struct sample {
+	void *buf;
+	size_t len;
+	struct uzp_status *st;
+	struct uzp_status_client *c;
+	struct uzp_status_region *r;
+};
+
+static void sample_alloc(struct sample *s, uint32_t n_clients, uint32_t n_regions)
+{
+	s->len = sizeof(*s->st) + n_clients * sizeof(*s->c) + n_regions * sizeof(*s->r);
+	/* Room for the oversized case, which appends a few bytes. */
+	s->buf = calloc(1, s->len + 64);
+	if (!s->buf) {
+		perror("calloc");
+		exit(1);
+	}
+	s->st = s->buf;
+	s->c = (struct uzp_status_client *)(s->st + 1);
+	s->r = (struct uzp_status_region *)(s->c + n_clients);
+	s->st->magic = UZP_MAGIC;
+	s->st->version = UZP_VERSION;
+	s->st->n_clients = n_clients;
+	s->st->n_regions = n_regions;
+}
+
+/*
+ * The daemon: 1000 pages in 1600 KiB of objects (ratio 2.50) in a 2 MiB
+ * pool (efficiency 78.1%).  Client 7 (redis-server) holds two regions, one
+ * with a hostile name; client 9 has a hostile comm, one region, and
+ * counters at their maximum, to stretch every column.
+ */
+static void sample_full(struct sample *s)
+{
+	struct uzp_status *st;
+
+	sample_alloc(s, 2, 3);
+	st = s->st;
+	st->pid = 4211;
+	st->fault_threads = 2;
+	strcpy(st->allocator, "zsmalloc");
+	strcpy(st->codec, "lz4");
+	st->codec_level = 1;
+	st->uptime_ms = (86400 + 3600 + 2 * 60 + 3) * 1000ULL + 999;
+	st->max_resident = 8ULL << 30;
+	st->pool_max_bytes = 2ULL << 30;
+	st->pool_total_bytes = 2ULL << 20;
+	st->pool_compressed_bytes = 1600ULL << 10;
+	st->pool_stored_pages = 1000;
+	st->mem_available = 3ULL << 30;
+	st->psi_some_avg10_centi = 12;
+	st->pressure_rounds = 3;
+	st->clients_accepted = 5;
+	st->clients_refused = 1;
+	st->clients_dropped = 0;
+	st->protocol_errors = 2;
+
+	s->c[0] = (struct uzp_status_client){
+		.id = 7,
+		.pid = 31337,
+		.uid = 1000,
+		.n_regions = 2,
+		.comm = "redis-server",
+		.budget_bytes = 256ULL << 20,
+		.managed_pages = 262144,
+		.resident_pages = 65536,
+		.same_pages = 100,
+		.pool_pages = 900,
+		.pool_bytes = 1400ULL << 10,
+		.faults = { { 500, 2000, 8000 }, { 100, 3000, 9000 }, { 42, 12345, 98765 } },
+		.faults_raced = 3,
+		.refaults_hot = 11,
+		.evicted_same = 100,
+		.evicted_pool = 950,
+		.rejected_pool_full = 4,
+		.rejected_busy = 5,
+		.rejected_error = 6,
+		.poisoned = 0,
+	};
+	s->c[1] = (struct uzp_status_client){
+		.id = 9,
+		.pid = 4194304,
+		.uid = 4294967294u,
+		.n_regions = 1,
+		.comm = EVIL_COMM,
+		.budget_bytes = UINT64_MAX,
+		.managed_pages = UINT64_MAX,
+		.resident_pages = UINT64_MAX,
+		.pool_bytes = UINT64_MAX,
+		.faults = { { UINT64_MAX, UINT64_MAX, UINT64_MAX }, { 0, 0, 0 }, { 1, 999, 1000 } },
+		.faults_raced = UINT64_MAX,
+		.refaults_hot = UINT64_MAX,
+		.evicted_same = UINT64_MAX,
+		.evicted_pool = UINT64_MAX,
+		.rejected_pool_full = UINT64_MAX,
+		.rejected_busy = UINT64_MAX,
+		.rejected_error = UINT64_MAX,
+		.poisoned = UINT64_MAX,
+	};
+	s->r[0] = (struct uzp_status_region){
+		.client_id = 7,
+		.region_id = 1,
+		.name = "keys",
+		.addr = 0x7f0000000000ULL,
+		.length = 1ULL << 30,
+		.resident_pages = 65000,
+	};
+	s->r[1] = (struct uzp_status_region){
+		.client_id = 7,
+		.region_id = 2,
+		.name = EVIL_NAME,
+		.addr = 0x7f0040000000ULL,
+		.length = 64ULL << 20,
+		.pool_pages = 900,
+	};
+	s->r[2] = (struct uzp_status_region){
+		.client_id = 9,
+		.region_id = 1,
+		.name = "\xff\xfe not utf-8",
+		.addr = 0x10000,
+		.length = 4096,
+	};
+}
+
+/* Print @s with @print into a string (caller frees); NULL when parse or print fails. */
+static char *render(struct sample *s, int (*print)(FILE *, const struct uzctl_status_view *))
+{
+	struct uzctl_status_view v;
+	char err[256] = "", *out = NULL;
+	size_t outlen = 0;
+	FILE *f;
+	int r;
+
+	r = uzctl_status_parse(s->buf, s->len, &v, err, sizeof(err));
+	if (r < 0) {
+		tap_diag("parse refused the sample: %s", err);
+		return NULL;
+	}
+	f = open_memstream(&out, &outlen);
+	if (!f)
+		return NULL;
+	r = print(f, &v);
+	fclose(f);
+	if (r < 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+static bool contains(const char *out, const char *what)
+{
+	if (out && strstr(out, what))
+		return true;
+	tap_diag("expected to find \"%s\" in:\n%s", what, out ? out : "(no output)");
+	return false;
+}
+
+/* The lines of the section titled @title, up to the next blank line. */
+static bool section_lines_equal_length(const char *out, const char *title)
+{
+	const char *p = out ? strstr(out, title) : NULL;
+	size_t want = 0, rows = 0;
+
+	if (!p)
+		return false;
+	p = strchr(p, '\n') + 1;
+	while (*p && *p != '\n') {
+		const char *e = strchr(p, '\n');
+		size_t len = (size_t)(e - p);
+
+		if (!want)
+			want = len;
+		if (len != want) {
+			tap_diag("in \"%s\": a line of %zu bytes, the header has %zu:\n%.*s", title,
+				 len, want, (int)len, p);
+			return false;
+		}
+		rows++;
+		p = e + 1;
+	}
+	return rows == 3; /* the header and both clients */
+}
+
+static void test_table(void)
+{
+	struct sample s;
+	char *out;
+
+	sample_full(&s);
+	out = render(&s, uzctl_print_table);
+	ok(out != NULL, "the table of a well-formed status prints");
+	ok(contains(out, "pid 4211, up 1d 01:02:03"),
+	   "the table shows the daemon's pid and uptime");
+	ok(contains(out, "zsmalloc") && contains(out, "lz4, level 1"),
+	   "the table shows the allocator and the codec with its level");
+	ok(contains(out, "1.56 MiB holding 1000 pages"),
+	   "the table shows compressed bytes and stored pages");
+	ok(contains(out, "compression ratio 2.50\n"),
+	   "the compression ratio is stored pages' size over compressed bytes");
+	ok(contains(out, "pool efficiency   78.1%\n"),
+	   "the pool efficiency is compressed bytes over the pool's size");
+	ok(contains(out, "2.00 MiB of 2.00 GiB max"),
+	   "the table shows the pool size and its maximum");
+	ok(contains(out, "some avg10 0.12%") && contains(out, "MemAvailable      3.00 GiB"),
+	   "the table shows memory pressure and MemAvailable");
+	ok(contains(out, "2 connected; 5 accepted, 1 refused, 0 dropped") &&
+		   contains(out, "protocol errors   2\n"),
+	   "the table shows the client counters and protocol errors");
+	ok(contains(out, "redis-server") && contains(out, "  256 MiB 1.00 GiB  256 MiB"),
+	   "a client's budget and managed and resident pages are humanised sizes");
+	ok(contains(out, "       42    12.3    98.8"),
+	   "pool faults show their count and p50 and p99 in microseconds");
+	ok(contains(out, "a\"b\\c? "), "a control byte in a comm is shown as '?'");
+	ok(out && !strchr(out, '\x1b') && !strchr(out, '\x01'),
+	   "no control byte from a client reaches the terminal");
+	ok(contains(out, "0x7f0040000000") && contains(out, "cache \"hot\" \\ ?[31m red"),
+	   "a region shows its address and its defanged name");
+	ok(section_lines_equal_length(out, "clients: memory") &&
+		   section_lines_equal_length(out, "clients: faults") &&
+		   section_lines_equal_length(out, "clients: reclaim"),
+	   "every client row is as wide as its header, even with counters at UINT64_MAX");
+	free(out);
+	free(s.buf);
+}
+
+/*
+ * A strict checker of JSON text (RFC 8259, no extensions): enough to say
+ * that what the formatter printed is one value a parser will take.
+ */
+static const char *json_value(const char *p);
+
+static const char *json_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+		p++;
+	return p;
+}
+
+static const char *json_string(const char *p)
+{
+	if (*p++ != '"')
+		return NULL;
+	while (*p != '"') {
+		if ((unsigned char)*p < 0x20)
+			return NULL;
+		if (*p == '\\') {
+			p++;
+			if (*p == 'u') {
+				for (int i = 1; i <= 4; i++)
+					if (!strchr("0123456789abcdefABCDEF", p[i]) || !p[i])
+						return NULL;
+				p += 4;
+			} else if (!*p || !strchr("\"\\/bfnrt", *p)) {
+				return NULL;
+			}
+		}
+		p++;
+	}
+	return p + 1;
+}
+
+static const char *json_number(const char *p)
+{
+	const char *start;
+
+	if (*p == '-')
+		p++;
+	start = p;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == start || (*start == '0' && p - start > 1))
+		return NULL;
+	if (*p == '.') {
+		start = ++p;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (p == start)
+			return NULL;
+	}
+	return p;
+}
+
+static const char *json_members(const char *p, char close, bool keyed)
+{
+	p = json_ws(p);
+	if (*p == close)
+		return p + 1;
+	for (;;) {
+		if (keyed) {
+			p = json_string(json_ws(p));
+			if (!p)
+				return NULL;
+			p = json_ws(p);
+			if (*p++ != ':')
+				return NULL;
+		}
+		p = json_value(p);
+		if (!p)
+			return NULL;
+		p = json_ws(p);
+		if (*p == close)
+			return p + 1;
+		if (*p++ != ',')
+			return NULL;
+	}
+}
+
+static const char *json_value(const char *p)
+{
+	p = json_ws(p);
+	if (*p == '{')
+		return json_members(p + 1, '}', true);
+	if (*p == '[')
+		return json_members(p + 1, ']', false);
+	if (*p == '"')
+		return json_string(p);
+	if (!strncmp(p, "null", 4) || !strncmp(p, "true", 4))
+		return p + 4;
+	if (!strncmp(p, "false", 5))
+		return p + 5;
+	return json_number(p);
+}
+
+static bool is_one_json_value(const char *s)
+{
+	const char *end = s ? json_value(s) : NULL;
+
+	if (end && !*json_ws(end))
+		return true;
+	tap_diag("not one JSON value (stopped at offset %td):\n%s", end ? end - s : -1,
+		 s ? s : "(no output)");
+	return false;
+}
+
+/* @a appears in @s before @b does. */
+static bool in_order(const char *s, const char *a, const char *b)
+{
+	const char *pa = s ? strstr(s, a) : NULL, *pb = s ? strstr(s, b) : NULL;
+
+	return pa && pb && pa < pb;
+}
+
+static void test_json(void)
+{
+	struct sample s;
+	char *out;
+
+	sample_full(&s);
+	out = render(&s, uzctl_print_json);
+	ok(is_one_json_value(out), "the JSON output is one valid JSON value");
+	ok(contains(out, "\"name\": " EVIL_NAME_JSON),
+	   "a region name's quotes, backslash and escape byte are JSON-escaped");
+	ok(contains(out, "\"comm\": \"a\\\"b\\\\c\\u0001\""),
+	   "a comm's control byte is \\u-escaped");
+	ok(contains(out, "\"name\": \"\\ufffd\\ufffd not utf-8\""),
+	   "bytes that are not UTF-8 become U+FFFD, so the output stays valid UTF-8");
+	ok(contains(out, "\"compression_ratio\": 2.5000") &&
+		   contains(out, "\"pool_efficiency\": 0.7812"),
+	   "the JSON carries the derived ratio and efficiency");
+	ok(contains(out, "\"pool_stored_pages\": 1000") && contains(out, "\"pid\": 4211") &&
+		   contains(out, "\"codec_level\": 1") &&
+		   contains(out, "\"psi_some_avg10_centi\": 12"),
+	   "the daemon's fields are exact numbers");
+	ok(contains(out, "\"budget_bytes\": 18446744073709551615"),
+	   "64-bit counters are printed in full");
+	ok(contains(out, "\"pool\": {\n          \"count\": 42,\n          \"p50_ns\": 12345"),
+	   "fault latencies are nested by kind, in ns");
+	ok(in_order(out, "\"id\": 7", "\"name\": \"keys\"") &&
+		   in_order(out, "\"name\": \"keys\"", "\"id\": 9") &&
+		   in_order(out, "\"id\": 9", "not utf-8"),
+	   "each region is nested in its own client's \"regions\" array");
+	free(out);
+	free(s.buf);
+}
+
+static void test_undefined_ratio_is_null(void)
+{
+	struct sample s;
+	char *table, *json;
+
+	sample_alloc(&s, 0, 0);
+	table = render(&s, uzctl_print_table);
+	json = render(&s, uzctl_print_json);
+	ok(contains(table, "compression ratio - (nothing stored)") &&
+		   contains(table, "pool efficiency   - (the pool is empty)"),
+	   "the table says why an empty pool has no ratio");
+	ok(contains(json, "\"compression_ratio\": null") &&
+		   contains(json, "\"pool_efficiency\": null"),
+	   "the JSON gives null for an undefined ratio");
+	ok(contains(table, "MemAvailable      unknown"), "MemAvailable 0 is shown as unknown");
+	free(table);
+	free(json);
+	free(s.buf);
+}
+
+static void test_no_clients(void)
+{
+	struct sample s;
+	char *table, *json;
+
+	sample_alloc(&s, 0, 0);
+	strcpy(s.st->allocator, "zbud");
+	strcpy(s.st->codec, "zstd");
+	s.st->codec_level = -5;
+	table = render(&s, uzctl_print_table);
+	json = render(&s, uzctl_print_json);
+	ok(contains(table, "\nno clients\n"), "a daemon without clients prints \"no clients\"");
+	ok(table && !strstr(table, "regions"), "and no empty tables");
+	ok(is_one_json_value(json) && contains(json, "\"clients\": []") &&
+		   contains(json, "\"codec_level\": -5"),
+	   "its JSON has an empty clients array and a negative level");
+	free(table);
+	free(json);
+	free(s.buf);
+}
+
+static void test_client_without_regions(void)
+{
+	struct sample s;
+	char *table, *json;
+
+	sample_alloc(&s, 1, 0);
+	s.c[0].id = 3;
+	strcpy(s.c[0].comm, "idle");
+	table = render(&s, uzctl_print_table);
+	json = render(&s, uzctl_print_json);
+	ok(contains(table, "\nno regions\n"), "a client without regions prints \"no regions\"");
+	ok(is_one_json_value(json) && contains(json, "\"regions\": []"),
+	   "its JSON has an empty regions array");
+	free(table);
+	free(json);
+	free(s.buf);
+}
+
+/* Parse @len bytes of @s; true when refused with -EBADMSG and a message containing @why. */
+static bool refused(struct sample *s, size_t len, const char *why)
+{
+	struct uzctl_status_view v;
+	char err[256] = "";
+	int r = uzctl_status_parse(s->buf, len, &v, err, sizeof(err));
+
+	if (r == -EBADMSG && strstr(err, why))
+		return true;
+	tap_diag("expected -EBADMSG mentioning \"%s\", got %d: \"%s\"", why, r, err);
+	return false;
+}
+
+static void test_bad_buffers(void)
+{
+	struct sample s;
+	struct uzctl_status_view v;
+	char err[256] = "";
+
+	sample_full(&s);
+	ok(refused(&s, 0, "truncated status: 0 bytes"), "an empty buffer is refused");
+	ok(refused(&s, sizeof(struct uzp_status) - 1, "its header alone is"),
+	   "a buffer shorter than the header is refused");
+	ok(refused(&s, s.len - 1, "truncated status"), "a buffer one byte short is refused");
+	ok(refused(&s, s.len - sizeof(struct uzp_status_region), "3 regions take"),
+	   "a buffer missing its last region is refused");
+	ok(refused(&s, s.len + 8, "oversized status"), "a buffer with bytes to spare is refused");
+
+	s.st->n_regions = 4;
+	ok(refused(&s, s.len + sizeof(struct uzp_status_region), "its clients own 3"),
+	   "regions that no client owns are refused");
+	s.st->n_regions = 3;
+
+	s.c[1].n_regions = 2;
+	ok(refused(&s, s.len, "client 9 has 2 regions, but only 1"),
+	   "a client owning more regions than there are is refused");
+	s.c[1].n_regions = 1;
+
+	s.r[1].client_id = 9;
+	ok(refused(&s, s.len, "grouped in client order"),
+	   "a region out of its client's run is refused");
+	s.r[1].client_id = 7;
+
+	memset(s.c[0].comm, 'x', sizeof(s.c[0].comm));
+	ok(refused(&s, s.len, "client 7: comm is not NUL-terminated"),
+	   "a comm filling its array without a NUL is refused");
+	strcpy(s.c[0].comm, "redis-server");
+
+	memset(s.r[2].name, 'n', sizeof(s.r[2].name));
+	ok(refused(&s, s.len, "name is not NUL-terminated"),
+	   "an unterminated region name is refused");
+	strcpy(s.r[2].name, "ok");
+
+	memset(s.st->allocator, 'z', sizeof(s.st->allocator));
+	ok(refused(&s, s.len, "allocator"), "an unterminated allocator name is refused");
+	strcpy(s.st->allocator, "zsmalloc");
+
+	s.st->magic ^= 1;
+	ok(refused(&s, s.len, "not a uzswapd status"), "a wrong magic is refused");
+	s.st->magic = UZP_MAGIC;
+
+	s.st->version = UZP_VERSION + 1;
+	ok(refused(&s, s.len, "this uzswapctl reads version"), "another version is refused");
+	s.st->version = UZP_VERSION;
+
+	s.st->n_clients = UINT32_MAX;
+	ok(refused(&s, s.len, "4294967295 clients"), "a huge client count does not overflow");
+	s.st->n_clients = 2;
+
+	ok(uzctl_status_parse((char *)s.buf + 4, s.len, &v, err, sizeof(err)) == -EINVAL,
+	   "a misaligned buffer is refused");
+	ok(uzctl_status_parse(s.buf, s.len, &v, err, sizeof(err)) == 0,
+	   "the sample, restored, is accepted again");
+	free(s.buf);
+}
+
+int main(void)
+{
+	test_table();
+	test_json();
+	test_undefined_ratio_is_null();
+	test_no_clients();
+	test_client_without_regions();
+	test_bad_buffers();
+	return tap_done();
+}

@@ -1,0 +1,667 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools/ctl_format.c - check uzswapd's STATUS buffer and print it, as
+ * tables for a person or as one JSON object for a program.
+ *
+ * The buffer (include/uzswap_proto.h) is one struct uzp_status, n_clients
+ * struct uzp_status_client, then n_regions struct uzp_status_region grouped
+ * by client in client order.  uzctl_status_parse() checks all of it once:
+ * the exact length the counts imply, every string NUL-terminated, and every
+ * client owning exactly the run of regions that follows the previous
+ * client's; the printers then walk clients and regions side by side with
+ * no further checks.
+ *
+ * Process names and region names are chosen by clients, so they are
+ * hostile input here: the tables replace control characters and invalid
+ * UTF-8 with '?' (a name must not be able to move the cursor or recolour
+ * an admin's terminal), and the JSON escapes them so that its output is
+ * always valid JSON in valid UTF-8.
+ *
+ * Nothing here allocates or keeps state; output goes only to the FILE the
+ * caller gives, and a write error is reported, never ignored.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tools/ctl_format.h"
+
+/* Widest humanised size, "1023 MiB" or "1.00 GiB", and its buffer. */
+#define SIZE_W 8
+#define NUM_BUF 32
+
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EBADMSG;
+}
+
+static bool terminated(const char *s, size_t size)
+{
+	return memchr(s, '\0', size) != NULL;
+}
+
+/* Each client owns the run of regions after the previous client's. */
+static int check_clients(const struct uzctl_status_view *v, char *err, size_t errlen)
+{
+	uint32_t n_regions = v->st->n_regions, r = 0;
+
+	for (uint32_t i = 0; i < v->st->n_clients; i++) {
+		const struct uzp_status_client *c = &v->clients[i];
+
+		if (!terminated(c->comm, sizeof(c->comm)))
+			return bad(err, errlen, "client %" PRIu32 ": comm is not NUL-terminated",
+				   c->id);
+		if (c->n_regions > n_regions - r)
+			return bad(err, errlen,
+				   "client %" PRIu32 " has %" PRIu32 " regions, but only %" PRIu32
+				   " of the %" PRIu32 " are left for it",
+				   c->id, c->n_regions, n_regions - r, n_regions);
+		for (uint32_t k = 0; k < c->n_regions; k++, r++) {
+			const struct uzp_status_region *g = &v->regions[r];
+
+			if (g->client_id != c->id)
+				return bad(err, errlen,
+					   "region %" PRIu32 " (id %" PRIu32
+					   ") belongs to client %" PRIu32
+					   ", expected client %" PRIu32
+					   ": regions must be grouped in client order",
+					   r, g->region_id, g->client_id, c->id);
+			if (!terminated(g->name, sizeof(g->name)))
+				return bad(err, errlen,
+					   "client %" PRIu32 " region %" PRIu32
+					   ": name is not NUL-terminated",
+					   c->id, g->region_id);
+		}
+	}
+	if (r != n_regions)
+		return bad(err, errlen,
+			   "the status has %" PRIu32 " regions, but its clients own %" PRIu32,
+			   n_regions, r);
+	return 0;
+}
+
+int uzctl_status_parse(const void *buf, size_t len, struct uzctl_status_view *v, char *err,
+		       size_t errlen)
+{
+	const struct uzp_status *st = buf;
+	uint64_t want;
+
+	if ((uintptr_t)buf % 8) {
+		bad(err, errlen, "status buffer is not 8-byte aligned");
+		return -EINVAL;
+	}
+	if (len < sizeof(*st))
+		return bad(err, errlen, "truncated status: %zu bytes, its header alone is %zu", len,
+			   sizeof(*st));
+	if (st->magic != UZP_MAGIC)
+		return bad(err, errlen,
+			   "not a uzswapd status: magic 0x%08" PRIx32 ", expected 0x%08x",
+			   st->magic, UZP_MAGIC);
+	if (st->version != UZP_VERSION)
+		return bad(err, errlen,
+			   "status version %" PRIu32 ", this uzswapctl reads version %d",
+			   st->version, UZP_VERSION);
+	/* 32-bit counts times structs of a few hundred bytes: no overflow in 64 bits. */
+	want = sizeof(*st) + (uint64_t)st->n_clients * sizeof(struct uzp_status_client) +
+	       (uint64_t)st->n_regions * sizeof(struct uzp_status_region);
+	if (len != want)
+		return bad(err, errlen,
+			   "%s status: %zu bytes, but %" PRIu32 " clients and %" PRIu32
+			   " regions take %" PRIu64,
+			   len < want ? "truncated" : "oversized", len, st->n_clients,
+			   st->n_regions, want);
+	if (!terminated(st->allocator, sizeof(st->allocator)))
+		return bad(err, errlen, "allocator name is not NUL-terminated");
+	if (!terminated(st->codec, sizeof(st->codec)))
+		return bad(err, errlen, "codec name is not NUL-terminated");
+	v->st = st;
+	v->clients = (const struct uzp_status_client *)(st + 1);
+	v->regions = (const struct uzp_status_region *)(v->clients + st->n_clients);
+	return check_clients(v, err, errlen);
+}
+
+double uzctl_compression_ratio(const struct uzp_status *st)
+{
+	if (!st->pool_compressed_bytes)
+		return -1;
+	return (double)st->pool_stored_pages * UZCTL_PAGE_SIZE / (double)st->pool_compressed_bytes;
+}
+
+double uzctl_pool_efficiency(const struct uzp_status *st)
+{
+	if (!st->pool_total_bytes)
+		return -1;
+	return (double)st->pool_compressed_bytes / (double)st->pool_total_bytes;
+}
+
+/*
+ * The valid UTF-8 sequence at @s (@n bytes left): its length, and its code
+ * point in *@cp; 0 for a byte that starts no valid sequence (overlong forms,
+ * surrogates and values past U+10FFFF included).
+ */
+static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	uint32_t c = s[0], min;
+	size_t len;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2, c &= 0x1f, min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		len = 3, c &= 0x0f, min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4, c &= 0x07, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/* C0, DEL and C1: what a terminal may take as a command. */
+static bool is_control(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp < 0xa0);
+}
+
+/*
+ * Print the client-chosen string @s, defanged, in a column of @width
+ * characters (0: as long as it is); a longer string is cut.  Counting
+ * code points keeps a UTF-8 name aligned as well as a byte count would
+ * not (wide CJK characters still take two cells: rare in a process name).
+ */
+static void put_name(FILE *f, const char *s, int width)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	int col = 0;
+
+	while (n && (!width || col < width)) {
+		uint32_t cp;
+		size_t k = utf8_next(p, n, &cp);
+
+		if (!k || is_control(cp))
+			fputc('?', f);
+		else
+			fwrite(p, 1, k, f);
+		k = k ? k : 1;
+		p += k, n -= k, col++;
+	}
+	while (col++ < width)
+		fputc(' ', f);
+}
+
+/* @bytes as "512 B", "4.00 KiB", "12.3 MiB", "700 MiB": at most SIZE_W characters. */
+static const char *size_str(char *buf, uint64_t bytes)
+{
+	static const char units[] = "KMGTPE";
+	double v = (double)bytes;
+	int u = -1, prec;
+
+	if (bytes < 1024) {
+		snprintf(buf, NUM_BUF, "%" PRIu64 " B", bytes);
+		return buf;
+	}
+	while (v >= 1024 && u < 5)
+		v /= 1024, u++;
+	/* Three significant digits, chosen after rounding so "9.999" is not "10.00". */
+	prec = v < 9.995 ? 2 : v < 99.95 ? 1 : 0;
+	snprintf(buf, NUM_BUF, "%.*f %ciB", prec, v, units[u]);
+	return buf;
+}
+
+static const char *pages_str(char *buf, uint64_t pages)
+{
+	/* Saturate rather than wrap: 2^52 pages is beyond any machine. */
+	if (pages > UINT64_MAX / UZCTL_PAGE_SIZE)
+		pages = UINT64_MAX / UZCTL_PAGE_SIZE;
+	return size_str(buf, pages * UZCTL_PAGE_SIZE);
+}
+
+/* @v exact when it fits @width (at least 6), else "12.3M" (decimal units). */
+static const char *count_str(char *buf, uint64_t v, int width)
+{
+	static const char units[] = "kMGTPE";
+	double d = (double)v;
+	int u = -1;
+
+	if (snprintf(buf, NUM_BUF, "%" PRIu64, v) <= width)
+		return buf;
+	while (d >= 999.95 && u < 5)
+		d /= 1000, u++;
+	snprintf(buf, NUM_BUF, "%.1f%c", d, units[u]);
+	return buf;
+}
+
+/*
+ * A latency in µs for a column of 7: "12.3", "4567", then seconds, "12.3s"
+ * and "1234s"; "-" when nothing was measured.  A stuck fault can take
+ * minutes; past a day the figure is a bug, shown as such.
+ */
+static const char *lat_str(char *buf, uint64_t count, uint64_t ns)
+{
+	double us = (double)ns / 1000;
+
+	if (!count)
+		snprintf(buf, NUM_BUF, "-");
+	else if (us < 9999.95)
+		snprintf(buf, NUM_BUF, "%.1f", us);
+	else if (us < 999999.5)
+		snprintf(buf, NUM_BUF, "%.0f", us);
+	else if (us < 99.95e6)
+		snprintf(buf, NUM_BUF, "%.1fs", us / 1e6);
+	else if (us < 86400e6)
+		snprintf(buf, NUM_BUF, "%.0fs", us / 1e6);
+	else
+		snprintf(buf, NUM_BUF, ">1d");
+	return buf;
+}
+
+static void put_uptime(FILE *f, uint64_t ms)
+{
+	uint64_t s = ms / 1000;
+
+	if (s >= 86400)
+		fprintf(f, "%" PRIu64 "d ", s / 86400);
+	fprintf(f, "%02" PRIu64 ":%02" PRIu64 ":%02" PRIu64, s / 3600 % 24, s / 60 % 60, s % 60);
+}
+
+#define LABEL "%-18s"
+
+static void print_daemon(FILE *f, const struct uzctl_status_view *v)
+{
+	const struct uzp_status *st = v->st;
+	double ratio = uzctl_compression_ratio(st), eff = uzctl_pool_efficiency(st);
+	char a[NUM_BUF], b[NUM_BUF];
+
+	fprintf(f, LABEL "pid %" PRIu32 ", up ", "daemon", st->pid);
+	put_uptime(f, st->uptime_ms);
+	fprintf(f, "\n" LABEL, "allocator");
+	put_name(f, st->allocator, 0);
+	fprintf(f, "\n" LABEL, "codec");
+	put_name(f, st->codec, 0);
+	fprintf(f, ", level %" PRId32 "\n", st->codec_level);
+	fprintf(f, LABEL "%" PRIu32 "\n", "fault threads", st->fault_threads);
+	fprintf(f, LABEL "%s resident at most\n", "budget", size_str(a, st->max_resident));
+	fprintf(f, LABEL "%s of %s max\n", "pool", size_str(a, st->pool_total_bytes),
+		size_str(b, st->pool_max_bytes));
+	fprintf(f, LABEL "%s holding %" PRIu64 " pages\n", "compressed",
+		size_str(a, st->pool_compressed_bytes), st->pool_stored_pages);
+	if (ratio < 0)
+		fprintf(f, LABEL "- (nothing stored)\n", "compression ratio");
+	else
+		fprintf(f, LABEL "%.2f\n", "compression ratio", ratio);
+	if (eff < 0)
+		fprintf(f, LABEL "- (the pool is empty)\n", "pool efficiency");
+	else
+		fprintf(f, LABEL "%.1f%%\n", "pool efficiency", eff * 100);
+	fprintf(f, LABEL "%s\n", "MemAvailable",
+		st->mem_available ? size_str(a, st->mem_available) : "unknown");
+	fprintf(f, LABEL "some avg10 %" PRIu64 ".%02" PRIu64 "%%\n", "memory PSI",
+		st->psi_some_avg10_centi / 100, st->psi_some_avg10_centi % 100);
+	fprintf(f, LABEL "%" PRIu64 "\n", "pressure rounds", st->pressure_rounds);
+	fprintf(f,
+		LABEL "%" PRIu32 " connected; %" PRIu64 " accepted, %" PRIu64 " refused, %" PRIu64
+		      " dropped\n",
+		"clients", st->n_clients, st->clients_accepted, st->clients_refused,
+		st->clients_dropped);
+	fprintf(f, LABEL "%" PRIu64 "\n", "protocol errors", st->protocol_errors);
+}
+
+/* Every client table starts with the same two columns. */
+#define CLIENT_COLS "%5s %-15s"
+#define COMM_W 15
+
+static void put_client_key(FILE *f, const struct uzp_status_client *c)
+{
+	fprintf(f, "%5" PRIu32 " ", c->id);
+	put_name(f, c->comm, COMM_W);
+}
+
+#define MEM_COLS CLIENT_COLS " %7s %10s %7s %8s %8s %8s %8s %8s %8s %8s\n"
+
+static void print_client_memory(FILE *f, const struct uzctl_status_view *v)
+{
+	char a[7][NUM_BUF];
+
+	fprintf(f, "\nclients: memory (pages shown as their size)\n");
+	fprintf(f, MEM_COLS, "ID", "COMM", "PID", "UID", "REGIONS", "BUDGET", "MANAGED", "RESIDENT",
+		"SAME", "POOL", "FILE", "COMPR");
+	for (uint32_t i = 0; i < v->st->n_clients; i++) {
+		const struct uzp_status_client *c = &v->clients[i];
+
+		put_client_key(f, c);
+		fprintf(f, " %7" PRIu32 " %10" PRIu32 " %7" PRIu32 " %8s %8s %8s %8s %8s %8s %8s\n",
+			c->pid, c->uid, c->n_regions, size_str(a[6], c->budget_bytes),
+			pages_str(a[0], c->managed_pages), pages_str(a[1], c->resident_pages),
+			pages_str(a[2], c->same_pages), pages_str(a[3], c->pool_pages),
+			pages_str(a[4], c->file_pages), size_str(a[5], c->pool_bytes));
+	}
+}
+
+#define FAULT_COLS CLIENT_COLS " %9s %7s %7s %9s %7s %7s %9s %7s %7s %8s\n"
+
+static void print_client_faults(FILE *f, const struct uzctl_status_view *v)
+{
+	char n[UZP_FAULT_KINDS][NUM_BUF], p50[UZP_FAULT_KINDS][NUM_BUF];
+	char p99[UZP_FAULT_KINDS][NUM_BUF], raced[NUM_BUF];
+
+	fprintf(f, "\nclients: faults by kind, with p50 and p99 latency in µs\n");
+	fprintf(f, FAULT_COLS, "ID", "COMM", "ZERO", "p50", "p99", "SAME", "p50", "p99", "POOL",
+		"p50", "p99", "RACED");
+	for (uint32_t i = 0; i < v->st->n_clients; i++) {
+		const struct uzp_status_client *c = &v->clients[i];
+
+		for (int k = 0; k < UZP_FAULT_KINDS; k++) {
+			const struct uzp_fault_lat *l = &c->faults[k];
+
+			count_str(n[k], l->count, 9);
+			lat_str(p50[k], l->count, l->p50_ns);
+			lat_str(p99[k], l->count, l->p99_ns);
+		}
+		put_client_key(f, c);
+		fprintf(f, " %9s %7s %7s %9s %7s %7s %9s %7s %7s %8s\n", n[UZP_FAULT_ZERO],
+			p50[UZP_FAULT_ZERO], p99[UZP_FAULT_ZERO], n[UZP_FAULT_SAME],
+			p50[UZP_FAULT_SAME], p99[UZP_FAULT_SAME], n[UZP_FAULT_POOL],
+			p50[UZP_FAULT_POOL], p99[UZP_FAULT_POOL],
+			count_str(raced, c->faults_raced, 8));
+	}
+}
+
+#define RECLAIM_COLS CLIENT_COLS " %10s %10s %11s %9s %9s %9s %9s\n"
+
+static void print_client_reclaim(FILE *f, const struct uzctl_status_view *v)
+{
+	char a[7][NUM_BUF];
+
+	fprintf(f, "\nclients: reclaim (evictions, hot refaults, rejected evictions)\n");
+	fprintf(f, RECLAIM_COLS, "ID", "COMM", "EVICT-SAME", "EVICT-POOL", "HOT-REFAULT",
+		"REJ-FULL", "REJ-BUSY", "REJ-ERROR", "POISONED");
+	for (uint32_t i = 0; i < v->st->n_clients; i++) {
+		const struct uzp_status_client *c = &v->clients[i];
+
+		put_client_key(f, c);
+		fprintf(f, " %10s %10s %11s %9s %9s %9s %9s\n",
+			count_str(a[0], c->evicted_same, 10), count_str(a[1], c->evicted_pool, 10),
+			count_str(a[2], c->refaults_hot, 11),
+			count_str(a[3], c->rejected_pool_full, 9),
+			count_str(a[4], c->rejected_busy, 9), count_str(a[5], c->rejected_error, 9),
+			count_str(a[6], c->poisoned, 9));
+	}
+}
+
+/* NAME last: a region name is up to 31 characters and needs no padding there. */
+#define REGION_COLS "%6s %6s %16s %8s %8s %8s %8s %8s %s\n"
+
+static void print_regions(FILE *f, const struct uzctl_status_view *v)
+{
+	char a[8][NUM_BUF];
+
+	fprintf(f, "\nregions (pages shown as their size)\n");
+	if (!v->st->n_regions) {
+		fprintf(f, "no regions\n");
+		return;
+	}
+	fprintf(f, REGION_COLS, "CLIENT", "REGION", "ADDR", "SIZE", "RESIDENT", "SAME", "POOL",
+		"FILE", "NAME");
+	for (uint32_t r = 0; r < v->st->n_regions; r++) {
+		const struct uzp_status_region *g = &v->regions[r];
+
+		snprintf(a[2], NUM_BUF, "0x%012" PRIx64, g->addr);
+		fprintf(f, "%6" PRIu32 " %6" PRIu32 " %16s %8s %8s %8s %8s %8s ", g->client_id,
+			g->region_id, a[2], size_str(a[3], g->length),
+			pages_str(a[4], g->resident_pages), pages_str(a[5], g->same_pages),
+			pages_str(a[6], g->pool_pages), pages_str(a[7], g->file_pages));
+		put_name(f, g->name, 0);
+		fputc('\n', f);
+	}
+}
+
+static int flush_status(FILE *f)
+{
+	if (fflush(f))
+		return -errno;
+	return ferror(f) ? -EIO : 0;
+}
+
+int uzctl_print_table(FILE *f, const struct uzctl_status_view *v)
+{
+	print_daemon(f, v);
+	if (!v->st->n_clients) {
+		fprintf(f, "\nno clients\n");
+	} else {
+		print_client_memory(f, v);
+		print_client_faults(f, v);
+		print_client_reclaim(f, v);
+		print_regions(f, v);
+	}
+	return flush_status(f);
+}
+
+/*
+ * JSON, indented two spaces a level.  need_comma: a value was written at
+ * this level, so the next one needs a comma and a closing bracket a new
+ * line (an empty object or array closes on its own line: "[]").
+ */
+struct json {
+	FILE *f;
+	int depth;
+	bool need_comma;
+};
+
+static void json_key(struct json *j, const char *key)
+{
+	if (j->depth)
+		fprintf(j->f, "%s\n%*s", j->need_comma ? "," : "", j->depth * 2, "");
+	if (key)
+		fprintf(j->f, "\"%s\": ", key);
+	j->need_comma = true;
+}
+
+static void json_open(struct json *j, const char *key, char bracket)
+{
+	json_key(j, key);
+	fputc(bracket, j->f);
+	j->depth++;
+	j->need_comma = false;
+}
+
+static void json_close(struct json *j, char bracket)
+{
+	j->depth--;
+	if (j->need_comma)
+		fprintf(j->f, "\n%*s", j->depth * 2, "");
+	fputc(bracket, j->f);
+	j->need_comma = true;
+}
+
+static void json_u64(struct json *j, const char *key, uint64_t v)
+{
+	json_key(j, key);
+	fprintf(j->f, "%" PRIu64, v);
+}
+
+/* A derived figure; negative means undefined, written as null. */
+static void json_real(struct json *j, const char *key, double v)
+{
+	json_key(j, key);
+	if (v < 0)
+		fputs("null", j->f);
+	else
+		fprintf(j->f, "%.4f", v);
+}
+
+/*
+ * A client-chosen string: valid UTF-8 passes through; quotes, backslashes
+ * and control characters are escaped; a byte that is not valid UTF-8
+ * becomes U+FFFD, since JSON text cannot carry it.
+ */
+static void json_str(struct json *j, const char *key, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	json_key(j, key);
+	fputc('"', j->f);
+	while (n) {
+		uint32_t cp;
+		size_t k = utf8_next(p, n, &cp);
+
+		if (!k)
+			fputs("\\ufffd", j->f);
+		else if (cp == '"' || cp == '\\')
+			fprintf(j->f, "\\%c", (int)cp);
+		else if (cp == '\n')
+			fputs("\\n", j->f);
+		else if (cp == '\t')
+			fputs("\\t", j->f);
+		else if (is_control(cp))
+			fprintf(j->f, "\\u%04" PRIx32, cp);
+		else
+			fwrite(p, 1, k, j->f);
+		k = k ? k : 1;
+		p += k, n -= k;
+	}
+	fputc('"', j->f);
+}
+
+static void json_daemon(struct json *j, const struct uzp_status *st)
+{
+	json_open(j, "daemon", '{');
+	json_u64(j, "version", st->version);
+	json_u64(j, "pid", st->pid);
+	json_u64(j, "uptime_ms", st->uptime_ms);
+	json_u64(j, "fault_threads", st->fault_threads);
+	json_str(j, "allocator", st->allocator);
+	json_str(j, "codec", st->codec);
+	json_key(j, "codec_level");
+	fprintf(j->f, "%" PRId32, st->codec_level);
+	json_u64(j, "n_clients", st->n_clients);
+	json_u64(j, "n_regions", st->n_regions);
+	json_u64(j, "max_resident", st->max_resident);
+	json_u64(j, "pool_max_bytes", st->pool_max_bytes);
+	json_u64(j, "pool_total_bytes", st->pool_total_bytes);
+	json_u64(j, "pool_compressed_bytes", st->pool_compressed_bytes);
+	json_u64(j, "pool_stored_pages", st->pool_stored_pages);
+	json_real(j, "compression_ratio", uzctl_compression_ratio(st));
+	json_real(j, "pool_efficiency", uzctl_pool_efficiency(st));
+	json_u64(j, "mem_available", st->mem_available);
+	json_u64(j, "psi_some_avg10_centi", st->psi_some_avg10_centi);
+	json_u64(j, "pressure_rounds", st->pressure_rounds);
+	json_u64(j, "clients_accepted", st->clients_accepted);
+	json_u64(j, "clients_refused", st->clients_refused);
+	json_u64(j, "clients_dropped", st->clients_dropped);
+	json_u64(j, "protocol_errors", st->protocol_errors);
+	json_close(j, '}');
+}
+
+static void json_region(struct json *j, const struct uzp_status_region *g)
+{
+	json_open(j, NULL, '{');
+	json_u64(j, "client_id", g->client_id);
+	json_u64(j, "region_id", g->region_id);
+	json_str(j, "name", g->name);
+	json_u64(j, "addr", g->addr);
+	json_u64(j, "length", g->length);
+	json_u64(j, "resident_pages", g->resident_pages);
+	json_u64(j, "same_pages", g->same_pages);
+	json_u64(j, "pool_pages", g->pool_pages);
+	json_u64(j, "file_pages", g->file_pages);
+	json_close(j, '}');
+}
+
+static void json_faults(struct json *j, const struct uzp_status_client *c)
+{
+	static const char *const kinds[UZP_FAULT_KINDS] = {
+		[UZP_FAULT_ZERO] = "zero",
+		[UZP_FAULT_SAME] = "same",
+		[UZP_FAULT_POOL] = "pool",
+	};
+
+	json_open(j, "faults", '{');
+	for (int k = 0; k < UZP_FAULT_KINDS; k++) {
+		json_open(j, kinds[k], '{');
+		json_u64(j, "count", c->faults[k].count);
+		json_u64(j, "p50_ns", c->faults[k].p50_ns);
+		json_u64(j, "p99_ns", c->faults[k].p99_ns);
+		json_close(j, '}');
+	}
+	json_close(j, '}');
+}
+
+/* @regions: this client's run of c->n_regions. */
+static void json_client(struct json *j, const struct uzp_status_client *c,
+			const struct uzp_status_region *regions)
+{
+	json_open(j, NULL, '{');
+	json_u64(j, "id", c->id);
+	json_u64(j, "pid", c->pid);
+	json_u64(j, "uid", c->uid);
+	json_str(j, "comm", c->comm);
+	json_u64(j, "n_regions", c->n_regions);
+	json_u64(j, "budget_bytes", c->budget_bytes);
+	json_u64(j, "managed_pages", c->managed_pages);
+	json_u64(j, "resident_pages", c->resident_pages);
+	json_u64(j, "same_pages", c->same_pages);
+	json_u64(j, "pool_pages", c->pool_pages);
+	json_u64(j, "file_pages", c->file_pages);
+	json_u64(j, "pool_bytes", c->pool_bytes);
+	json_faults(j, c);
+	json_u64(j, "faults_raced", c->faults_raced);
+	json_u64(j, "refaults_hot", c->refaults_hot);
+	json_u64(j, "evicted_same", c->evicted_same);
+	json_u64(j, "evicted_pool", c->evicted_pool);
+	json_u64(j, "rejected_pool_full", c->rejected_pool_full);
+	json_u64(j, "rejected_busy", c->rejected_busy);
+	json_u64(j, "rejected_error", c->rejected_error);
+	json_u64(j, "poisoned", c->poisoned);
+	json_open(j, "regions", '[');
+	for (uint32_t r = 0; r < c->n_regions; r++)
+		json_region(j, &regions[r]);
+	json_close(j, ']');
+	json_close(j, '}');
+}
+
+int uzctl_print_json(FILE *f, const struct uzctl_status_view *v)
+{
+	struct json j = { .f = f };
+	const struct uzp_status_region *regions = v->regions;
+
+	json_open(&j, NULL, '{');
+	json_daemon(&j, v->st);
+	json_open(&j, "clients", '[');
+	for (uint32_t i = 0; i < v->st->n_clients; i++) {
+		json_client(&j, &v->clients[i], regions);
+		regions += v->clients[i].n_regions;
+	}
+	json_close(&j, ']');
+	json_close(&j, '}');
+	fputc('\n', f);
+	return flush_status(f);
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tools/ctl_format.h - check and print the daemon's state for uzswapctl.
+ *
+ * uzswapctl reads the bytes STATUS wrote into its memfd (include/
+ * uzswap_proto.h: one struct uzp_status, then its clients, then their
+ * regions) and hands them here.  uzctl_status_parse() checks that the
+ * buffer is exactly what the header says it is and returns a view into
+ * it; the printers take only a view, so they never see a buffer that was
+ * not checked.  Kept apart from the tool's socket code so that
+ * tests/test_ctl_format.c can feed it synthetic buffers.
+ */
+#ifndef UZSWAP_TOOLS_CTL_FORMAT_H
+#define UZSWAP_TOOLS_CTL_FORMAT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "include/uzswap_proto.h"
+
+/* The page size the daemon counts in (compression ratio, table sizes). */
+#define UZCTL_PAGE_SIZE 4096u
+
+/*
+ * A checked status buffer.  Pointers into the caller's buffer, which must
+ * outlive the view.  Invariants: every string is NUL-terminated within its
+ * array; regions are grouped by client in client order, and client i owns
+ * exactly clients[i].n_regions of them.
+ */
+struct uzctl_status_view {
+	const struct uzp_status *st;
+	const struct uzp_status_client *clients; /* st->n_clients */
+	const struct uzp_status_region *regions; /* st->n_regions */
+};
+
+/*
+ * Check the @len bytes at @buf (8-byte aligned, as malloc returns them) and
+ * fill *@v.  -EBADMSG (with one line in @err) for a buffer that is
+ * truncated, oversized, of another magic or version, or inconsistent;
+ * -EINVAL for a misaligned @buf.
+ */
+int uzctl_status_parse(const void *buf, size_t len, struct uzctl_status_view *v, char *err,
+		       size_t errlen);
+
+/*
+ * The derived figures, as the table and the JSON show them; each returns
+ * -1 when undefined (nothing stored, an empty pool).
+ * ratio: stored_pages * page size / compressed bytes (how much the codec saves);
+ * efficiency: compressed bytes / pool bytes (how densely the allocator packs).
+ */
+double uzctl_compression_ratio(const struct uzp_status *st);
+double uzctl_pool_efficiency(const struct uzp_status *st);
+
+/* Print the human tables, or one JSON object; 0 or -EIO when @f fails. */
+int uzctl_print_table(FILE *f, const struct uzctl_status_view *v);
+int uzctl_print_json(FILE *f, const struct uzctl_status_view *v);
+
+#endif /* UZSWAP_TOOLS_CTL_FORMAT_H */
