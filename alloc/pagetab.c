@@ -13,6 +13,7 @@ int pagetab_init(struct pagetab *t, size_t index_limit, size_t elem_size,
 	t->elem_size = elem_size;
 	t->elem_init = elem_init;
 	t->elem_fini = elem_fini;
+	t->bytes = (t->ndir ? t->ndir : 1) * sizeof(*t->dir);
 	return t->dir ? 0 : -ENOMEM;
 }
 
@@ -52,6 +53,7 @@ int pagetab_make(struct pagetab *t, uint64_t index, void **out)
 			return -ENOMEM;
 		for (size_t i = 0; t->elem_init && i < PAGETAB_BLOCK; i++)
 			t->elem_init(block + i * t->elem_size);
+		t->bytes += PAGETAB_BLOCK * t->elem_size;
 		__atomic_store_n(&t->dir[index / PAGETAB_BLOCK], block, __ATOMIC_RELEASE);
 	}
 	*out = block + (index % PAGETAB_BLOCK) * t->elem_size;

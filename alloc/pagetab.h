@@ -25,6 +25,7 @@ struct pagetab {
 	void **dir; /* dir[index / PAGETAB_BLOCK]: a block, or NULL */
 	size_t ndir;
 	size_t elem_size;
+	size_t bytes; /* allocated: the directory and the blocks made (owner's lock) */
 	/* Called on each element of a new (zeroed) block, and before a block is freed. */
 	void (*elem_init)(void *elem);
 	void (*elem_fini)(void *elem);

@@ -643,6 +643,7 @@ static void z3_stats(void *priv, struct zpool_stats *st)
 
 	pthread_mutex_lock(&p->lock);
 	*st = p->stats;
+	st->meta_bytes = p->metas.bytes + sizeof(*p);
 	pthread_mutex_unlock(&p->lock);
 }
 

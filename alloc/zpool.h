@@ -75,6 +75,7 @@ struct zpool_stats {
 	unsigned long long evicted;	    /* objects the evict callback took */
 	unsigned long long evict_failures;  /* callback returned non-zero */
 	unsigned long long compacted_pages; /* pool pages freed by compaction */
+	size_t meta_bytes; /* allocated beside the pool pages: handle and page tables, descriptors */
 };
 
 /* One size class (zsmalloc; other drivers report none). */

@@ -134,6 +134,7 @@ struct zs_handles {
 	uint32_t free;	   /* free queue head (oldest freed), 0 when empty */
 	uint32_t tail;	   /* free queue tail (last freed), 0 when empty */
 	uint32_t nfree;	   /* entries on the free queue */
+	size_t bytes;	   /* atomic: the directory and the chunks made */
 };
 
 struct zs_pool {
@@ -256,6 +257,7 @@ static int handles_init(struct zs_handles *t, size_t max_pages)
 	t->dir = calloc(t->ndir, sizeof(*t->dir));
 	if (!t->dir)
 		return -ENOMEM;
+	t->bytes = t->ndir * sizeof(*t->dir);
 	t->next_new = 1;
 	pthread_mutex_init(&t->lock, NULL);
 	return 0;
@@ -310,6 +312,7 @@ static int handle_take(struct zs_handles *t, uint32_t *index)
 			goto out;
 		}
 		__atomic_store_n(&t->dir[t->next_new / ENTRIES_PER_CHUNK], chunk, __ATOMIC_RELEASE);
+		__atomic_fetch_add(&t->bytes, ENTRIES_PER_CHUNK * sizeof(*chunk), __ATOMIC_RELAXED);
 	}
 	*index = t->next_new++;
 out:
@@ -490,6 +493,7 @@ static int zspage_create(struct zs_pool *p, struct size_class *c, struct zspage 
 	}
 	z->class = c;
 	z->base = zpp_addr(p->zpp, z->first_page);
+	stat_add(&p->stats.meta_bytes, sizeof(*z) + n * sizeof(z->slot[0]));
 	for (unsigned int i = 0; i < n; i++)
 		z->slot[i] = SLOT_FREE_TAG | (i + 1 < n ? i + 1 : SLOT_NONE);
 	list_init(&z->link);
@@ -516,6 +520,7 @@ static void zspage_release(struct zs_pool *p, struct size_class *c, struct zspag
 	zpp_free(p->zpp, z->first_page, c->pages_per_zspage);
 	c->zspages--;
 	stat_sub(&p->stats.pages, c->pages_per_zspage);
+	stat_sub(&p->stats.meta_bytes, sizeof(*z) + c->objs_per_zspage * sizeof(z->slot[0]));
 	free(z);
 }
 
@@ -967,6 +972,8 @@ static void zs_stats(void *priv, struct zpool_stats *st)
 	st->evicted = __atomic_load_n(&p->stats.evicted, __ATOMIC_RELAXED);
 	st->evict_failures = __atomic_load_n(&p->stats.evict_failures, __ATOMIC_RELAXED);
 	st->compacted_pages = __atomic_load_n(&p->stats.compacted_pages, __ATOMIC_RELAXED);
+	st->meta_bytes = __atomic_load_n(&p->stats.meta_bytes, __ATOMIC_RELAXED) +
+			 __atomic_load_n(&p->handles.bytes, __ATOMIC_RELAXED) + sizeof(*p);
 }
 
 static void class_stat(struct size_class *c, struct zpool_class_stat *out)

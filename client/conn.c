@@ -21,7 +21,6 @@
  * datagram's; leave a received descriptor open that nobody asked for.
  */
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,24 +96,17 @@ static const char *socket_path(const char *arg, const char **from)
 	return UZSWAP_DEFAULT_SOCKET;
 }
 
-/* connect(2) interrupted by a signal goes on in the background: wait for it. */
-static int connect_wait(int sock, const struct sockaddr_un *sa)
+/*
+ * An AF_UNIX connect(2) that a signal interrupts (it waits only while the
+ * daemon's backlog is full) leaves the socket unconnected: try again.
+ */
+static int connect_retry(int sock, const struct sockaddr_un *sa)
 {
-	struct pollfd p = { .fd = sock, .events = POLLOUT };
-	socklen_t len = sizeof(int);
-	int soerr = 0;
-
-	if (connect(sock, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
-		return 0;
-	if (errno != EINTR && errno != EINPROGRESS)
-		return -errno;
-	while (poll(&p, 1, -1) < 0) {
+	while (connect(sock, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
 		if (errno != EINTR)
 			return -errno;
 	}
-	if (getsockopt(sock, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-		return -errno;
-	return -soerr;
+	return 0;
 }
 
 int uzs_conn_open(struct uzswap *u, const char *arg)
@@ -140,7 +132,7 @@ int uzs_conn_open(struct uzswap *u, const char *arg)
 	if (u->sock < 0)
 		return uzs_set_error(u, -errno, "cannot create a socket for uzswapd: %s",
 				     strerror(errno));
-	err = connect_wait(u->sock, &sa);
+	err = connect_retry(u->sock, &sa);
 	if (err == -ENOENT || err == -ECONNREFUSED)
 		return uzs_set_error(u, err,
 				     "cannot connect to uzswapd at %s%s: %s: is uzswapd "
@@ -158,9 +150,10 @@ int uzs_conn_lost(struct uzswap *u, const char *detail)
 {
 	if (u->regions)
 		uzs_stop_process(u, detail);
+	if (!u->dead)
+		snprintf(u->gone, sizeof(u->gone), "%s", detail ? detail : "for no known reason");
 	u->dead = true;
-	return uzs_set_error(u, -ENOTCONN, "uzswapd (%s) went away%s%s", u->path,
-			     detail ? ": " : "", detail ? detail : "");
+	return uzs_set_error(u, -ENOTCONN, "uzswapd (%s) went away: %s", u->path, u->gone);
 }
 
 /* A status or reason must be 0 or a negative errno; anything else is garbage. */
@@ -169,29 +162,54 @@ static bool is_status(int32_t s)
 	return s <= 0 && s >= -UZS_MAX_ERRNO;
 }
 
-/* An unsolicited SHUTDOWN: the daemon is stopping (0) or dropping us (-errno). */
-static int shutdown_received(struct uzswap *u, const unsigned char *msg, size_t len)
+/* What a SHUTDOWN (the bytes after the header) says, into @buf; its reason. */
+static int32_t shutdown_detail(const unsigned char *msg, size_t len, char *buf)
 {
 	struct uzp_shutdown s;
-	char detail[UZP_MESSAGE_MAX + 64];
-	int err;
 
-	if (len < sizeof(s))
-		return uzs_conn_lost(u, "it sent a malformed SHUTDOWN");
+	if (len < sizeof(s)) {
+		snprintf(buf, UZS_DETAIL_MAX, "it sent a malformed SHUTDOWN");
+		return 0;
+	}
 	memcpy(&s, msg, sizeof(s));
 	if (s.message_length > len - sizeof(s))
 		s.message_length = (uint16_t)(len - sizeof(s));
 	if (s.message_length)
-		snprintf(detail, sizeof(detail), "it said \"%.*s\"", (int)s.message_length,
+		snprintf(buf, UZS_DETAIL_MAX, "it said \"%.*s\"", (int)s.message_length,
 			 (const char *)msg + sizeof(s));
 	else if (s.reason)
-		snprintf(detail, sizeof(detail), "it dropped this client: %s",
+		snprintf(buf, UZS_DETAIL_MAX, "it dropped this client: %s",
 			 strerror(is_status(s.reason) ? -s.reason : EPROTO));
 	else
-		snprintf(detail, sizeof(detail), "it is shutting down");
-	err = uzs_conn_lost(u, detail);
+		snprintf(buf, UZS_DETAIL_MAX, "it is shutting down");
+	return is_status(s.reason) ? s.reason : 0;
+}
+
+/* An unsolicited SHUTDOWN: the daemon is stopping (0) or dropping us (-errno). */
+static int shutdown_received(struct uzswap *u, const unsigned char *msg, size_t len)
+{
+	char detail[UZS_DETAIL_MAX];
+	int32_t reason = shutdown_detail(msg, len, detail);
+	int err = uzs_conn_lost(u, detail);
+
 	/* A reason says more than "not connected", e.g. -EACCES when refused at HELLO. */
-	return s.reason < 0 && is_status(s.reason) ? s.reason : err;
+	return reason < 0 ? reason : err;
+}
+
+const char *uzs_conn_farewell(struct uzswap *u, char *buf)
+{
+	union {
+		struct uzp_header h;
+		unsigned char b[UZP_DATAGRAM_MAX];
+	} msg;
+	ssize_t n;
+
+	n = recv(u->sock, msg.b, sizeof(msg.b), MSG_PEEK | MSG_DONTWAIT);
+	if (n < (ssize_t)sizeof(msg.h) || msg.h.magic != UZP_MAGIC ||
+	    msg.h.version != UZP_VERSION || msg.h.type != UZP_SHUTDOWN)
+		return "the connection closed";
+	shutdown_detail(msg.b + sizeof(msg.h), (size_t)n - sizeof(msg.h), buf);
+	return buf;
 }
 
 /* ---- one request, one reply ---- */
@@ -332,8 +350,8 @@ int uzs_conn_request(struct uzswap *u, uint16_t type, const void *body, size_t l
 	if (fd_out)
 		*fd_out = -1;
 	if (u->dead)
-		return uzs_set_error(u, -ENOTCONN, "%s: uzswapd (%s) went away earlier",
-				     uzs_type_name(type), u->path);
+		return uzs_set_error(u, -ENOTCONN, "%s: uzswapd (%s) went away earlier: %s",
+				     uzs_type_name(type), u->path, u->gone);
 	h.seq = ++u->seq;
 	err = uzp_send(u->sock, &h, body, len, &fd, fd >= 0 ? 1 : 0);
 	if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN)

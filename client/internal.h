@@ -36,6 +36,8 @@
 
 /* Room for a request's name, a path and the daemon's message. */
 #define UZS_ERROR_MAX (UZP_MESSAGE_MAX + sizeof(((struct sockaddr_un *)0)->sun_path) + 128)
+/* Room for how the daemon went away: its SHUTDOWN message, quoted. */
+#define UZS_DETAIL_MAX (UZP_MESSAGE_MAX + 64)
 
 /*
  * A region handed to the caller and not yet released.  The daemon owns a
@@ -62,6 +64,7 @@ struct uzs_region {
  * @dead:	(L) the daemon went away while no region was held: every
  *		request now fails with -ENOTCONN.  Never set while @regions is
  *		non-empty: that case stops the process instead.
+ * @gone:	(L) with @dead, how the daemon went away, for later messages
  * @regions:	(L) regions handed to the caller, newest first
  * @error:	(L) the last failure, one line; read unlocked by
  *		uzswap_last_error(), as errno is read
@@ -77,6 +80,7 @@ struct uzswap {
 	bool watching;
 	uint32_t seq;
 	bool dead;
+	char gone[UZS_DETAIL_MAX];
 	struct uzs_region *regions;
 	char error[UZS_ERROR_MAX];
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -114,6 +118,14 @@ int uzs_conn_request(struct uzswap *u, uint16_t type, const void *body, size_t l
  * connection is marked dead and -ENOTCONN returned.
  */
 int uzs_conn_lost(struct uzswap *u, const char *detail);
+
+/*
+ * Under u->lock, after the socket hung up: how the daemon went away, into
+ * @buf (UZS_DETAIL_MAX bytes).  With u->lock held no request is waiting
+ * for a reply, so a datagram still queued can only be the daemon's
+ * SHUTDOWN: it is peeked at, never consumed.
+ */
+const char *uzs_conn_farewell(struct uzswap *u, char *buf);
 
 /* Under u->lock: set u->error (printf format); returns @err, for tail calls. */
 int uzs_set_error(struct uzswap *u, int err, const char *fmt, ...)

@@ -16,7 +16,7 @@
  * eventfd uzswap_close() writes before joining it; it takes u->lock only
  * after a hangup, to decide under the same lock the request path uses.
  *
- * Never: read a datagram (replies belong to the request path, conn.c);
+ * Never: consume a datagram (replies belong to the request path, conn.c);
  * abort() or raise a signal to stop (a core dump reads the managed memory
  * and would block on an evicted page); receive the process's signals (all
  * are blocked in the watcher, so the program's handlers run elsewhere).
@@ -41,13 +41,10 @@ void uzs_stop_process(const struct uzswap *u, const char *detail)
 		     "libuzswap: uzswapd (%s) went away%s%s; this process's evicted memory is "
 		     "gone: stopping it (pid %d)\n",
 		     u->path, detail ? ": " : "", detail ? detail : "", (int)getpid());
-	if (n < 0)
-		_exit(UZSWAP_EXIT_DAEMON_GONE);
-	if ((size_t)n >= sizeof(line))
-		n = sizeof(line) - 1;
-	/* Nothing more to do if stderr is gone too: the exit status still says it. */
-	if (write(STDERR_FILENO, line, (size_t)n) < 0)
-		_exit(UZSWAP_EXIT_DAEMON_GONE);
+	if (n > 0)
+		n = (int)write(STDERR_FILENO, line,
+			       (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	/* Whether or not stderr took the line, the exit status says why. */
 	_exit(UZSWAP_EXIT_DAEMON_GONE);
 }
 
@@ -65,6 +62,7 @@ static void *watch_main(void *arg)
 		{ .fd = u->sock, .events = POLLRDHUP },
 		{ .fd = u->stop_fd, .events = POLLIN },
 	};
+	char detail[UZS_DETAIL_MAX];
 
 	for (;;) {
 		if (poll(p, 2, -1) < 0) {
@@ -79,7 +77,7 @@ static void *watch_main(void *arg)
 			break;
 	}
 	pthread_mutex_lock(&u->lock);
-	uzs_conn_lost(u, "the connection closed");
+	uzs_conn_lost(u, uzs_conn_farewell(u, detail));
 	pthread_mutex_unlock(&u->lock);
 	return NULL;
 }
@@ -91,15 +89,14 @@ int uzs_watch_start(struct uzswap *u)
 
 	u->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (u->stop_fd < 0)
-		return uzs_set_error(u, -errno, "cannot start the connection watcher: eventfd: %s",
-				     strerror(errno));
+		return uzs_fail(u, -errno, "cannot start the connection watcher: eventfd: %s",
+				strerror(errno));
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = pthread_create(&u->watcher, NULL, watch_main, u);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err)
-		return uzs_set_error(u, -err, "cannot start the connection watcher: %s",
-				     strerror(err));
+		return uzs_fail(u, -err, "cannot start the connection watcher: %s", strerror(err));
 	pthread_setname_np(u->watcher, "uzswap-watch");
 	u->watching = true;
 	return 0;

@@ -51,20 +51,21 @@ enum uzd_fault_kind {
 };
 
 struct uzd_client_stats {
-	uint64_t faults_zero;			  /* first touches served with a zero page */
-	uint64_t faults_same;			  /* restored from a same-filled word */
-	uint64_t faults_pool;			  /* restored from the pool */
-	uint64_t faults_raced;			  /* the page was already there (EEXIST): woken */
-	uint64_t refaults_hot;			  /* restored pages found hot (refault distance) */
-	uint64_t evicted_same;			  /* evictions kept as a word */
-	uint64_t evicted_pool;			  /* evictions stored in the pool */
-	uint64_t rejected_pool_full;		  /* evictions refused: the pool had no room */
-	uint64_t rejected_busy;			  /* victims skipped: a fault owned them */
-	uint64_t rejected_error;		  /* evictions failed on a memfd system call */
-	uint64_t poisoned;			  /* pages poisoned: corrupt, foreign, unmanaged */
-	uint64_t pool_bytes;			  /* bytes of this client's live pool objects */
-	uint64_t evict_ns;			  /* time reclaim spent evicting its pages */
-	struct uzd_hist fault_ns;		  /* time from reading a fault to waking it */
+	uint64_t faults_zero;	     /* first touches served with a zero page */
+	uint64_t faults_same;	     /* restored from a same-filled word */
+	uint64_t faults_pool;	     /* restored from the pool */
+	uint64_t faults_raced;	     /* the page was already there (EEXIST): woken */
+	uint64_t readahead;	     /* pool pages restored along with a neighbour's fault */
+	uint64_t refaults_hot;	     /* restored pages found hot (refault distance) */
+	uint64_t evicted_same;	     /* evictions kept as a word */
+	uint64_t evicted_pool;	     /* evictions stored in the pool */
+	uint64_t rejected_pool_full; /* evictions refused: the pool had no room */
+	uint64_t rejected_busy;	     /* victims skipped: a fault owned them */
+	uint64_t rejected_error;     /* evictions failed on a memfd system call */
+	uint64_t poisoned;	     /* pages poisoned: corrupt, foreign, unmanaged */
+	uint64_t pool_bytes;	     /* bytes of this client's live pool objects */
+	uint64_t evict_ns;	     /* time reclaim spent evicting its pages */
+	struct uzd_hist fault_ns;    /* time from reading a fault to waking it */
 	struct uzd_hist kind_ns[UZD_FAULT_KINDS]; /* the same, by what was restored */
 };
 

@@ -68,6 +68,8 @@ struct queued_fault {
  *  q       queued faults q[head..tail), capacity qcap (grows, never shrinks)
  *  batch   one read(2) worth of messages
  *  kind    set by the serve_* function that filled a page, for its histogram
+ *  cluster 2^page_cluster: a pool fault also restores the pool pages of its
+ *          aligned block of that many pages (1: no readahead)
  *  log_*   rate limiter: lines logged in the second starting at log_sec
  */
 struct uzd_fault_ctx {
@@ -78,6 +80,7 @@ struct uzd_fault_ctx {
 	struct uffd_msg batch[FAULT_BATCH];
 	struct uzd_fault_stats stats;
 	enum uzd_fault_kind kind; /* what the last fault served restored */
+	unsigned int cluster;	  /* readahead: pages restored together, a power of two */
 	uint64_t log_sec;
 	unsigned int log_lines, log_quiet;
 };
@@ -154,6 +157,7 @@ int uzd_fault_ctx_new(const struct uzc_spec *spec, struct uzd_fault_ctx **out)
 	r = uzc_ctx_new(spec ? spec : &lz4, UZC_DEFAULT_MAX_LEN, &fc->uzc);
 	if (r < 0)
 		goto err_free;
+	fc->cluster = 1;
 	*out = fc;
 	return 0;
 
@@ -162,6 +166,14 @@ err_free:
 	free(fc->page);
 	free(fc);
 	return r;
+}
+
+int uzd_fault_ctx_set_cluster(struct uzd_fault_ctx *fc, unsigned int page_cluster)
+{
+	if (page_cluster > UZD_FAULT_MAX_CLUSTER)
+		return -EINVAL;
+	fc->cluster = 1u << page_cluster;
+	return 0;
 }
 
 void uzd_fault_ctx_free(struct uzd_fault_ctx *fc)
@@ -495,6 +507,62 @@ static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 	return ret;
 }
 
+/*
+ * Readahead of one neighbour @pgidx of a pool fault: restored like a fault
+ * would, but only when it is in the pool, and never poisoned here: a page
+ * that cannot be loaded is given back as it was, for its own fault to
+ * handle.  Returns the fill's error (-EAGAIN: stop, events are pending).
+ */
+static int readahead_one(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
+			 size_t pgidx)
+{
+	uint64_t addr = r->start + pgidx * UZD_PAGE_SIZE, old;
+	unsigned long handle;
+	struct uzd_obj_hdr h = { .len = UZD_PAGE_SIZE };
+	bool raw;
+	int ret;
+
+	if (uzd_region_claim(r, pgidx, UZD_STATE_BIT(UZD_ENTRY_POOL), &old) < 0)
+		return 0;
+	handle = uzd_entry_pool_handle(old);
+	raw = uzd_entry_flags(old) & UZD_ENTRY_RAW;
+	ret = raw ? load_raw(fc, c, handle) : load_object(fc, c, handle, addr, &h);
+	if (ret == 0)
+		ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
+	if (ret != 0) {
+		give_back(c, r, pgidx, old);
+		return ret == -EAGAIN ? ret : 0;
+	}
+	free_pool_object(c, handle, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
+	stat_add(&c->stats.readahead, 1);
+	settle(fc, c, r, pgidx, uzd_entry_make(UZD_ENTRY_RESIDENT, 0, 0), false);
+	return 0;
+}
+
+/*
+ * After a pool fault at @addr has been answered (its thread runs again):
+ * restore the rest of its aligned cluster that is in the pool, on the bet
+ * that neighbours are wanted soon (page_cluster, as the kernel's swap
+ * readahead).  Costs the fault thread, never the faulting thread.
+ */
+static void read_cluster(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t addr)
+{
+	uint64_t first = addr & ~((uint64_t)fc->cluster * UZD_PAGE_SIZE - 1);
+	struct uzd_region *r;
+	size_t pgidx;
+
+	uzd_region_read_lock(&c->regions);
+	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
+	for (uint64_t a = first; r && a < first + (uint64_t)fc->cluster * UZD_PAGE_SIZE;
+	     a += UZD_PAGE_SIZE) {
+		if (a == addr || a < r->start || a >= r->start + r->len)
+			continue;
+		if (readahead_one(fc, c, r, (a - r->start) / UZD_PAGE_SIZE) < 0)
+			break;
+	}
+	uzd_region_read_unlock(&c->regions);
+}
+
 /* EMPTY or SAME: the page is made from nothing but the entry. */
 static int serve_simple(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
 			size_t pgidx, uint64_t old, uint64_t addr)
@@ -676,6 +744,8 @@ static int serve_fault(struct uzd_fault_ctx *fc, struct uzd_client *c, const str
 		uzd_hist_record(&c->stats.fault_ns, ns);
 		if (fc->kind < UZD_FAULT_KINDS)
 			uzd_hist_record(&c->stats.kind_ns[fc->kind], ns);
+		if (fc->kind == UZD_FAULT_POOL && fc->cluster > 1)
+			read_cluster(fc, c, addr);
 		return 0;
 	}
 	if (ret == -ESRCH)

@@ -169,7 +169,8 @@ static void *fthread_main(void *arg)
 	return NULL;
 }
 
-static int fthread_init(struct uzd_fthreads *ft, struct fthread *t, const struct uzc_spec *spec)
+static int fthread_init(struct uzd_fthreads *ft, struct fthread *t, const struct uzc_spec *spec,
+			unsigned int page_cluster)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 	int ret;
@@ -185,7 +186,8 @@ static int fthread_init(struct uzd_fthreads *ft, struct fthread *t, const struct
 	ret = -pthread_mutex_init(&t->lock, NULL);
 	if (ret < 0)
 		return ret;
-	return uzd_fault_ctx_new(spec, &t->fc);
+	ret = uzd_fault_ctx_new(spec, &t->fc);
+	return ret < 0 ? ret : uzd_fault_ctx_set_cluster(t->fc, page_cluster);
 }
 
 static void fthread_fini(struct fthread *t)
@@ -213,8 +215,8 @@ static int spawn(struct fthread *t)
 	return ret;
 }
 
-int uzd_fthreads_start(unsigned int n, const struct uzc_spec *spec, uzd_fthread_after_fn after,
-		       void *arg, struct uzd_fthreads **out)
+int uzd_fthreads_start(unsigned int n, const struct uzc_spec *spec, unsigned int page_cluster,
+		       uzd_fthread_after_fn after, void *arg, struct uzd_fthreads **out)
 {
 	struct uzd_fthreads *ft = calloc(1, sizeof(*ft));
 	int ret = -ENOMEM;
@@ -229,7 +231,7 @@ int uzd_fthreads_start(unsigned int n, const struct uzc_spec *spec, uzd_fthread_
 	for (unsigned int i = 0; i < n; i++) {
 		ft->t[i].epfd = ft->t[i].evfd = -1;
 		ft->n = i + 1;
-		ret = fthread_init(ft, &ft->t[i], spec);
+		ret = fthread_init(ft, &ft->t[i], spec, page_cluster);
 		if (ret == 0)
 			ret = spawn(&ft->t[i]);
 		if (ret < 0)

@@ -25,9 +25,12 @@ struct uzd_fthreads;
 
 typedef void (*uzd_fthread_after_fn)(void *arg, struct uzd_client *c);
 
-/* Start @n threads.  -ENOMEM, -EMFILE..., or the codec's error. */
-int uzd_fthreads_start(unsigned int n, const struct uzc_spec *spec, uzd_fthread_after_fn after,
-		       void *arg, struct uzd_fthreads **out);
+/*
+ * Start @n threads, each reading ahead 2^@page_cluster pages per pool fault
+ * (daemon/fault.h).  -ENOMEM, -EMFILE..., -EINVAL, or the codec's error.
+ */
+int uzd_fthreads_start(unsigned int n, const struct uzc_spec *spec, unsigned int page_cluster,
+		       uzd_fthread_after_fn after, void *arg, struct uzd_fthreads **out);
 
 /* A client's membership of a thread, from add to remove. */
 struct uzd_fthread_member;

@@ -774,7 +774,8 @@ static int start_threads(struct uzd_daemon *d)
 		slog(d, UZD_LOG_ERROR, "reclaim thread: %s", strerror(-ret));
 		return ret;
 	}
-	ret = uzd_fthreads_start(d->cfg.fault_threads, &d->cfg.codec, after_drain, d, &d->ft);
+	ret = uzd_fthreads_start(d->cfg.fault_threads, &d->cfg.codec, d->cfg.page_cluster,
+				 after_drain, d, &d->ft);
 	if (ret < 0)
 		slog(d, UZD_LOG_ERROR, "fault threads: %s", strerror(-ret));
 	return ret;

@@ -86,6 +86,7 @@ static void fill_client(struct uzp_status_client *sc, struct uzd_client *c)
 	sc->rejected_busy = ld(&cs->rejected_busy);
 	sc->rejected_error = ld(&cs->rejected_error);
 	sc->poisoned = ld(&cs->poisoned);
+	sc->readahead = ld(&cs->readahead);
 }
 
 /* The client's regions into @regions, its page totals into @sc; table read lock. */
@@ -140,6 +141,7 @@ static void fill_daemon(struct uzp_status *st, struct uzd_daemon *d)
 	st->pool_total_bytes = zpool_total_size(d->pool);
 	st->pool_compressed_bytes = ps.object_bytes;
 	st->pool_stored_pages = ps.objects;
+	st->pool_meta_bytes = ps.meta_bytes;
 	uzd_reclaim_stats(d->rc, &rs);
 	st->mem_available = rs.mem_available;
 	st->psi_some_avg10_centi = rs.psi_some_avg10_centi;

@@ -21,11 +21,13 @@
  * the caller's buffer (struct uzswap_options.error).  A struct uzswap may be used from
  * several threads: requests are serialised inside.
  *
- * The daemon connection is watched: if uzswapd dies (or drops this
- * client) while the process holds a region, the process is stopped at
- * once with a message on stderr and exit status UZSWAP_EXIT_DAEMON_GONE,
- * because its evicted pages are gone and it must never read zeros where
- * its data was.
+ * The daemon connection is watched, by one thread per connection that
+ * blocks every signal: if uzswapd dies (or drops this client) while the
+ * process holds a region, the process is stopped at once with a message
+ * on stderr and exit status UZSWAP_EXIT_DAEMON_GONE (by _exit(2): atexit
+ * handlers do not run and stdio buffers are not flushed), because its
+ * evicted pages are gone and it must never read zeros where its data was.
+ * If it holds none, nothing is lost: later calls fail with -ENOTCONN.
  *
  * Within a region: madvise(MADV_REMOVE) frees pages (they read back as
  * zeros); munmap of part of a region gives that part back (the daemon
@@ -95,13 +97,20 @@ void uzswap_close(struct uzswap *u);
  */
 int uzswap_region_create(struct uzswap *u, size_t length, const char *name, void **addr);
 
-/* Give back a whole region created here, by its start address.  -ENOENT. */
+/*
+ * Give back a whole region created here, by its start address: the daemon
+ * forgets it, then it is unmapped.  -ENOENT when no region of @u starts at
+ * @addr; if the daemon refuses, the region stays as it was.
+ */
 int uzswap_region_release(struct uzswap *u, void *addr);
 
 /* This client's statistics, as the daemon counts them. */
 int uzswap_stats(struct uzswap *u, struct uzswap_stats *st);
 
-/* One line about the last failure on @u ("" when none). */
+/*
+ * One line about the last failure on @u ("" when none), kept in @u until
+ * uzswap_close(); the next failing call on @u, from any thread, rewrites it.
+ */
 const char *uzswap_last_error(const struct uzswap *u);
 
 #ifdef __cplusplus

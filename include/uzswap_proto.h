@@ -173,6 +173,7 @@ struct uzp_status {
 	uint64_t pool_total_bytes;	/* pool pages held, bytes */
 	uint64_t pool_compressed_bytes; /* bytes of live objects */
 	uint64_t pool_stored_pages;	/* pages those objects hold */
+	uint64_t pool_meta_bytes;	/* the pool's own tables beside its pages */
 	uint64_t mem_available;		/* MemAvailable, bytes (0: unknown) */
 	uint64_t psi_some_avg10_centi;	/* memory PSI some avg10, 1/100 % */
 	uint64_t pressure_rounds;	/* reclaim rounds driven by pressure */
@@ -196,6 +197,7 @@ struct uzp_status_client {
 	uint64_t rejected_busy;	     /* victims skipped: a fault owned them */
 	uint64_t rejected_error;     /* evictions failed on a memfd call */
 	uint64_t poisoned;	     /* pages poisoned (corrupt or unmanaged) */
+	uint64_t readahead;	     /* pool pages restored along with a neighbour's fault */
 };
 
 struct uzp_status_region {

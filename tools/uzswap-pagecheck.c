@@ -384,6 +384,8 @@ int main(int argc, char **argv)
 	uint64_t mismatches;
 
 	parse_opts(argc, argv, &o);
+	/* The library stops the process with _exit() if the daemon dies: lose no line. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (o.factor > SIZE_MAX / o.budget) {
 		fprintf(stderr, "uzswap-pagecheck: %" PRIu64 " x %" PRIu64 " bytes is too large\n",
 			o.factor, o.budget);

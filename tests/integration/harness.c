@@ -804,6 +804,13 @@ int hd_start(struct hd_daemon *d, const struct hd_opt *opts)
 	return wait_socket(d);
 }
 
+int hd_path(const struct hd_daemon *d, const char *name, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/%s", d->dir, name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 bool hd_alive(struct hd_daemon *d)
 {
 	return !reaped(d);

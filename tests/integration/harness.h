@@ -77,6 +77,9 @@ int hd_mkdtemp(char *dir, size_t len);
  */
 int hd_start(struct hd_daemon *d, const struct hd_opt *opts);
 
+/* @buf gets the path of file @name in the daemon's directory; 0 or -ENAMETOOLONG. */
+int hd_path(const struct hd_daemon *d, const char *name, char *buf, size_t len);
+
 /* Is the daemon still running? (Reaps it if it has ended.) */
 bool hd_alive(struct hd_daemon *d);
 

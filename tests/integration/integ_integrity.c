@@ -74,6 +74,8 @@ struct shared {
 	uint64_t final_checked, final_bad;
 	struct uzswap_stats end;
 	int release_err;
+	int stats_err; /* the sampler's first failure of uzswap_stats, and its message */
+	char stats_msg[256];
 	atomic_int state;  /* child: 1 running, 2 waiting for the parent's look at the status */
 	atomic_int go_on;  /* parent: the child may release its region and leave */
 	atomic_uint diags; /* mismatches described so far */
@@ -191,7 +193,14 @@ static void *sampler_main(void *arg)
 	while (!atomic_load(&C->stop_sampler)) {
 		struct phase *ph = &C->S->ph[atomic_load(&C->phase)];
 
-		if (uzswap_stats(C->u, &st) == 0) {
+		int r = uzswap_stats(C->u, &st);
+
+		if (r < 0 && !C->S->stats_err) {
+			C->S->stats_err = r;
+			snprintf(C->S->stats_msg, sizeof(C->S->stats_msg), "%s",
+				 uzswap_last_error(C->u));
+		}
+		if (r == 0) {
 			ph->samples++;
 			ph->resident_sum += st.resident_pages;
 			if (st.resident_pages > ph->max_resident)
@@ -217,7 +226,7 @@ static void run_phase(struct client *C, int idx, unsigned int threads, uint64_t 
 {
 	struct phase *ph = &C->S->ph[idx];
 	struct worker w[MAX_THREADS];
-	struct uzswap_stats a, b;
+	struct uzswap_stats a = { 0 }, b = { 0 };
 	uint64_t start = hd_now_ms();
 
 	atomic_store(&C->phase, idx);
@@ -428,6 +437,9 @@ int main(void)
 	   "%s, release %s)",
 	   r ? strerror(-r) : hd_wstatus_str(st, how, sizeof(how)), strerror(-S->setup_err),
 	   strerror(-S->release_err));
+	if (S->stats_err)
+		tap_diag("the client's uzswap_stats failed: %s: %s", strerror(-S->stats_err),
+			 S->stats_msg);
 	budget_pages = S->budget / PAT_PAGE;
 	ok(S->budget == BUDGET,
 	   "the daemon grants the configured client_max_resident (expected %" PRIu64
