@@ -69,6 +69,7 @@ enum key_type {
 	T_LEVEL,
 	T_ALLOCATOR,
 	T_POLICY,
+	T_NICE,
 };
 
 /* Ids of the keys the checks between keys name; the rest need none. */
@@ -94,6 +95,7 @@ enum key_id {
 	K_POOL_MAX_SIZE,
 	K_PAGE_CLUSTER,
 	K_POLICY,
+	K_NICE,
 	K_COUNT
 };
 
@@ -148,6 +150,7 @@ static const struct key_def keys[K_COUNT] = {
 	KEY(K_POOL_MAX_SIZE, "pool", "max_size", T_SIZE, pool_max_size, MIN_BUDGET, 0, true),
 	KEY(K_PAGE_CLUSTER, "fault", "page_cluster", T_UINT, page_cluster, 0, 5, false),
 	KEY(K_POLICY, "reclaim", "policy", T_POLICY, policy, 0, 0, false),
+	KEY(K_NICE, "reclaim", "nice", T_NICE, reclaim_nice, 0, 0, false),
 };
 
 static const char *const log_level_names[] = {
@@ -430,6 +433,27 @@ static void format_loglevel(const struct uzd_config *cfg, const struct key_def *
 	snprintf(buf, len, "%s", lvl < N_LOG_LEVELS ? log_level_names[lvl] : "?");
 }
 
+static int parse_nice(struct parse_ctx *ctx, const struct key_def *k, const char *v)
+{
+	const char *digits = v[0] == '-' ? v + 1 : v;
+	const char *end;
+	uint64_t n;
+	int rc = scan_u64(digits, 10, &n, &end);
+
+	if (rc == -EINVAL || (!rc && *end))
+		return key_fail(ctx, k, "\"%s\" is not a whole number", v);
+	if (rc || (v[0] == '-' ? n > 20 : n > 19))
+		return key_fail(ctx, k, "%s is out of range (-20..19)", v);
+	*(int *)field(&ctx->cfg, k) = v[0] == '-' ? -(int)n : (int)n;
+	return 0;
+}
+
+static void format_nice(const struct uzd_config *cfg, const struct key_def *k, char *buf,
+			size_t len)
+{
+	snprintf(buf, len, "%d", *(const int *)cfield(cfg, k));
+}
+
 static int parse_policy(struct parse_ctx *ctx, const struct key_def *k, const char *v)
 {
 	for (size_t i = 0; i < N_POLICIES; i++) {
@@ -700,6 +724,7 @@ static const struct type_ops type_ops[] = {
 	[T_LEVEL] = { parse_level, format_level },
 	[T_ALLOCATOR] = { parse_allocator, format_allocator },
 	[T_POLICY] = { parse_policy, format_policy },
+	[T_NICE] = { parse_nice, format_nice },
 };
 
 /* Big enough for any value: the longest is a full list of uids. */
@@ -749,6 +774,7 @@ void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes)
 
 	cfg->page_cluster = 0;
 	cfg->policy = UZD_POLICY_WORKINGSET;
+	cfg->reclaim_nice = -10;
 }
 
 /* ---- the reader: one whole line per call, and its shape checked ---- */

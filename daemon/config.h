@@ -89,6 +89,7 @@ struct uzd_config {
 
 	/* [reclaim] */
 	enum uzd_reclaim_policy policy;
+	int reclaim_nice; /* the reclaim thread's nice value, -20..19 */
 };
 
 /* Fill @cfg with the defaults for a machine with @ram_bytes of RAM. */

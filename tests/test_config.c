@@ -99,6 +99,7 @@ static const char *config_diff(const struct uzd_config *a, const struct uzd_conf
 	SAME(pool_max_size);
 	SAME(page_cluster);
 	SAME(policy);
+	SAME(reclaim_nice);
 	return NULL;
 #undef SAME
 }
@@ -160,6 +161,7 @@ CHECK(allocator_set, strcmp(c->allocator, "zbud") == 0)
 CHECK(max_size_set, c->pool_max_size == 512 * MIB)
 CHECK(page_cluster_set, c->page_cluster == 3)
 CHECK(policy_set, c->policy == UZD_POLICY_FIFO)
+CHECK(nice_set, c->reclaim_nice == -3)
 
 static const struct key_case key_cases[] = {
 	{ "daemon", "socket", "/tmp/uz.sock", socket_set },
@@ -183,6 +185,7 @@ static const struct key_case key_cases[] = {
 	{ "pool", "max_size", "512M", max_size_set },
 	{ "fault", "page_cluster", "3", page_cluster_set },
 	{ "reclaim", "policy", "fifo", policy_set },
+	{ "reclaim", "nice", "-3", nice_set },
 };
 #define N_KEYS (sizeof(key_cases) / sizeof(key_cases[0]))
 
@@ -550,6 +553,8 @@ static const struct error_case error_cases[] = {
 	  "2: [pool] allocator: \"slab\" is not one of zsmalloc, z3fold, zbud" },
 	{ "a page cluster above 5", "[fault]\npage_cluster = 6\n",
 	  "2: [fault] page_cluster: 6 is out of range (0..5)" },
+	{ "a nice value below -20", "[reclaim]\nnice = -21\n",
+	  "2: [reclaim] nice: -21 is out of range (-20..19)" },
 	{ "an unknown reclaim policy", "[reclaim]\npolicy = lru\n",
 	  "2: [reclaim] policy: \"lru\" is not one of workingset, fifo" },
 	{ "a low watermark above the high one",

@@ -329,6 +329,10 @@ static void print_stats(struct uzswap *u)
 	       ", refused %" PRIu64 "; fault latency p50 %.1f us, p99 %.1f us\n",
 	       st.faults, st.faults_zero, st.evictions, st.rejections,
 	       (double)st.fault_p50_ns / 1e3, (double)st.fault_p99_ns / 1e3);
+	if (st.evict_ns)
+		printf("evict:   %" PRIu64 " pages in %.2f s of reclaim time (%.0f pages/s)\n",
+		       st.evictions, (double)st.evict_ns / 1e9,
+		       (double)st.evictions * 1e9 / (double)st.evict_ns);
 }
 
 /* Load at most what the region will hold: the file may be far larger. */
