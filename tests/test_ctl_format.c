@@ -73,6 +73,7 @@ static void sample_full(struct sample *s)
 	st->pool_total_bytes = 2ULL << 20;
 	st->pool_compressed_bytes = 1600ULL << 10;
 	st->pool_stored_pages = 1000;
+	st->pool_meta_bytes = 64ULL << 10;
 	st->mem_available = 3ULL << 30;
 	st->psi_some_avg10_centi = 12;
 	st->pressure_rounds = 3;
@@ -95,6 +96,7 @@ static void sample_full(struct sample *s)
 		.pool_bytes = 1400ULL << 10,
 		.faults = { { 500, 2000, 8000 }, { 100, 3000, 9000 }, { 42, 12345, 98765 } },
 		.faults_raced = 3,
+		.readahead = 17,
 		.refaults_hot = 11,
 		.evicted_same = 100,
 		.evicted_pool = 950,
@@ -115,6 +117,7 @@ static void sample_full(struct sample *s)
 		.pool_bytes = UINT64_MAX,
 		.faults = { { UINT64_MAX, UINT64_MAX, UINT64_MAX }, { 0, 0, 0 }, { 1, 999, 1000 } },
 		.faults_raced = UINT64_MAX,
+		.readahead = UINT64_MAX,
 		.refaults_hot = UINT64_MAX,
 		.evicted_same = UINT64_MAX,
 		.evicted_pool = UINT64_MAX,
@@ -228,6 +231,7 @@ static void test_table(void)
 	   "the pool efficiency is compressed bytes over the pool's size");
 	ok(contains(out, "2.00 MiB of 2.00 GiB max"),
 	   "the table shows the pool size and its maximum");
+	ok(contains(out, "pool tables       64.0 KiB\n"), "the table shows the pool's own tables");
 	ok(contains(out, "some avg10 0.12%") && contains(out, "MemAvailable      3.00 GiB"),
 	   "the table shows memory pressure and MemAvailable");
 	ok(contains(out, "2 connected; 5 accepted, 1 refused, 0 dropped") &&
@@ -237,6 +241,8 @@ static void test_table(void)
 	   "a client's budget and managed and resident pages are humanised sizes");
 	ok(contains(out, "       42    12.3    98.8"),
 	   "pool faults show their count and p50 and p99 in microseconds");
+	ok(contains(out, "    98.8        3        17\n"),
+	   "the faults table ends with raced faults and readahead");
 	ok(contains(out, "a\"b\\c? "), "a control byte in a comm is shown as '?'");
 	ok(out && !strchr(out, '\x1b') && !strchr(out, '\x01'),
 	   "no control byte from a client reaches the terminal");
@@ -388,6 +394,8 @@ static void test_json(void)
 		   contains(out, "\"codec_level\": 1") &&
 		   contains(out, "\"psi_some_avg10_centi\": 12"),
 	   "the daemon's fields are exact numbers");
+	ok(contains(out, "\"pool_meta_bytes\": 65536") && contains(out, "\"readahead\": 17"),
+	   "the JSON carries the pool's tables and a client's readahead");
 	ok(contains(out, "\"budget_bytes\": 18446744073709551615"),
 	   "64-bit counters are printed in full");
 	ok(contains(out, "\"pool\": {\n          \"count\": 42,\n          \"p50_ns\": 12345"),

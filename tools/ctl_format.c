@@ -311,6 +311,7 @@ static void print_daemon(FILE *f, const struct uzctl_status_view *v)
 	fprintf(f, LABEL "%s resident at most\n", "budget", size_str(a, st->max_resident));
 	fprintf(f, LABEL "%s of %s max\n", "pool", size_str(a, st->pool_total_bytes),
 		size_str(b, st->pool_max_bytes));
+	fprintf(f, LABEL "%s\n", "pool tables", size_str(a, st->pool_meta_bytes));
 	fprintf(f, LABEL "%s holding %" PRIu64 " pages\n", "compressed",
 		size_str(a, st->pool_compressed_bytes), st->pool_stored_pages);
 	if (ratio < 0)
@@ -365,16 +366,16 @@ static void print_client_memory(FILE *f, const struct uzctl_status_view *v)
 	}
 }
 
-#define FAULT_COLS CLIENT_COLS " %9s %7s %7s %9s %7s %7s %9s %7s %7s %8s\n"
+#define FAULT_COLS CLIENT_COLS " %9s %7s %7s %9s %7s %7s %9s %7s %7s %8s %9s\n"
 
 static void print_client_faults(FILE *f, const struct uzctl_status_view *v)
 {
 	char n[UZP_FAULT_KINDS][NUM_BUF], p50[UZP_FAULT_KINDS][NUM_BUF];
-	char p99[UZP_FAULT_KINDS][NUM_BUF], raced[NUM_BUF];
+	char p99[UZP_FAULT_KINDS][NUM_BUF], raced[NUM_BUF], ra[NUM_BUF];
 
 	fprintf(f, "\nclients: faults by kind, with p50 and p99 latency in µs\n");
 	fprintf(f, FAULT_COLS, "ID", "COMM", "ZERO", "p50", "p99", "SAME", "p50", "p99", "POOL",
-		"p50", "p99", "RACED");
+		"p50", "p99", "RACED", "READAHEAD");
 	for (uint32_t i = 0; i < v->st->n_clients; i++) {
 		const struct uzp_status_client *c = &v->clients[i];
 
@@ -386,11 +387,11 @@ static void print_client_faults(FILE *f, const struct uzctl_status_view *v)
 			lat_str(p99[k], l->count, l->p99_ns);
 		}
 		put_client_key(f, c);
-		fprintf(f, " %9s %7s %7s %9s %7s %7s %9s %7s %7s %8s\n", n[UZP_FAULT_ZERO],
+		fprintf(f, " %9s %7s %7s %9s %7s %7s %9s %7s %7s %8s %9s\n", n[UZP_FAULT_ZERO],
 			p50[UZP_FAULT_ZERO], p99[UZP_FAULT_ZERO], n[UZP_FAULT_SAME],
 			p50[UZP_FAULT_SAME], p99[UZP_FAULT_SAME], n[UZP_FAULT_POOL],
 			p50[UZP_FAULT_POOL], p99[UZP_FAULT_POOL],
-			count_str(raced, c->faults_raced, 8));
+			count_str(raced, c->faults_raced, 8), count_str(ra, c->readahead, 9));
 	}
 }
 
@@ -569,6 +570,7 @@ static void json_daemon(struct json *j, const struct uzp_status *st)
 	json_u64(j, "pool_total_bytes", st->pool_total_bytes);
 	json_u64(j, "pool_compressed_bytes", st->pool_compressed_bytes);
 	json_u64(j, "pool_stored_pages", st->pool_stored_pages);
+	json_u64(j, "pool_meta_bytes", st->pool_meta_bytes);
 	json_real(j, "compression_ratio", uzctl_compression_ratio(st));
 	json_real(j, "pool_efficiency", uzctl_pool_efficiency(st));
 	json_u64(j, "mem_available", st->mem_available);
@@ -634,6 +636,7 @@ static void json_client(struct json *j, const struct uzp_status_client *c,
 	json_u64(j, "pool_bytes", c->pool_bytes);
 	json_faults(j, c);
 	json_u64(j, "faults_raced", c->faults_raced);
+	json_u64(j, "readahead", c->readahead);
 	json_u64(j, "refaults_hot", c->refaults_hot);
 	json_u64(j, "evicted_same", c->evicted_same);
 	json_u64(j, "evicted_pool", c->evicted_pool);

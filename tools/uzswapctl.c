@@ -125,13 +125,16 @@ err_close:
 	return err;
 }
 
-/* The daemon's message, which is not NUL-terminated, minus anything a terminal would obey. */
+/*
+ * The daemon's message, which is not NUL-terminated, in plain ASCII: the
+ * daemon writes English, and nothing in it may reach the terminal as a command.
+ */
 static void put_message(const char *msg, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)msg[i];
 
-		fputc(c < 0x20 || c == 0x7f ? '?' : c, stderr);
+		fputc(c < 0x20 || c >= 0x7f ? '?' : c, stderr);
 	}
 }
 
