@@ -1217,3 +1217,18 @@ int hd_wait_evicted(struct uzswap *u, uint64_t evicted, int timeout_ms, struct u
 		hd_sleep_ms(10);
 	}
 }
+
+char *hd_one_line(char *s)
+{
+	size_t n;
+
+	if (!s)
+		return s;
+	for (char *p = s; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	n = strlen(s);
+	while (n && s[n - 1] == ' ')
+		s[--n] = 0;
+	return s;
+}

@@ -133,6 +133,9 @@ int hd_run(const char *const argv[], int timeout_ms, char **out, char **err, int
 const char *hd_uzswapd(void);
 const char *hd_uzswapctl(void);
 
+/* @s with every line break made a space and trailing blanks cut: fit for a test point's text. */
+char *hd_one_line(char *s);
+
 /* ---- uzswapctl status --json ---- */
 
 /* The JSON `uzswapctl --socket S status --json` prints; malloc'd, or NULL after a diag. */
