@@ -151,13 +151,16 @@ static void *fthread_main(void *arg)
 			fprintf(stderr, "uzswapd: fault thread: epoll_wait: %s\n", strerror(errno));
 			break;
 		}
+		/*
+		 * The wake-up is consumed before the removals are taken, never
+		 * after: a removal or stop asked in between leaves its own
+		 * wake-up pending, so the next epoll_wait returns at once.
+		 */
+		drain_wake(t);
 		gone = take_removed(t, &stop);
-		for (int i = 0; i < n; i++) {
-			if (!ev[i].data.ptr)
-				drain_wake(t);
-			else
+		for (int i = 0; i < n; i++)
+			if (ev[i].data.ptr)
 				serve(t, ev[i].data.ptr);
-		}
 		for (; gone; gone = next) {
 			next = gone->next_removed;
 			release(t, gone);

@@ -182,22 +182,29 @@ static int evict_sorted(struct uzd_evict_ctx *ec, struct uzd_client *c, const ui
 {
 	size_t idx[UZD_EVICT_BATCH], m = 0, pgidx;
 	struct uzd_region *cur = NULL, *r;
+	size_t i;
 	int ret;
 
-	for (size_t i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		r = uzd_region_lookup(&c->regions, (uintptr_t)addrs[i], &pgidx);
 		if (!r)
 			continue; /* unmapped since: forget it */
 		if (r != cur) {
 			ret = flush(ec, c, cur, idx, m, evicted, pool_full);
 			if (ret < 0)
-				return ret;
+				goto requeue_rest;
 			cur = r;
 			m = 0;
 		}
 		idx[m++] = pgidx;
 	}
 	return flush(ec, c, cur, idx, m, evicted, pool_full);
+
+requeue_rest:
+	/* Popped but never tried: back to the queue, or they would be forgotten. */
+	for (size_t j = i; j < n; j++)
+		uzd_lru_push(&c->lru, addrs[j]);
+	return ret;
 }
 
 /* The queue lost track (it ran dry, or a push failed): queue every resident page again. */
