@@ -51,10 +51,9 @@ fi
 echo "== uzswap-pagecheck: python pages in managed memory 4 x $budget, random reads for ${seconds}s"
 status=0
 "$dir/tools/uzswap-pagecheck" --socket "$sock" --pages "$pages_dir/python.pages.zst" \
-	--budget "$budget" --factor 4 --seconds "$seconds" || status=$?
-
-echo "== uzswapctl status"
-"$dir/tools/uzswapctl" --socket "$sock" status || status=$?
+	--budget "$budget" --factor 4 --seconds "$seconds" \
+	--then "echo '== uzswapctl status'; '$dir/tools/uzswapctl' --socket '$sock' status" ||
+	status=$?
 
 kill -TERM "$daemon_pid"
 wait "$daemon_pid" || status=$?

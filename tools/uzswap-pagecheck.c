@@ -24,6 +24,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sys/wait.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -50,6 +51,7 @@ struct opts {
 	uint64_t reads; /* 0: run for @seconds */
 	unsigned int threads;
 	uint64_t seed;
+	const char *then; /* a shell command run at the end, still connected */
 };
 
 /* What every reader shares; the counters are the only fields written. */
@@ -93,7 +95,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: uzswap-pagecheck --pages FILE [--socket PATH] [--budget SIZE]\n"
 		"                        [--factor N] [--seconds S | --reads N] [--threads T]\n"
-		"                        [--seed N]\n"
+		"                        [--seed N] [--then CMD]\n"
 		"  --pages FILE   real pages (.pages or .pages.zst) to fill managed memory with\n"
 		"  --socket PATH  uzswapd's socket (default: $UZSWAP_SOCKET, then %s)\n"
 		"  --budget SIZE  resident budget asked of the daemon, bytes, K/M/G suffix "
@@ -102,7 +104,9 @@ static void usage(FILE *f)
 		"  --seconds S    random reads for S seconds (10)\n"
 		"  --reads N      or exactly N random reads in all\n"
 		"  --threads T    reader threads (1)\n"
-		"  --seed N       seed of the random reads (default: from the clock)\n",
+		"  --seed N       seed of the random reads (default: from the clock)\n"
+		"  --then CMD     run the shell command CMD at the end, still connected\n"
+		"                 (e.g. uzswapctl status, to show this client's figures)\n",
 		UZSWAP_DEFAULT_SOCKET);
 }
 
@@ -167,6 +171,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{ "reads", required_argument, NULL, 'r' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "seed", required_argument, NULL, 'e' },
+		{ "then", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -179,6 +184,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		switch (c) {
 		case 's':
 			o->socket = optarg;
+			break;
+		case 'T':
+			o->then = optarg;
 			break;
 		case 'p':
 			o->pages = optarg;
@@ -311,6 +319,21 @@ static void fill(unsigned char *region, size_t region_pages, const unsigned char
 		memcpy(region + i * PG, pages + (i % npages) * PG, PG);
 }
 
+/* --then: the command runs while this client is connected and holds its region. */
+static int run_then(const char *cmd)
+{
+	int status;
+
+	fflush(stdout);
+	status = system(cmd);
+	if (status != 0) {
+		fprintf(stderr, "uzswap-pagecheck: --then %s: exit status %d\n", cmd,
+			WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		return -1;
+	}
+	return 0;
+}
+
 static void print_stats(struct uzswap *u)
 {
 	struct uzswap_stats st;
@@ -386,6 +409,7 @@ int main(int argc, char **argv)
 	void *region;
 	size_t npages;
 	uint64_t mismatches;
+	int status;
 
 	parse_opts(argc, argv, &o);
 	/* The library stops the process with _exit() if the daemon dies: lose no line. */
@@ -435,7 +459,10 @@ int main(int argc, char **argv)
 	mismatches = atomic_load(&c.mismatches);
 	printf("result:  %" PRIu64 " mismatches in %.2f s: %s\n", mismatches,
 	       t_fill + t_rand + t_seq, mismatches ? "FAIL" : "PASS");
+	status = mismatches ? 1 : 0;
+	if (o.then && run_then(o.then) < 0)
+		status = 1;
 	uzswap_close(u);
 	free(pages);
-	return mismatches ? 1 : 0;
+	return status;
 }
