@@ -11,10 +11,6 @@
  * exit and every signal path: it kills, reaps and removes with system
  * calls only (directories are listed with getdents64, not readdir), and it
  * does nothing in a process other than the one that registered (owner).
- *
- * The JSON reader at the end is purpose-built for `uzswapctl status
- * --json`: it skips values without building anything and resolves a path
- * of member names and array selectors to the text of one number.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -35,9 +31,13 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #include "include/uzswap.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/json.h"
 #include "tests/tap.h"
 
 #define MAX_DAEMONS 8
@@ -47,7 +47,6 @@
 #define LOG_TAIL_LINES 300 /* lines of a daemon's log printed on failure */
 
 static pid_t owner;
-static unsigned int watchdog_s;
 
 static struct hd_daemon *daemons[MAX_DAEMONS];
 static volatile sig_atomic_t daemon_used[MAX_DAEMONS];
@@ -77,7 +76,7 @@ static void put_sigsafe(const char *s)
 	}
 }
 
-/* The whole log, each line as a "# uzswapd: " diagnostic. */
+/* The whole log, each line as an indented diagnostic ("#   line"). */
 static void print_log_sigsafe(const char *path)
 {
 	char buf[4096];
@@ -92,7 +91,7 @@ static void print_log_sigsafe(const char *path)
 			char c[2] = { buf[i], 0 };
 
 			if (bol)
-				put_sigsafe("# uzswapd: ");
+				put_sigsafe("#   ");
 			put_sigsafe(c);
 			bol = buf[i] == '\n';
 		}
@@ -133,7 +132,8 @@ static void empty_dir_sigsafe(int dfd, int depth)
 				if (unlinkat(dfd, nm, 0) == 0) {
 					removed = true;
 				} else if (errno == EISDIR && depth > 0) {
-					int sub = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+					int sub = openat(dfd, nm,
+							 O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 					if (sub >= 0) {
 						empty_dir_sigsafe(sub, depth - 1);
@@ -191,9 +191,14 @@ static void cleanup_sigsafe(void)
 
 static void print_all_logs_sigsafe(void)
 {
-	for (int i = 0; i < MAX_DAEMONS; i++)
-		if (daemon_used[i])
-			print_log_sigsafe(daemons[i]->log);
+	for (int i = 0; i < MAX_DAEMONS; i++) {
+		if (!daemon_used[i])
+			continue;
+		put_sigsafe("# uzswapd's log, ");
+		put_sigsafe(daemons[i]->log);
+		put_sigsafe(":\n");
+		print_log_sigsafe(daemons[i]->log);
+	}
 }
 
 static void on_watchdog(int sig)
@@ -207,6 +212,18 @@ static void on_watchdog(int sig)
 	cleanup_sigsafe();
 	_exit(1);
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+/* A sanitizer's report ends the process with _exit: no atexit, so clean up here. */
+static void on_sanitizer_death(void)
+{
+	if (getpid() != owner)
+		return;
+	put_sigsafe("# a sanitizer stopped the test program; the daemons' logs follow\n");
+	print_all_logs_sigsafe();
+	cleanup_sigsafe();
+}
+#endif
 
 static void on_stop_signal(int sig)
 {
@@ -292,6 +309,9 @@ void hd_init(bool need_root, unsigned int watchdog)
 		tap_skip_all("these tests assume 4 KiB pages");
 	owner = getpid();
 	atexit(at_exit);
+#if defined(__SANITIZE_ADDRESS__)
+	__sanitizer_set_death_callback(on_sanitizer_death);
+#endif
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_stop_signal;
@@ -306,7 +326,6 @@ void hd_init(bool need_root, unsigned int watchdog)
 		sigaction(fatals[i], &sa, &old_fatal[fatals[i]]);
 	signal(SIGPIPE, SIG_IGN);
 	take_lock();
-	watchdog_s = watchdog;
 	alarm(watchdog);
 }
 
@@ -726,17 +745,19 @@ static int wait_socket(struct hd_daemon *d)
 
 	for (;;) {
 		if (reaped(d)) {
-			tap_diag("uzswapd ended before its socket %s accepted a connection (%s); its "
-				 "log:",
-				 d->socket, hd_wstatus_str(d->wstatus, how, sizeof(how)));
+			tap_diag(
+				"uzswapd ended before its socket %s accepted a connection (%s); its "
+				"log:",
+				d->socket, hd_wstatus_str(d->wstatus, how, sizeof(how)));
 			hd_print_log(d, LOG_TAIL_LINES);
 			return -ECHILD;
 		}
 		if (socket_accepts(d->socket))
 			return 0;
 		if (hd_now_ms() - start > HD_START_TIMEOUT_MS) {
-			tap_diag("uzswapd's socket %s accepted no connection within %d ms; its log:",
-				 d->socket, HD_START_TIMEOUT_MS);
+			tap_diag(
+				"uzswapd's socket %s accepted no connection within %d ms; its log:",
+				d->socket, HD_START_TIMEOUT_MS);
 			hd_print_log(d, LOG_TAIL_LINES);
 			hd_kill(d);
 			return -ETIMEDOUT;
@@ -890,7 +911,8 @@ void hd_stop_ok(struct hd_daemon *d)
 	char how[160];
 	int r = stop(d, how, sizeof(how));
 
-	ok(r == 0, "the daemon stops cleanly on SIGTERM (expected exit 0 and no sanitizer report, saw %s)",
+	ok(r == 0,
+	   "the daemon stops cleanly on SIGTERM (expected exit 0 and no sanitizer report, saw %s)",
 	   how);
 	if (tap_failures() > d->failures) {
 		tap_diag("a test point failed while this daemon ran; its log:");
@@ -914,17 +936,17 @@ void hd_print_log(const struct hd_daemon *d, size_t max_lines)
 		lines++;
 	if (max_lines && lines > max_lines) {
 		skip = lines - max_lines;
-		tap_diag("uzswapd: ... %zu earlier lines of %s left out", skip, d->log);
+		tap_diag("  ... %zu earlier lines of %s left out", skip, d->log);
 	}
 	rewind(f);
 	while (getline(&buf, &cap, f) >= 0) {
 		if (i++ < skip)
 			continue;
 		buf[strcspn(buf, "\n")] = 0;
-		tap_diag("uzswapd: %s", buf);
+		tap_diag("  %s", buf);
 	}
 	if (!lines)
-		tap_diag("uzswapd: (its log %s is empty)", d->log);
+		tap_diag("  (its log %s is empty)", d->log);
 	free(buf);
 	fclose(f);
 }
@@ -950,222 +972,6 @@ char *hd_status_json(struct hd_daemon *d)
 	return out;
 }
 
-static const char *ws(const char *p)
-{
-	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-		p++;
-	return p;
-}
-
-/* @p at a '"': the character after the closing quote, or NULL. */
-static const char *skip_string(const char *p)
-{
-	for (p++; *p; p++) {
-		if (*p == '\\' && p[1])
-			p++;
-		else if (*p == '"')
-			return p + 1;
-	}
-	return NULL;
-}
-
-/* @p at a value: the character after it, or NULL when it is malformed. */
-static const char *skip_value(const char *p, int depth)
-{
-	p = ws(p);
-	if (depth > 32)
-		return NULL;
-	if (*p == '"')
-		return skip_string(p);
-	if (*p == '{' || *p == '[') {
-		char close = *p == '{' ? '}' : ']';
-
-		p = ws(p + 1);
-		if (*p == close)
-			return p + 1;
-		for (;;) {
-			if (close == '}') {
-				if (*p != '"' || !(p = skip_string(p)))
-					return NULL;
-				p = ws(p);
-				if (*p++ != ':')
-					return NULL;
-			}
-			if (!(p = skip_value(p, depth + 1)))
-				return NULL;
-			p = ws(p);
-			if (*p == close)
-				return p + 1;
-			if (*p++ != ',')
-				return NULL;
-			p = ws(p);
-		}
-	}
-	if (*p == '-' || (*p >= '0' && *p <= '9')) {
-		while (*p == '-' || *p == '+' || *p == '.' || *p == 'e' || *p == 'E' ||
-		       (*p >= '0' && *p <= '9'))
-			p++;
-		return p;
-	}
-	if (!strncmp(p, "true", 4) || !strncmp(p, "null", 4))
-		return p + 4;
-	if (!strncmp(p, "false", 5))
-		return p + 5;
-	return NULL;
-}
-
-/* @obj at '{': the value of member @name (@len bytes), or NULL. */
-static const char *member(const char *obj, const char *name, size_t len)
-{
-	const char *p = ws(obj);
-
-	if (*p != '{')
-		return NULL;
-	p = ws(p + 1);
-	while (*p == '"') {
-		const char *k = p + 1, *end = skip_string(p);
-
-		if (!end)
-			return NULL;
-		p = ws(end);
-		if (*p++ != ':')
-			return NULL;
-		p = ws(p);
-		if ((size_t)(end - 1 - k) == len && !memcmp(k, name, len))
-			return p;
-		if (!(p = skip_value(p, 0)))
-			return NULL;
-		p = ws(p);
-		if (*p != ',')
-			return NULL;
-		p = ws(p + 1);
-	}
-	return NULL;
-}
-
-/* The raw text of a scalar at @p: a number, or a string's contents. */
-static bool scalar_is(const char *p, const char *want, size_t len)
-{
-	const char *end;
-
-	p = ws(p);
-	if (*p == '"') {
-		end = skip_string(p);
-		return end && (size_t)(end - p - 2) == len && !memcmp(p + 1, want, len);
-	}
-	end = skip_value(p, 0);
-	return end && (size_t)(end - p) == len && !memcmp(p, want, len);
-}
-
-/*
- * @arr at '[': with @sel "#", *count gets the length and the array itself
- * is returned; with "k=v", the first element whose member k is v; with a
- * number, that element.
- */
-static const char *select_element(const char *arr, const char *sel, size_t len, uint64_t *count)
-{
-	const char *eq = memchr(sel, '=', len), *p = ws(arr);
-	uint64_t i = 0, want = 0;
-	bool index = !eq && len && sel[0] != '#';
-
-	if (*p != '[')
-		return NULL;
-	if (index)
-		want = strtoull(sel, NULL, 10);
-	p = ws(p + 1);
-	while (*p && *p != ']') {
-		const char *v;
-
-		if (eq && (v = member(p, sel, (size_t)(eq - sel))) &&
-		    scalar_is(v, eq + 1, len - (size_t)(eq - sel) - 1))
-			return p;
-		if (index && i == want)
-			return p;
-		if (!(p = skip_value(p, 0)))
-			return NULL;
-		i++;
-		p = ws(p);
-		if (*p == ',')
-			p = ws(p + 1);
-	}
-	if (len == 1 && sel[0] == '#') {
-		*count = i;
-		return arr;
-	}
-	return NULL;
-}
-
-/* The value @path names, or NULL; *count for a "[#]" path. */
-static const char *resolve(const char *json, const char *path, bool *is_count, uint64_t *count)
-{
-	const char *p = ws(json);
-
-	*is_count = false;
-	while (*path) {
-		size_t n = strcspn(path, ".[");
-
-		p = member(p, path, n);
-		if (!p)
-			return NULL;
-		path += n;
-		if (*path == '[') {
-			const char *close = strchr(path, ']');
-
-			if (!close)
-				return NULL;
-			*is_count = close - path == 2 && path[1] == '#';
-			p = select_element(p, path + 1, (size_t)(close - path - 1), count);
-			if (!p)
-				return NULL;
-			path = close + 1;
-		}
-		if (*path == '.')
-			path++;
-	}
-	return p;
-}
-
-int hd_json_u64(const char *json, const char *path, uint64_t *v)
-{
-	uint64_t count = 0;
-	bool is_count;
-	const char *p = resolve(json, path, &is_count, &count);
-	char *end;
-
-	if (!p)
-		return -ENOENT;
-	if (is_count) {
-		*v = count;
-		return 0;
-	}
-	p = ws(p);
-	if (*p < '0' || *p > '9')
-		return -EINVAL;
-	errno = 0;
-	*v = strtoull(p, &end, 10);
-	if (errno || *end == '.' || *end == 'e' || *end == 'E')
-		return -EINVAL;
-	return 0;
-}
-
-int hd_json_str(const char *json, const char *path, char *buf, size_t len)
-{
-	uint64_t count;
-	bool is_count;
-	const char *p = resolve(json, path, &is_count, &count), *end;
-
-	if (!p)
-		return -ENOENT;
-	p = ws(p);
-	if (*p != '"' || !(end = skip_string(p)))
-		return -EINVAL;
-	if ((size_t)(end - p - 2) >= len)
-		return -ENAMETOOLONG;
-	memcpy(buf, p + 1, (size_t)(end - p - 2));
-	buf[end - p - 2] = 0;
-	return 0;
-}
-
 int hd_status_u64(struct hd_daemon *d, const char *path, uint64_t *v)
 {
 	char *json = hd_status_json(d);
@@ -1173,7 +979,7 @@ int hd_status_u64(struct hd_daemon *d, const char *path, uint64_t *v)
 
 	if (!json)
 		return -EIO;
-	r = hd_json_u64(json, path, v);
+	r = jp_u64(json, path, v);
 	if (r < 0)
 		tap_diag("uzswapctl status --json: %s at \"%s\"; the output begins: %.600s",
 			 r == -ENOENT ? "nothing" : "not a count", path, json);

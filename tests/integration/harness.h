@@ -113,6 +113,16 @@ pid_t hd_spawn(int (*fn)(void *), void *arg);
  */
 int hd_wait(pid_t pid, int timeout_ms, int *wstatus);
 
+/* Exit status of a child whose setup failed (why: in its shared memory). */
+#define HD_EXIT_SETUP 2
+
+/* In a child: keep why its setup failed in @slot (shared memory); its exit status. */
+static inline int hd_setup_failed(int *slot, int err)
+{
+	*slot = err;
+	return HD_EXIT_SETUP;
+}
+
 /* Has the child ended?  (It is left to be reaped by hd_wait.) */
 bool hd_ended(pid_t pid);
 
@@ -142,19 +152,8 @@ char *hd_one_line(char *s);
 char *hd_status_json(struct hd_daemon *d);
 
 /*
- * A number in @json by path: "name" a member of the top object, "a.b" a
- * member of member a, "clients[pid=123].pool_pages" a member of the element
- * of array clients whose member pid is 123, "clients[#]" the array's
- * length.  0, or -ENOENT when the path is not there, -EINVAL when the value
- * is not a non-negative integer.
- */
-int hd_json_u64(const char *json, const char *path, uint64_t *v);
-/* A string value by path into @buf; 0 or -ENOENT/-EINVAL/-ENAMETOOLONG. */
-int hd_json_str(const char *json, const char *path, char *buf, size_t len);
-
-/*
- * hd_status_json() then hd_json_u64(): 0, or -errno after a diag that
- * names the path and shows the start of the JSON.
+ * hd_status_json() then jp_u64() (tests/integration/json.h): 0, or
+ * -errno after a diag that names the path and shows the start of the JSON.
  */
 int hd_status_u64(struct hd_daemon *d, const char *path, uint64_t *v);
 

@@ -16,9 +16,10 @@
  * exact, a read of another thread's page goes through a per-page seqlock
  * and is discarded if it overlapped a write.  A sampler thread reads the
  * client's stats every SAMPLE_MS: its resident pages must stay below twice
- * the budget.  At the end every page is checked once more, the daemon's
- * status must show evictions and pool pages, and after the client has
- * left it must hold nothing.
+ * the budget.  At the end every page is checked once more; once the client
+ * is idle, reclaim must bring it back within its budget within IDLE_MS;
+ * the daemon's status must show evictions and pool pages; and after the
+ * client has left the daemon must hold nothing.
  *
  * The child reports through shared memory (struct shared); the parent
  * makes the test points.  UZSWAP_TEST_SEED sets the seed.
@@ -35,6 +36,7 @@
 
 #include "include/uzswap.h"
 #include "tests/integration/harness.h"
+#include "tests/integration/json.h"
 #include "tests/integration/pattern.h"
 #include "tests/rng.h"
 #include "tests/tap.h"
@@ -43,12 +45,13 @@
 #define BUDGET (16 * MIB)
 #define REGION (128 * MIB)
 #define NPAGES (REGION / PAT_PAGE)
-#define PHASE1_MS 8000 /* random reads and writes, 1 thread */
+#define PHASE1_MS 8000	/* random reads and writes, 1 thread */
 #define PHASE2_MS 12000 /* the same, 4 threads */
 #define MAX_THREADS 4
 #define SAMPLE_MS 20
 #define OPS_PER_CLOCK 32 /* operations between two looks at the clock */
 #define DIAG_MAX 10	 /* mismatches described per process */
+#define IDLE_MS 3000	 /* for reclaim to catch up once the client stops */
 #define CHILD_TIMEOUT_MS 120000
 #define WATCHDOG_S 200
 
@@ -73,6 +76,8 @@ struct shared {
 	struct phase ph[2];
 	uint64_t final_checked, final_bad;
 	struct uzswap_stats end;
+	uint64_t idle_ms, idle_resident; /* back within the budget once idle */
+	int idle_err;
 	int release_err;
 	int stats_err; /* the sampler's first failure of uzswap_stats, and its message */
 	char stats_msg[256];
@@ -271,7 +276,9 @@ static int client_main(void *arg)
 	struct shared *S = arg;
 	struct client C = { .S = S, .pat = { .seed = S->seed, .tag = 1, .kind = PAT_MIXED } };
 	const struct hd_daemon *d = &daemon_;
+	struct uzswap_stats st = { 0 };
 	pthread_t sampler;
+	uint64_t idle_start;
 	void *map;
 	int r;
 
@@ -280,18 +287,18 @@ static int client_main(void *arg)
 	C.seq = calloc(NPAGES, sizeof(*C.seq));
 	r = hd_connect(d, 0, "integrity", &C.u);
 	if (r < 0 || !C.ver || !C.seq)
-		return S->setup_err = r < 0 ? r : -ENOMEM, 1;
+		return hd_setup_failed(&S->setup_err, r < 0 ? r : -ENOMEM);
 	r = uzswap_region_create(C.u, REGION, "integrity", &map);
 	if (r < 0) {
 		tap_diag("client: uzswap_region_create(128 MiB): %s: %s", strerror(-r),
 			 uzswap_last_error(C.u));
-		return S->setup_err = r, 1;
+		return hd_setup_failed(&S->setup_err, r);
 	}
 	C.map = map;
 	if (uzswap_stats(C.u, &S->end) == 0)
 		S->budget = S->end.max_resident;
 	if (pthread_create(&sampler, NULL, sampler_main, &C) != 0)
-		return S->setup_err = -EAGAIN, 1;
+		return hd_setup_failed(&S->setup_err, -EAGAIN);
 	fill(&C);
 	run_phase(&C, 0, 1, PHASE1_MS);
 	run_phase(&C, 1, MAX_THREADS, PHASE2_MS);
@@ -299,6 +306,11 @@ static int client_main(void *arg)
 	pthread_join(sampler, NULL);
 	final_check(&C);
 	uzswap_stats(C.u, &S->end);
+	/* Idle now: reclaim must bring the client back within its budget. */
+	idle_start = hd_now_ms();
+	S->idle_err = hd_wait_evicted(C.u, 0, IDLE_MS, &st);
+	S->idle_ms = hd_now_ms() - idle_start;
+	S->idle_resident = st.resident_pages;
 
 	/* The parent looks at the daemon's status while the region is held. */
 	atomic_store(&S->state, 2);
@@ -332,8 +344,7 @@ static void report_phase(const struct shared *S, int i, uint64_t budget_pages)
 	   ph->threads, budget_pages, ph->max_resident,
 	   ph->samples ? (double)ph->resident_sum / (double)ph->samples : 0.0, ph->samples);
 	ok(ph->faults > 0 && ph->evictions > 0,
-	   "%u thread(s): paging ran during the phase (%" PRIu64 " faults, %" PRIu64
-	   " evictions)",
+	   "%u thread(s): paging ran during the phase (%" PRIu64 " faults, %" PRIu64 " evictions)",
 	   ph->threads, ph->faults, ph->evictions);
 }
 
@@ -349,11 +360,11 @@ static void check_status_held(struct hd_daemon *d, pid_t pid)
 	snprintf(path[1], sizeof(path[1]), "clients[pid=%d].evicted_same", (int)pid);
 	snprintf(path[2], sizeof(path[2]), "clients[pid=%d].pool_pages", (int)pid);
 	if (json) {
-		r = hd_json_u64(json, path[0], &ev_pool);
-		r = r ?: hd_json_u64(json, path[1], &ev_same);
-		r = r ?: hd_json_u64(json, path[2], &cpool);
-		r = r ?: hd_json_u64(json, "daemon.pool_stored_pages", &stored);
-		r = r ?: hd_json_u64(json, "daemon.pool_compressed_bytes", &comp);
+		r = jp_u64(json, path[0], &ev_pool);
+		r = r ?: jp_u64(json, path[1], &ev_same);
+		r = r ?: jp_u64(json, path[2], &cpool);
+		r = r ?: jp_u64(json, "daemon.pool_stored_pages", &stored);
+		r = r ?: jp_u64(json, "daemon.pool_compressed_bytes", &comp);
 		if (r)
 			tap_diag("uzswapctl status --json lacks a field (%s); it begins: %.600s",
 				 strerror(-r), json);
@@ -377,9 +388,9 @@ static void check_status_empty(struct hd_daemon *d)
 
 		r = -EIO;
 		if (json) {
-			r = hd_json_u64(json, "daemon.n_clients", &clients);
-			r = r ?: hd_json_u64(json, "daemon.pool_stored_pages", &stored);
-			r = r ?: hd_json_u64(json, "daemon.pool_compressed_bytes", &comp);
+			r = jp_u64(json, "daemon.n_clients", &clients);
+			r = r ?: jp_u64(json, "daemon.pool_stored_pages", &stored);
+			r = r ?: jp_u64(json, "daemon.pool_compressed_bytes", &comp);
 			free(json);
 		}
 		if (r == 0 && !clients && !stored && !comp)
@@ -452,10 +463,15 @@ int main(void)
 	   "after the run every page holds its last write (expected %" PRIu64
 	   " good pages, checked %" PRIu64 ", %" PRIu64 " bad)",
 	   NPAGES, S->final_checked, S->final_bad);
+	ok(S->idle_err == 0 && S->idle_resident <= budget_pages,
+	   "once the client is idle, reclaim brings it back within its budget (expected at most "
+	   "%" PRIu64 " resident pages within %d ms; saw %" PRIu64 " after %" PRIu64 " ms, %" PRIu64
+	   " when the run ended)",
+	   budget_pages, IDLE_MS, S->idle_resident, S->idle_ms, S->end.resident_pages);
 	tap_diag("client totals: %" PRIu64 " faults (%" PRIu64 " first touches), %" PRIu64
 		 " evictions, %" PRIu64 " refused; fault latency p50 %" PRIu64 " us, p99 %" PRIu64
-		 " us; at the end %" PRIu64 " resident, %" PRIu64 " same, %" PRIu64 " pool (%" PRIu64
-		 " bytes), %" PRIu64 " file",
+		 " us; at the end %" PRIu64 " resident, %" PRIu64 " same, %" PRIu64
+		 " pool (%" PRIu64 " bytes), %" PRIu64 " file",
 		 S->end.faults, S->end.faults_zero, S->end.evictions, S->end.rejections,
 		 S->end.fault_p50_ns / 1000, S->end.fault_p99_ns / 1000, S->end.resident_pages,
 		 S->end.same_pages, S->end.pool_pages, S->end.pool_bytes, S->end.file_pages);

@@ -45,7 +45,13 @@
 #define EVICT_TIMEOUT_MS 10000
 #define WATCHDOG_S 90
 
-enum step { STEP_FILE_OUT, STEP_PIPE_OUT, STEP_FILE_IN, STEP_PIPE_IN, NSTEPS };
+enum step {
+	STEP_FILE_OUT,
+	STEP_PIPE_OUT,
+	STEP_FILE_IN,
+	STEP_PIPE_IN,
+	NSTEPS
+};
 
 static const char *const step_names[NSTEPS] = {
 	[STEP_FILE_OUT] = "write(2) from evicted managed pages to a regular file",
@@ -59,7 +65,7 @@ struct step_result {
 	uint64_t evicted_before; /* pages evicted when the step started */
 	uint64_t bytes;		 /* transferred by the system calls under test */
 	uint64_t calls;
-	int err;		 /* the first errno of a failed call, 0 */
+	int err; /* the first errno of a failed call, 0 */
 	uint64_t efaults;
 	uint64_t faults; /* served during the step */
 	uint64_t bad_pages;
@@ -232,15 +238,15 @@ static int client_main(void *arg)
 	C.priv = malloc(REGION);
 	C.fd = open(S->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (!C.priv || C.fd < 0 || pipe2(C.pipe, O_CLOEXEC) < 0)
-		return S->setup_err = -errno, 1;
+		return hd_setup_failed(&S->setup_err, -errno);
 	r = hd_connect(&daemon_, 0, "syscalls", &C.u);
 	if (r < 0)
-		return S->setup_err = r, 1;
+		return hd_setup_failed(&S->setup_err, r);
 	r = uzswap_region_create(C.u, REGION, "syscalls", &map);
 	if (r < 0) {
 		tap_diag("client: uzswap_region_create: %s: %s", strerror(-r),
 			 uzswap_last_error(C.u));
-		return S->setup_err = r, 1;
+		return hd_setup_failed(&S->setup_err, r);
 	}
 	C.map = map;
 	C.version = 1;
@@ -262,9 +268,8 @@ static void report(const struct shared *S, enum step s)
 	ok(r->ran && !r->err && !r->efaults && r->bytes == REGION &&
 		   r->evicted_before >= EVICTED_MIN && r->faults > 0,
 	   "%s is served: every byte moved, no EFAULT (expected %" PRIu64 " bytes, no error; "
-	   "saw %" PRIu64 " bytes in %" PRIu64 " calls, error \"%s\", %" PRIu64
-	   " EFAULT; %" PRIu64 " of %" PRIu64 " pages were evicted before, %" PRIu64
-	   " faults served during it)",
+	   "saw %" PRIu64 " bytes in %" PRIu64 " calls, error \"%s\", %" PRIu64 " EFAULT; %" PRIu64
+	   " of %" PRIu64 " pages were evicted before, %" PRIu64 " faults served during it)",
 	   step_names[s], REGION, r->bytes, r->calls, r->err ? strerror(r->err) : "none",
 	   r->efaults, r->evicted_before, NPAGES, r->faults);
 	ok(r->ran && r->bad_pages == 0,

@@ -43,10 +43,10 @@
 
 struct shared {
 	uint64_t seed;
-	int setid_err;		  /* errno of setgroups/setgid/setuid */
-	uid_t uid, euid;	  /* after the switch */
-	int own_uffd_err;	  /* errno of userfaultfd(2) without UFFD_USER_MODE_ONLY */
-	int dev_uffd_err;	  /* errno of opening /dev/userfaultfd */
+	int setid_err;	  /* errno of setgroups/setgid/setuid */
+	uid_t uid, euid;  /* after the switch */
+	int own_uffd_err; /* errno of userfaultfd(2) without UFFD_USER_MODE_ONLY */
+	int dev_uffd_err; /* errno of opening /dev/userfaultfd */
 	int connect_err, region_err, stats_err, release_err;
 	char error[512];
 	uint64_t evicted, pool_pages, faults;
@@ -178,8 +178,9 @@ int main(void)
 	   "the child runs as uid %d (setgroups/setgid/setuid: %s; uid %u, euid %u)", NOBODY,
 	   strerror(S->setid_err), (unsigned int)S->uid, (unsigned int)S->euid);
 	if (S->own_uffd_err == EPERM && S->dev_uffd_err == EACCES)
-		ok(true, "as uid %d the child can make no userfaultfd by itself (userfaultfd(2): "
-			 "%s, /dev/userfaultfd: %s)",
+		ok(true,
+		   "as uid %d the child can make no userfaultfd by itself (userfaultfd(2): "
+		   "%s, /dev/userfaultfd: %s)",
 		   NOBODY, strerror(S->own_uffd_err), strerror(S->dev_uffd_err));
 	else
 		tap_skip("this machine lets uid %d make a userfaultfd itself (userfaultfd(2): %s, "

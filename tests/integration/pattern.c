@@ -99,7 +99,8 @@ static void describe(const struct pat *k, const uint64_t *got, const uint64_t *w
 		return;
 	}
 	if (w >> 56 == STAMP_MAGIC) {
-		struct pat o = { .seed = k->seed, .tag = (unsigned int)(w >> 48) & 0xff,
+		struct pat o = { .seed = k->seed,
+				 .tag = (unsigned int)(w >> 48) & 0xff,
 				 .kind = k->kind };
 		uint64_t op = (w >> 24) & 0xffffff, ov = w & PAT_VERSION_MAX;
 
