@@ -22,6 +22,8 @@
  *   pid, uid, comm  who the client is (SO_PEERCRED and its HELLO), for
  *              statistics and logs; fixed once the client is shared
  *   budget_pages  resident pages the client may keep (its granted budget)
+ *   reclaim_stalled  reclaim's last try on this client evicted nothing (pool
+ *              full, every page busy): set and read with relaxed atomics
  *   refs       references: the server's, the fault thread's, and each
  *              reclaim pass's; the last uzd_client_put() destroys it
  *
@@ -33,6 +35,7 @@
 #ifndef UZSWAP_DAEMON_CLIENT_H
 #define UZSWAP_DAEMON_CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -82,6 +85,7 @@ struct uzd_client {
 	uid_t uid;
 	char comm[16];
 	uint64_t budget_pages;
+	bool reclaim_stalled;
 	int refs;
 };
 

@@ -85,6 +85,7 @@ enum key_id {
 	K_HIGH_WATERMARK,
 	K_LOW_WATERMARK,
 	K_CLIENT_MIN_RESIDENT,
+	K_THROTTLE_ABOVE,
 	K_PSI_SOME_AVG10,
 	K_MIN_AVAILABLE,
 	K_INTERVAL_MS,
@@ -138,6 +139,7 @@ static const struct key_def keys[K_COUNT] = {
 	KEY(K_LOW_WATERMARK, "budget", "low_watermark", T_UINT, low_watermark, 10, 100, false),
 	KEY(K_CLIENT_MIN_RESIDENT, "budget", "client_min_resident", T_SIZE, client_min_resident, 0,
 	    0, false),
+	KEY(K_THROTTLE_ABOVE, "budget", "throttle_above", T_UINT, throttle_above, 0, 1000, false),
 	KEY(K_PSI_SOME_AVG10, "pressure", "psi_some_avg10", T_CENTI, psi_some_avg10_centi, 0, 10000,
 	    false),
 	KEY(K_MIN_AVAILABLE, "pressure", "min_available", T_SIZE, min_available, 0, 0, true),
@@ -758,6 +760,7 @@ void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes)
 	cfg->high_watermark = 100;
 	cfg->low_watermark = 90;
 	cfg->client_min_resident = min_u64(DEF_CLIENT_MIN_RESIDENT, cfg->client_max_resident);
+	cfg->throttle_above = 150;
 
 	cfg->psi_some_avg10_centi = DEF_PSI_SOME_AVG10_CENTI;
 	cfg->min_available = percent_of(ram_bytes, DEF_MIN_AVAILABLE_PCT);

@@ -70,6 +70,7 @@ struct uzd_config {
 	unsigned int high_watermark;  /* reclaim starts here, 50..100 */
 	unsigned int low_watermark;   /* and evicts down to here, 10..high */
 	uint64_t client_min_resident; /* floor under system pressure */
+	unsigned int throttle_above;  /* % of a budget past which faults wait; 0: never */
 
 	/* [pressure] */
 	unsigned int psi_some_avg10_centi; /* hundredths of a percent; 0: off */

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/fault.h"
@@ -45,6 +46,8 @@ struct uzd_fthread_member {
 	struct uzd_fthread_member *next_removed;
 	bool removed;  /* the server let go: skip its events (thread only) */
 	bool watching; /* its uffd is in the epoll set (thread only) */
+	bool muted;    /* throttled: in the set with no events until mute_until */
+	uint64_t mute_until;
 };
 
 struct fthread {
@@ -58,14 +61,24 @@ struct fthread {
 	struct uzd_fthread_member *removed;
 	bool stop;
 	unsigned int nclients;
+	unsigned int nmuted; /* members muted now (thread only) */
 };
 
 struct uzd_fthreads {
 	unsigned int n;
 	struct fthread *t;
+	uzd_fthread_before_fn before;
 	uzd_fthread_after_fn after;
 	void *arg;
 };
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static void wake(struct fthread *t)
 {
@@ -90,14 +103,70 @@ static void unwatch(struct fthread *t, struct uzd_fthread_member *m)
 		return;
 	epoll_ctl(t->epfd, EPOLL_CTL_DEL, m->c->uffd, NULL);
 	m->watching = false;
+	if (m->muted) {
+		m->muted = false;
+		t->nmuted--;
+	}
+}
+
+/* Set what epoll reports for @m: EPOLLIN, or nothing while it is muted. */
+static void listen_for(struct fthread *t, struct uzd_fthread_member *m, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = m };
+
+	epoll_ctl(t->epfd, EPOLL_CTL_MOD, m->c->uffd, &ev);
+}
+
+/*
+ * Throttle: the client's faults wait in the kernel for @ns, its userfaultfd
+ * out of the epoll set's reports (level-triggered, it would otherwise be
+ * reported again at once).  Other clients are served meanwhile.
+ */
+static void mute(struct fthread *t, struct uzd_fthread_member *m, uint64_t ns)
+{
+	listen_for(t, m, 0);
+	m->muted = true;
+	m->mute_until = now_ns() + ns;
+	t->nmuted++;
+}
+
+/* Unmute the members whose time is up; returns ns until the next one is (0: none muted). */
+static uint64_t unmute_due(struct fthread *t)
+{
+	uint64_t now = now_ns(), next = 0;
+
+	if (!t->nmuted)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	for (struct uzd_fthread_member *m = t->members.next; m != &t->members; m = m->next) {
+		if (!m->muted)
+			continue;
+		if (m->mute_until <= now) {
+			listen_for(t, m, EPOLLIN);
+			m->muted = false;
+			t->nmuted--;
+		} else if (!next || m->mute_until - now < next) {
+			next = m->mute_until - now;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return next;
 }
 
 static void serve(struct fthread *t, struct uzd_fthread_member *m)
 {
 	int ret;
 
-	if (m->removed || !m->watching)
+	if (m->removed || !m->watching || m->muted)
 		return;
+	if (t->ft->before) {
+		uint64_t delay = t->ft->before(t->ft->arg, m->c);
+
+		if (delay) {
+			mute(t, m, delay);
+			return;
+		}
+	}
 	ret = uzd_fault_drain(t->fc, m->c);
 	if (ret < 0) {
 		/* Gone or broken: stop polling it; the server tears it down on the socket's EOF. */
@@ -142,11 +211,16 @@ static void *fthread_main(void *arg)
 	struct epoll_event ev[FTHREAD_EVENTS];
 	struct fthread *t = arg;
 	struct uzd_fthread_member *gone, *next;
+	struct timespec timeout;
 	bool stop = false;
+	uint64_t wait;
 	int n;
 
 	while (!stop) {
-		n = epoll_wait(t->epfd, ev, FTHREAD_EVENTS, -1);
+		wait = unmute_due(t);
+		timeout.tv_sec = (time_t)(wait / 1000000000u);
+		timeout.tv_nsec = (long)(wait % 1000000000u);
+		n = epoll_pwait2(t->epfd, ev, FTHREAD_EVENTS, wait ? &timeout : NULL, NULL);
 		if (n < 0 && errno != EINTR) {
 			fprintf(stderr, "uzswapd: fault thread: epoll_wait: %s\n", strerror(errno));
 			break;
@@ -219,13 +293,15 @@ static int spawn(struct fthread *t)
 }
 
 int uzd_fthreads_start(unsigned int n, const struct uzc_spec *spec, unsigned int page_cluster,
-		       uzd_fthread_after_fn after, void *arg, struct uzd_fthreads **out)
+		       uzd_fthread_before_fn before, uzd_fthread_after_fn after, void *arg,
+		       struct uzd_fthreads **out)
 {
 	struct uzd_fthreads *ft = calloc(1, sizeof(*ft));
 	int ret = -ENOMEM;
 
 	if (!ft)
 		return -ENOMEM;
+	ft->before = before;
 	ft->after = after;
 	ft->arg = arg;
 	ft->t = calloc(n, sizeof(*ft->t));

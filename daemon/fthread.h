@@ -12,8 +12,10 @@
  * server asks a fault thread is to take a client or let it go, through a
  * command queue and an eventfd in the thread's epoll set.
  *
- * After draining a client the thread calls @after_drain (the server kicks
- * reclaim from it when the client is over its high watermark).
+ * Before draining a client the thread asks @before whether to hold its
+ * faults back for a moment (the server throttles a client far over its
+ * budget, daemon/server.c); after draining, it calls @after (the server
+ * kicks reclaim when the client is over its high watermark).
  */
 #ifndef UZSWAP_DAEMON_FTHREAD_H
 #define UZSWAP_DAEMON_FTHREAD_H
@@ -23,6 +25,11 @@
 
 struct uzd_fthreads;
 
+/*
+ * Before draining a client: 0 to serve it now, or a delay in ns during
+ * which its faults wait (throttling a client that outruns reclaim).
+ */
+typedef uint64_t (*uzd_fthread_before_fn)(void *arg, struct uzd_client *c);
 typedef void (*uzd_fthread_after_fn)(void *arg, struct uzd_client *c);
 
 /*
@@ -30,7 +37,8 @@ typedef void (*uzd_fthread_after_fn)(void *arg, struct uzd_client *c);
  * (daemon/fault.h).  -ENOMEM, -EMFILE..., -EINVAL, or the codec's error.
  */
 int uzd_fthreads_start(unsigned int n, const struct uzc_spec *spec, unsigned int page_cluster,
-		       uzd_fthread_after_fn after, void *arg, struct uzd_fthreads **out);
+		       uzd_fthread_before_fn before, uzd_fthread_after_fn after, void *arg,
+		       struct uzd_fthreads **out);
 
 /* A client's membership of a thread, from add to remove. */
 struct uzd_fthread_member;

@@ -355,6 +355,8 @@ static uint64_t evict_goals(struct uzd_reclaim *rc, size_t n, bool *pool_full)
 					   __ATOMIC_RELAXED);
 			total += got;
 			*pool_full |= full;
+			__atomic_store_n(&rc->clients[i]->reclaim_stalled, got == 0,
+					 __ATOMIC_RELAXED);
 			/* A client that yields less than asked has nothing more to give now. */
 			rc->needs[i].goal = got < chunk ? 0 : rc->needs[i].goal - chunk;
 			left |= rc->needs[i].goal != 0;

@@ -53,6 +53,7 @@
 #define SESSION_MAX_ERRORS 64	  /* protocol errors before a connection is dropped */
 #define SESSION_LOG_ERRORS 8	  /* of which logged */
 #define REGISTER_EAGAIN_TRIES 100 /* range probes retried while an event is in flight */
+#define UZD_THROTTLE_NS 200000	  /* a throttled client's faults wait this long, then recheck */
 
 enum session_state {
 	S_HELLO,
@@ -152,15 +153,40 @@ static size_t clients_snapshot(void *arg, struct uzd_client **out, size_t max)
 	return n;
 }
 
+static uint64_t pct_of(uint64_t v, unsigned int percent)
+{
+	return v / 100 * percent + v % 100 * percent / 100;
+}
+
 /* Fault thread, after draining @c: over its high watermark, reclaim should not wait. */
 static void after_drain(void *arg, struct uzd_client *c)
 {
 	struct uzd_daemon *d = arg;
-	uint64_t high = c->budget_pages / 100 * d->cfg.high_watermark +
-			c->budget_pages % 100 * d->cfg.high_watermark / 100;
 
-	if (uzd_client_resident(c) > high)
+	if (uzd_client_resident(c) > pct_of(c->budget_pages, d->cfg.high_watermark))
 		uzd_reclaim_kick(d->rc);
+}
+
+/*
+ * Fault thread, before draining @c.  Restoring a page costs a fraction of
+ * evicting one (design.md §1: ~2 us of lz4 against 7-13 us), so a client
+ * faulting with several threads at full speed can outrun reclaim and grow
+ * far past its budget however eviction is scheduled.  Past throttle_above
+ * percent of its budget its faults are held back for a moment, as the
+ * kernel throttles a cgroup over memory.high: they wait for CPU time to go
+ * to reclaim, never for an eviction to finish, and not at all when reclaim
+ * cannot make progress (a full pool: throttling would only slow the client).
+ */
+static uint64_t before_drain(void *arg, struct uzd_client *c)
+{
+	struct uzd_daemon *d = arg;
+
+	if (!d->cfg.throttle_above || __atomic_load_n(&c->reclaim_stalled, __ATOMIC_RELAXED))
+		return 0;
+	if (uzd_client_resident(c) <= pct_of(c->budget_pages, d->cfg.throttle_above))
+		return 0;
+	uzd_reclaim_kick(d->rc);
+	return UZD_THROTTLE_NS;
 }
 
 /* ---- sessions ---- */
@@ -775,7 +801,7 @@ static int start_threads(struct uzd_daemon *d)
 		return ret;
 	}
 	ret = uzd_fthreads_start(d->cfg.fault_threads, &d->cfg.codec, d->cfg.page_cluster,
-				 after_drain, d, &d->ft);
+				 before_drain, after_drain, d, &d->ft);
 	if (ret < 0)
 		slog(d, UZD_LOG_ERROR, "fault threads: %s", strerror(-ret));
 	return ret;

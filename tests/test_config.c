@@ -99,6 +99,7 @@ static const char *config_diff(const struct uzd_config *a, const struct uzd_conf
 	SAME(pool_max_size);
 	SAME(page_cluster);
 	SAME(policy);
+	SAME(throttle_above);
 	SAME(reclaim_nice);
 	return NULL;
 #undef SAME
@@ -161,6 +162,7 @@ CHECK(allocator_set, strcmp(c->allocator, "zbud") == 0)
 CHECK(max_size_set, c->pool_max_size == 512 * MIB)
 CHECK(page_cluster_set, c->page_cluster == 3)
 CHECK(policy_set, c->policy == UZD_POLICY_FIFO)
+CHECK(throttle_set, c->throttle_above == 0)
 CHECK(nice_set, c->reclaim_nice == -3)
 
 static const struct key_case key_cases[] = {
@@ -185,6 +187,7 @@ static const struct key_case key_cases[] = {
 	{ "pool", "max_size", "512M", max_size_set },
 	{ "fault", "page_cluster", "3", page_cluster_set },
 	{ "reclaim", "policy", "fifo", policy_set },
+	{ "budget", "throttle_above", "0", throttle_set },
 	{ "reclaim", "nice", "-3", nice_set },
 };
 #define N_KEYS (sizeof(key_cases) / sizeof(key_cases[0]))

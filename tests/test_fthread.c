@@ -371,7 +371,7 @@ static void test_serve(void)
 
 	a_open = cl_open(&a, 1) == 0;
 	b_open = cl_open(&b, 2) == 0;
-	ret = uzd_fthreads_start(2, &lz4, 0, after_drain, &total, &ft);
+	ret = uzd_fthreads_start(2, &lz4, 0, NULL, after_drain, &total, &ft);
 	if (!ok(ret == 0 && a_open && b_open, "two fault threads start (%d)", ret))
 		goto out;
 	wa = watch(a.c);
@@ -450,7 +450,7 @@ static void test_add_fails(void)
 	struct uzd_client *c = NULL;
 	int ret, r;
 
-	if (uzd_fthreads_start(1, &lz4, 0, after_drain, &total, &ft) < 0 ||
+	if (uzd_fthreads_start(1, &lz4, 0, NULL, after_drain, &total, &ft) < 0 ||
 	    uzd_client_new(9, pool, &c) < 0) {
 		ok(false, "an add that epoll refuses fails cleanly");
 		goto out;
@@ -508,7 +508,8 @@ static void test_remove_while_serving(void)
 
 	a_open = cl_open(&a, 3) == 0;
 	b_open = cl_open(&b, 4) == 0;
-	if (!a_open || !b_open || uzd_fthreads_start(1, &lz4, 0, after_drain, &total, &ft) < 0 ||
+	if (!a_open || !b_open ||
+	    uzd_fthreads_start(1, &lz4, 0, NULL, after_drain, &total, &ft) < 0 ||
 	    uzd_fthreads_add(ft, a.c, &ma) < 0 || uzd_fthreads_add(ft, b.c, &mb) < 0) {
 		ok(false, "a removal asked while the thread serves another client is acted on");
 		goto out;
@@ -562,7 +563,8 @@ static void test_stop_while_serving(void)
 
 	a_open = cl_open(&a, 5) == 0;
 	b_open = cl_open(&b, 6) == 0;
-	if (!a_open || !b_open || uzd_fthreads_start(1, &lz4, 0, after_drain, &total, &ft) < 0 ||
+	if (!a_open || !b_open ||
+	    uzd_fthreads_start(1, &lz4, 0, NULL, after_drain, &total, &ft) < 0 ||
 	    uzd_fthreads_add(ft, a.c, &ma) < 0 || uzd_fthreads_add(ft, b.c, &mb) < 0) {
 		ok(false, "stop while the thread serves a client returns");
 		goto out;
