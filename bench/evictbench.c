@@ -104,7 +104,8 @@ static int region_open(struct region *g, size_t npages)
 	g->map = mmap(NULL, npages * PG, PROT_READ | PROT_WRITE, MAP_SHARED, g->memfd, 0);
 	if (g->map == MAP_FAILED || make_uffd(g) < 0 ||
 	    zpool_create("zsmalloc", &cfg, &g->c.pool) < 0 ||
-	    uzd_region_table_init(&g->c.regions) < 0 || uzd_lru_init(&g->c.lru) < 0)
+	    uzd_region_table_init(&g->c.regions) < 0 || uzd_lru_init(&g->c.lru) < 0 ||
+	    uzd_lru_init(&g->c.hot) < 0)
 		return -1;
 	a.start = (uintptr_t)g->map;
 	a.memfd = dup(g->memfd);
@@ -245,6 +246,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "evictbench: eviction failed: %s\n", strerror(-err));
 	uzd_region_table_fini(&g.c.regions, release_obj, g.c.pool);
 	uzd_lru_fini(&g.c.lru);
+	uzd_lru_fini(&g.c.hot);
 	zpool_destroy(g.c.pool);
 	close(g.c.uffd);
 	munmap(g.map, n * PG);

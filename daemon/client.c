@@ -33,6 +33,11 @@ int uzd_client_init(struct uzd_client *c, uint32_t id, struct zpool *pool)
 	if (ret < 0)
 		return ret;
 	ret = uzd_lru_init(&c->lru);
+	if (ret == 0) {
+		ret = uzd_lru_init(&c->hot);
+		if (ret < 0)
+			uzd_lru_fini(&c->lru);
+	}
 	if (ret < 0)
 		uzd_region_table_fini(&c->regions, NULL, NULL);
 	return ret;
@@ -42,6 +47,7 @@ void uzd_client_fini(struct uzd_client *c)
 {
 	uzd_region_table_fini(&c->regions, uzd_client_release, c);
 	uzd_lru_fini(&c->lru);
+	uzd_lru_fini(&c->hot);
 }
 
 int uzd_client_new(uint32_t id, struct zpool *pool, struct uzd_client **out)

@@ -17,7 +17,11 @@
  *              HOT (passed over once by reclaim); 0: none is (policy fifo).
  *              Set by reclaim, read by the fault service
  *   lru        resident pages in fault-in order (daemon/lru.h): the fault
- *              service appends, reclaim takes victims from the front
+ *              service appends, reclaim takes victims from the front (the
+ *              probation queue)
+ *   hot        the protected queue: pages restored HOT (a short refault
+ *              distance), in the same order; reclaim demotes the oldest
+ *              to lru's end when it holds more than its share of the budget
  *   stats      counters, updated with relaxed atomic adds by any thread
  *   pid, uid, comm  who the client is (SO_PEERCRED and its HELLO), for
  *              statistics and logs; fixed once the client is shared
@@ -80,6 +84,7 @@ struct uzd_client {
 	uint32_t evict_seq;
 	uint32_t hot_distance;
 	struct uzd_lru lru;
+	struct uzd_lru hot;
 	struct uzd_client_stats stats;
 	pid_t pid;
 	uid_t uid;

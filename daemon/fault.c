@@ -396,8 +396,13 @@ static void settle(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_re
 		   size_t pgidx, uint64_t new_value, bool zeros)
 {
 	if (uzd_region_publish(r, pgidx, new_value) != UZD_ENTRY_DROPPED) {
-		/* Queued for reclaim; a lost push is found by reclaim's rebuild (lru.h). */
-		uzd_lru_push(&c->lru, r->start + pgidx * UZD_PAGE_SIZE);
+		/*
+		 * Queued for reclaim: a HOT page on the protected queue, any
+		 * other on probation (daemon/reclaim.c); a lost push is found
+		 * by reclaim's rebuild (lru.h).
+		 */
+		uzd_lru_push(uzd_entry_flags(new_value) & UZD_ENTRY_HOT ? &c->hot : &c->lru,
+			     r->start + pgidx * UZD_PAGE_SIZE);
 		return;
 	}
 	fc->stats.dropped++;

@@ -12,10 +12,15 @@
  *      watermark when over its high one; a share of the excess when all
  *      clients together hold more than max_resident; and, under pressure,
  *      an eighth of what it holds above its floor;
- *   3. evicts each goal in fault-in order (daemon/lru.h), giving HOT pages
- *      their second chance (policy workingset) or not (fifo), a chunk of
- *      pages per client in turn so that one big client does not hold up
- *      the others.
+ *   3. evicts each goal in fault-in order (daemon/lru.h), a chunk of pages
+ *      per client in turn so that one big client does not hold up the
+ *      others.  Policy workingset keeps two queues per client, as 2Q does:
+ *      pages restored HOT (a refault distance under the budget, fault.c)
+ *      go to a protected queue of at most RECLAIM_PROTECTED_PCT of the
+ *      budget, the rest to probation; victims come from probation, and
+ *      protected pages are demoted to its end, oldest first, when their
+ *      queue is over its share (or probation is empty).  Policy fifo marks
+ *      nothing HOT, so everything goes through probation in fault-in order.
  *
  * The fault path never waits for any of this (design.md §2): a client over
  * its budget is served anyway and the kick only shortens the wait.

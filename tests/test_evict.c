@@ -122,7 +122,8 @@ static int fx_table(struct fx *f)
 	struct uzd_region_args a = { .start = (uintptr_t)f->map, .len = f->npages * PG };
 	uint32_t id;
 
-	if (uzd_region_table_init(&f->c.regions) < 0 || uzd_lru_init(&f->c.lru) < 0)
+	if (uzd_region_table_init(&f->c.regions) < 0 || uzd_lru_init(&f->c.lru) < 0 ||
+	    uzd_lru_init(&f->c.hot) < 0)
 		return -1;
 	f->table = true;
 	a.memfd = dup(f->memfd);
@@ -172,6 +173,7 @@ static void fx_close(struct fx *f)
 	if (f->table) {
 		uzd_region_table_fini(&f->c.regions, release_obj, f->c.pool);
 		uzd_lru_fini(&f->c.lru);
+		uzd_lru_fini(&f->c.hot);
 	}
 	if (f->c.pool)
 		zpool_destroy(f->c.pool);

@@ -92,7 +92,8 @@ static int fx_open(struct fx *f, struct env *e, size_t npages)
 		f->map = NULL;
 		goto err;
 	}
-	if (uzd_region_table_init(&f->c.regions) < 0 || uzd_lru_init(&f->c.lru) < 0)
+	if (uzd_region_table_init(&f->c.regions) < 0 || uzd_lru_init(&f->c.lru) < 0 ||
+	    uzd_lru_init(&f->c.hot) < 0)
 		goto err;
 	f->table = true;
 	a.start = (uintptr_t)f->map;
@@ -147,6 +148,7 @@ static void fx_close(struct fx *f)
 	if (f->table) {
 		uzd_region_table_fini(&f->c.regions, release_obj, &f->c);
 		uzd_lru_fini(&f->c.lru);
+		uzd_lru_fini(&f->c.hot);
 	}
 	if (f->map && f->mapped)
 		munmap(f->map, f->mapped);

@@ -578,7 +578,8 @@ static int run_open(struct run *R, unsigned int nclients, const char *codec, int
 	if (uzs_uffd_register(R->c.uffd, (uintptr_t)R->map, (uint64_t)NPAGES * PG,
 			      UZP_UFFD_REGISTER_MODES, NULL) < 0 ||
 	    zpool_create("zsmalloc", &cfg, &R->c.pool) < 0 ||
-	    uzd_region_table_init(&R->c.regions) < 0 || uzd_lru_init(&R->c.lru) < 0)
+	    uzd_region_table_init(&R->c.regions) < 0 || uzd_lru_init(&R->c.lru) < 0 ||
+	    uzd_lru_init(&R->c.hot) < 0)
 		goto err;
 	R->table = true;
 	a.start = (uintptr_t)R->map;
@@ -603,6 +604,7 @@ static void run_close(struct run *R)
 	if (R->table) {
 		uzd_region_table_fini(&R->c.regions, release_obj, R);
 		uzd_lru_fini(&R->c.lru);
+		uzd_lru_fini(&R->c.hot);
 	}
 	if (R->c.pool)
 		zpool_destroy(R->c.pool);
