@@ -68,9 +68,12 @@
  *                   zipf_compare: 100 x (fifo - workingset) / fifo.
  *  metadata         4 GiB of managed memory (1 GiB with --quick), budget 256M,
  *                   filled; bytes_per_page = (daemon RSS - pool_total_bytes of
- *                   a STATUS request) / managed_pages; the RSS of the idle
- *                   daemon, before the client came, and the pool's own tables
- *                   (pool_meta_bytes, part of the RSS) are reported too.
+ *                   a STATUS request) / managed_pages, which counts the pool's
+ *                   own tables (pool_meta_bytes: handle table, descriptors) as
+ *                   outside the pool; bytes_per_page_outside_pool counts them
+ *                   as the pool's: (RSS - pool_total_bytes - pool_meta_bytes)
+ *                   / managed_pages.  The RSS of the idle daemon, before the
+ *                   client came, is reported too.
  *
  * --quick shrinks every size and duration (all in under a minute on two
  * CPUs); --only runs the scenarios whose name starts with NAME.  Exit
@@ -1280,7 +1283,7 @@ static int sc_metadata(const struct opts *o, const struct plan *p)
 	struct uzswap_stats st;
 	uint64_t idle, rss;
 	struct bench b;
-	double per_page, above_idle;
+	double per_page, above_idle, outside;
 	int err;
 
 	err = bench_daemon(o, &c, &b);
@@ -1302,14 +1305,17 @@ static int sc_metadata(const struct opts *o, const struct plan *p)
 	per_page = ((double)rss - (double)ds.pool_total_bytes) / (double)st.managed_pages;
 	above_idle = ((double)rss - (double)idle - (double)ds.pool_total_bytes) /
 		     (double)st.managed_pages;
+	outside = ((double)rss - (double)ds.pool_total_bytes - (double)ds.pool_meta_bytes) /
+		  (double)st.managed_pages;
 	printf("scenario=metadata budget_mib=%" PRIu64 " managed_pages=%" PRIu64
 	       " resident_pages=%" PRIu64 " pool_pages=%" PRIu64 " same_pages=%" PRIu64
 	       " daemon_rss_bytes=%" PRIu64 " pool_total_bytes=%" PRIu64
 	       " pool_compressed_bytes=%" PRIu64 " pool_meta_bytes=%" PRIu64
-	       " idle_rss_bytes=%" PRIu64 " bytes_per_page=%.2f bytes_per_page_above_idle=%.2f\n",
+	       " idle_rss_bytes=%" PRIu64 " bytes_per_page=%.2f bytes_per_page_above_idle=%.2f"
+	       " bytes_per_page_outside_pool=%.2f\n",
 	       c.budget / MIB, st.managed_pages, st.resident_pages, st.pool_pages, st.same_pages,
 	       rss, ds.pool_total_bytes, ds.pool_compressed_bytes, ds.pool_meta_bytes, idle,
-	       per_page, above_idle);
+	       per_page, above_idle, outside);
 out:
 	return bench_close(&b) ? -EIO : err;
 }
