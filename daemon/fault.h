@@ -72,8 +72,9 @@ int uzd_fault_ctx_set_cluster(struct uzd_fault_ctx *fc, unsigned int page_cluste
 const struct uzd_fault_stats *uzd_fault_stats(const struct uzd_fault_ctx *fc);
 
 /*
- * Read and handle every pending message of c->uffd.  Returns 0 when none
- * is left; -ESRCH when the client process is gone (the caller drops the
+ * Read and handle the pending messages of c->uffd, a few reads' worth at
+ * most (the caller's level-triggered epoll calls again for the rest, after
+ * its other clients).  Returns 0 when all that was read was handled; -ESRCH when the client process is gone (the caller drops the
  * client), or another negative errno when its userfaultfd cannot be read
  * (also a reason to drop it).  A fault left unanswered is always one the
  * kernel or another thread will wake: see fault.c.

@@ -57,6 +57,7 @@ struct fthread {
 	int epfd, evfd;
 	struct uzd_fault_ctx *fc;
 	pthread_mutex_t lock;
+	bool lock_ready;
 	struct uzd_fthread_member members; /* list head */
 	struct uzd_fthread_member *removed;
 	bool stop;
@@ -221,9 +222,14 @@ static void *fthread_main(void *arg)
 		timeout.tv_sec = (time_t)(wait / 1000000000u);
 		timeout.tv_nsec = (long)(wait % 1000000000u);
 		n = epoll_pwait2(t->epfd, ev, FTHREAD_EVENTS, wait ? &timeout : NULL, NULL);
-		if (n < 0 && errno != EINTR) {
-			fprintf(stderr, "uzswapd: fault thread: epoll_wait: %s\n", strerror(errno));
-			break;
+		if (n < 0) {
+			/* Nothing but EINTR is expected; never leave members the server still names. */
+			if (errno != EINTR) {
+				fprintf(stderr, "uzswapd: fault thread: epoll_wait: %s\n",
+					strerror(errno));
+				nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+			}
+			n = 0;
 		}
 		/*
 		 * The wake-up is consumed before the removals are taken, never
@@ -254,15 +260,16 @@ static int fthread_init(struct uzd_fthreads *ft, struct fthread *t, const struct
 
 	t->ft = ft;
 	t->members.next = t->members.prev = &t->members;
+	ret = -pthread_mutex_init(&t->lock, NULL);
+	if (ret < 0)
+		return ret;
+	t->lock_ready = true;
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
 	t->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (t->epfd < 0 || t->evfd < 0)
 		return -errno;
 	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->evfd, &ev) < 0)
 		return -errno;
-	ret = -pthread_mutex_init(&t->lock, NULL);
-	if (ret < 0)
-		return ret;
 	ret = uzd_fault_ctx_new(spec, &t->fc);
 	return ret < 0 ? ret : uzd_fault_ctx_set_cluster(t->fc, page_cluster);
 }
@@ -275,7 +282,8 @@ static void fthread_fini(struct fthread *t)
 		close(t->epfd);
 	if (t->evfd >= 0)
 		close(t->evfd);
-	pthread_mutex_destroy(&t->lock);
+	if (t->lock_ready)
+		pthread_mutex_destroy(&t->lock);
 }
 
 /* Fault threads take no signals: the server's loop handles them. */

@@ -53,7 +53,10 @@
 #define SESSION_MAX_ERRORS 64	  /* protocol errors before a connection is dropped */
 #define SESSION_LOG_ERRORS 8	  /* of which logged */
 #define REGISTER_EAGAIN_TRIES 100 /* range probes retried while an event is in flight */
-#define UZD_THROTTLE_NS 200000	  /* a throttled client's faults wait this long, then recheck */
+#define ACCEPT_PAUSE_MS 100	  /* after accept ran out of descriptors */
+/* Connections at once, HELLO said or not: the clients and a few uzswapctl. */
+#define SESSION_LIMIT(d) ((size_t)(d)->cfg.max_clients + 16)
+#define UZD_THROTTLE_NS 200000 /* a throttled client's faults wait this long, then recheck */
 
 enum session_state {
 	S_HELLO,
@@ -87,6 +90,7 @@ struct server {
 	uv_loop_t loop;
 	uv_poll_t listen_poll;
 	uv_signal_t sigterm, sigint;
+	uv_timer_t accept_timer;
 	bool stopping;
 };
 
@@ -361,6 +365,8 @@ static void on_set_uffd(struct uzd_session *s, struct uzd_request *req)
 	if (ret < 0) {
 		clients_remove(d, s->c);
 		s->listed = false;
+		close(s->c->uffd);
+		s->c->uffd = -1;
 		return reply_error(s, req->h.seq, ret,
 				   "SET_UFFD: no fault thread could take it: %s", strerror(-ret));
 	}
@@ -387,6 +393,20 @@ static int probe_range(struct uzd_client *c, uint64_t addr, uint64_t len)
 		nanosleep(&pause, NULL);
 	}
 	return ret;
+}
+
+static bool range_has_region(struct uzd_client *c, uint64_t addr, uint64_t len)
+{
+	bool found = false;
+
+	uzd_region_read_lock(&c->regions);
+	for (size_t i = 0; i < c->regions.n && !found; i++) {
+		const struct uzd_region *r = c->regions.regions[i];
+
+		found = r->start < addr + len && addr < r->start + r->len;
+	}
+	uzd_region_read_unlock(&c->regions);
+	return found;
 }
 
 static const char *register_error(int err)
@@ -416,6 +436,17 @@ static void on_register(struct uzd_session *s, struct uzd_request *req)
 		close(req->fd);
 		return reply_error(s, req->h.seq, -EPROTO, "REGISTER before SET_UFFD");
 	}
+	/*
+	 * Overlap first: the probe clears write protection, which on a page of
+	 * an existing region could lift reclaim's fence mid-eviction and lose
+	 * a write.  Outside every region no fence can be (only this thread
+	 * creates regions).
+	 */
+	if (range_has_region(s->c, r->addr, r->length)) {
+		close(req->fd);
+		return reply_error(s, req->h.seq, -EEXIST, "REGISTER %#" PRIx64 "+%#" PRIx64 ": %s",
+				   r->addr, r->length, register_error(-EEXIST));
+	}
 	ret = probe_range(s->c, r->addr, r->length);
 	if (ret < 0) {
 		close(req->fd);
@@ -440,20 +471,6 @@ static void on_register(struct uzd_session *s, struct uzd_request *req)
 	     "client %" PRIu32 ": region %" PRIu32 " \"%s\" %#" PRIx64 "+%#" PRIx64, s->c->id,
 	     ok.region_id, r->name, r->addr, r->length);
 	reply_ok(s, req->h.seq, &ok, sizeof(ok), -1);
-}
-
-static bool range_has_region(struct uzd_client *c, uint64_t addr, uint64_t len)
-{
-	bool found = false;
-
-	uzd_region_read_lock(&c->regions);
-	for (size_t i = 0; i < c->regions.n && !found; i++) {
-		const struct uzd_region *r = c->regions.regions[i];
-
-		found = r->start < addr + len && addr < r->start + r->len;
-	}
-	uzd_region_read_unlock(&c->regions);
-	return found;
 }
 
 static void on_unregister(struct uzd_session *s, const struct uzd_request *req)
@@ -620,6 +637,29 @@ static void session_new(struct server *sv, int fd)
 	uv_poll_start(&s->poll, UV_READABLE | UV_DISCONNECT, on_session_event);
 }
 
+static void on_listen(uv_poll_t *h, int status, int events);
+
+static void resume_accepting(uv_timer_t *t)
+{
+	struct server *sv = t->data;
+
+	if (!sv->stopping)
+		uv_poll_start(&sv->listen_poll, UV_READABLE, on_listen);
+}
+
+/*
+ * Out of descriptors (or memory): the listening socket stays readable, and
+ * a level-triggered poll would spin on it.  Stop listening for a while,
+ * say so once, and try again.
+ */
+static void pause_accepting(struct server *sv, int err)
+{
+	slog(&sv->d, UZD_LOG_WARN, "accept: %s: not accepting connections for %d ms", strerror(err),
+	     ACCEPT_PAUSE_MS);
+	uv_poll_stop(&sv->listen_poll);
+	uv_timer_start(&sv->accept_timer, resume_accepting, ACCEPT_PAUSE_MS, 0);
+}
+
 static void on_listen(uv_poll_t *h, int status, int events)
 {
 	struct server *sv = h->data;
@@ -631,9 +671,18 @@ static void on_listen(uv_poll_t *h, int status, int events)
 	for (;;) {
 		fd = accept4(sv->d.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				pause_accepting(sv, errno);
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				slog(&sv->d, UZD_LOG_WARN, "accept: %s", strerror(errno));
 			return;
+		}
+		/* Connections that never say HELLO count too, or they could use up our fds. */
+		if (sv->d.n_sessions >= SESSION_LIMIT(&sv->d)) {
+			sv->d.counters.clients_refused++;
+			close(fd);
+			continue;
 		}
 		session_new(sv, fd);
 	}
@@ -741,6 +790,7 @@ static void stop_serving(struct server *sv, const char *why)
 	slog(d, UZD_LOG_INFO, "%s: stopping", why);
 	uv_poll_stop(&sv->listen_poll);
 	uv_close((uv_handle_t *)&sv->listen_poll, NULL);
+	uv_close((uv_handle_t *)&sv->accept_timer, NULL);
 	uv_close((uv_handle_t *)&sv->sigterm, NULL);
 	uv_close((uv_handle_t *)&sv->sigint, NULL);
 	for (struct uzd_session *s = d->sessions; s; s = s->next) {
@@ -765,6 +815,8 @@ static int start_loop(struct server *sv)
 	uv_poll_init(&sv->loop, &sv->listen_poll, sv->d.listen_fd);
 	sv->listen_poll.data = sv;
 	uv_poll_start(&sv->listen_poll, UV_READABLE, on_listen);
+	uv_timer_init(&sv->loop, &sv->accept_timer);
+	sv->accept_timer.data = sv;
 	uv_signal_init(&sv->loop, &sv->sigterm);
 	uv_signal_init(&sv->loop, &sv->sigint);
 	sv->sigterm.data = sv->sigint.data = sv;
@@ -844,7 +896,11 @@ int uzd_server_run(const struct uzd_config *cfg)
 	d->clients = calloc(cfg->max_clients, sizeof(*d->clients));
 	/* Replies use MSG_NOSIGNAL; this covers every other write to a closed peer. */
 	signal(SIGPIPE, SIG_IGN);
-	if (!d->clients || open_pool(d) < 0 || listen_socket(d) < 0)
+	if (!d->clients) {
+		slog(d, UZD_LOG_ERROR, "out of memory for %u clients", cfg->max_clients);
+		goto out;
+	}
+	if (open_pool(d) < 0 || listen_socket(d) < 0)
 		goto out;
 	open_dev_uffd(d);
 	if (start_threads(d) < 0 || start_loop(sv) < 0)
