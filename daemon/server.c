@@ -543,7 +543,7 @@ static void on_status(struct uzd_session *s, struct uzd_request *req)
 		return reply_error(s, req->h.seq, -EACCES, "uid %u is not in allow_uids",
 				   (unsigned int)s->uid);
 	}
-	ret = uzd_status_write(s->d, req->fd, &ok.bytes);
+	ret = uzd_status_write(s->d, s->uid, req->fd, &ok.bytes);
 	close(req->fd);
 	req->fd = -1;
 	if (ret < 0)

@@ -76,9 +76,10 @@ int uzd_server_run(const struct uzd_config *cfg);
 /*
  * Write the daemon's state (struct uzp_status and what follows it, see
  * include/uzswap_proto.h) into @fd from offset 0; *bytes gets the size.
- * Loop thread.  0 or -errno.
+ * A @viewer other than root sees only its own clients (the daemon-wide
+ * figures are for everyone).  Loop thread.  0 or -errno.
  */
-int uzd_status_write(struct uzd_daemon *d, int fd, uint64_t *bytes);
+int uzd_status_write(struct uzd_daemon *d, uid_t viewer, int fd, uint64_t *bytes);
 
 /* Milliseconds since CLOCK_MONOTONIC's start, for uptime. */
 uint64_t uzd_now_ns(void);

@@ -171,7 +171,7 @@ static int write_all(int fd, const void *buf, size_t len, off_t off)
 	return 0;
 }
 
-int uzd_status_write(struct uzd_daemon *d, int fd, uint64_t *bytes)
+int uzd_status_write(struct uzd_daemon *d, uid_t viewer, int fd, uint64_t *bytes)
 {
 	struct sbuf out = { 0 }, regions = { 0 };
 	struct uzd_client **cs;
@@ -182,10 +182,13 @@ int uzd_status_write(struct uzd_daemon *d, int fd, uint64_t *bytes)
 	if (!cs)
 		return -ENOMEM;
 	pthread_mutex_lock(&d->clients_lock);
-	n = d->n_clients;
-	for (size_t i = 0; i < n; i++) {
-		cs[i] = d->clients[i];
-		uzd_client_get(cs[i]);
+	n = 0;
+	for (size_t i = 0; i < d->n_clients; i++) {
+		/* Who runs what where is not every user's business: root sees all. */
+		if (viewer != 0 && d->clients[i]->uid != viewer)
+			continue;
+		cs[n] = d->clients[i];
+		uzd_client_get(cs[n++]);
 	}
 	pthread_mutex_unlock(&d->clients_lock);
 

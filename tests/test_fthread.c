@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,6 +32,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc/zpool.h"
@@ -605,6 +607,83 @@ out:
 	unwatch_all();
 }
 
+/* ---- throttling: the before-drain callback ---- */
+
+#define THROTTLE_MS 100
+
+/* The callbacks' argument: after_drain() sees only the total. */
+struct throttle {
+	atomic_int total; /* first: after_drain() takes the argument as this */
+	struct uzd_client *slow;
+	atomic_int asked;
+};
+
+/* Hold @slow's faults back once, for THROTTLE_MS; serve everyone else at once. */
+static uint64_t before_throttle(void *arg, struct uzd_client *c)
+{
+	struct throttle *th = arg;
+
+	if (c != th->slow)
+		return 0;
+	return atomic_fetch_add(&th->asked, 1) == 0 ? THROTTLE_MS * UINT64_C(1000000) : 0;
+}
+
+static uint64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)(t.tv_sec - t0->tv_sec) * 1000 +
+	       (uint64_t)((t.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+static void test_throttle(void)
+{
+	struct uzd_fthreads *ft = NULL;
+	struct uzd_fthread_member *ma = NULL, *mb = NULL;
+	struct throttle th = { 0 };
+	struct job *ja, *jb;
+	struct timespec t0;
+	uint64_t ms_a = 0, ms_b = 0;
+	bool a_open, b_open, done_a = false, done_b = false;
+	struct cl a, b;
+
+	a_open = cl_open(&a, 3) == 0;
+	b_open = cl_open(&b, 4) == 0;
+	if (!a_open || !b_open ||
+	    uzd_fthreads_start(1, &lz4, 0, before_throttle, after_drain, &th, &ft) < 0) {
+		ok(false, "a throttled client waits while another of its thread is served");
+		goto out;
+	}
+	th.slow = a.c;
+	if (uzd_fthreads_add(ft, a.c, &ma) < 0 || uzd_fthreads_add(ft, b.c, &mb) < 0) {
+		ok(false, "a throttled client waits while another of its thread is served");
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ja = job_start(&a, JOB_WRITE, 0, 1);
+	jb = job_start(&b, JOB_WRITE, 0, 1);
+	if (jb && (done_b = job_wait(jb, WAIT_MS)))
+		ms_b = ms_since(&t0);
+	if (ja && (done_a = job_wait(ja, WAIT_MS)))
+		ms_a = ms_since(&t0);
+	ok(done_b && ms_b < THROTTLE_MS,
+	   "another client of the same fault thread is served while one is held back (%" PRIu64
+	   " ms, expected under %d)",
+	   ms_b, THROTTLE_MS);
+	ok(done_a && ms_a >= THROTTLE_MS && atomic_load(&th.asked) >= 2,
+	   "a client the before-drain callback holds back is served once its delay is over "
+	   "(%" PRIu64 " ms, expected at least %d; asked %d times)",
+	   ms_a, THROTTLE_MS, atomic_load(&th.asked));
+	uzd_fthreads_remove(ft, ma);
+	uzd_fthreads_remove(ft, mb);
+	ma = mb = NULL;
+out:
+	uzd_fthreads_stop(ft);
+	cl_close(&a);
+	cl_close(&b);
+}
+
 static void setup(void)
 {
 	struct zpool_config zc = { 0 };
@@ -633,6 +712,7 @@ int main(void)
 	test_add_fails();
 	test_remove_while_serving();
 	test_stop_while_serving();
+	test_throttle();
 
 	zpool_stats(pool, &zs);
 	ok(zs.objects == 0, "every pool object was freed with its client (%zu left)", zs.objects);
