@@ -115,8 +115,9 @@
 #define SETTLE_POLL_MS 50
 #define SETTLE_STABLE_POLLS 4 /* unchanged this many polls in a row: settled */
 #define SETTLE_MAX_MS 60000
-#define RESTORE_MARGIN 64 /* pages kept between the restored set and the budget */
-#define VERIFY_EVERY 16	  /* restore_evicting compares every 16th page */
+#define RESTORE_MARGIN 64   /* pages kept between the restored set and the budget */
+#define VERIFY_EVERY 16	    /* restore_evicting compares every 16th page */
+#define READAHEAD_CLUSTER 3 /* compared with 0; k leaves room for 2^3 pages a fault */
 #define ZIPF_BATCH 64
 #define ZIPF_STILL_MS 20 /* reclaim has stopped when resident is still this long */
 #define ZIPF_WAIT_MAX_MS 2000
@@ -178,6 +179,7 @@ struct daemon_cfg {
 	const char *codec;
 	int level;
 	const char *policy;
+	unsigned int cluster; /* [fault] page_cluster */
 };
 
 struct daemon {
@@ -402,9 +404,9 @@ static int write_config(const struct daemon *d, const struct daemon_cfg *c)
 		"high_watermark = %u\nlow_watermark = %u\n"
 		"[pressure]\npsi_some_avg10 = 0\nmin_available = 0\n"
 		"[compress]\ncodec = %s\nlevel = %d\n"
-		"[fault]\npage_cluster = 0\n"
+		"[fault]\npage_cluster = %u\n"
 		"[reclaim]\npolicy = %s\n",
-		d->sock, c->budget >> 10, c->high, c->low, c->codec, c->level,
+		d->sock, c->budget >> 10, c->high, c->low, c->codec, c->level, c->cluster,
 		c->policy ? c->policy : "workingset");
 	return fclose(f) == 0 ? 0 : -errno;
 }
@@ -986,6 +988,91 @@ out:
 	return bench_close(&b) ? -EIO : err;
 }
 
+/* ---- readahead (page_cluster) ---- */
+
+/*
+ * Restore k evicted pages, in address order (@sequential) or at random,
+ * with readahead of 2^@cluster pages; k leaves room for a cluster of
+ * 2^READAHEAD_CLUSTER per fault under the budget, so that reclaim does not
+ * run meanwhile, and is the same for every @cluster.
+ */
+static int sc_readahead_one(const struct opts *o, const struct plan *p, unsigned int cluster,
+			    bool sequential)
+{
+	struct daemon_cfg c = { .budget = p->restore_budget,
+				.high = 100,
+				.low = 10,
+				.codec = "lz4",
+				.cluster = cluster };
+	struct uzswap_stats s0, s1;
+	struct uzp_status_client cl;
+	struct uzp_status ds;
+	uint64_t state = 11, room, t0, t1;
+	size_t *list = NULL, n, k;
+	unsigned int bad = 0;
+	struct bench b;
+	int err;
+
+	err = bench_open(o, &c, 4 * (c.budget / PG), &b);
+	if (err)
+		return err;
+	list = malloc(b.npages * sizeof(*list));
+	err = list ? 0 : -ENOMEM;
+	if (!err) {
+		fill(&b);
+		err = settle(&b, &s0);
+	}
+	if (err)
+		goto out;
+	room = b.budget_pages > s0.resident_pages + RESTORE_MARGIN ?
+		       (b.budget_pages - s0.resident_pages - RESTORE_MARGIN) >> 3 :
+		       0;
+	n = evicted_pages(&b, list);
+	k = p->restore_k < room ? p->restore_k : (size_t)room;
+	k = k < n ? k : n;
+	for (size_t i = 0; i < k && !sequential; i++) {
+		size_t j = i + (size_t)(rng_next(&state) % (n - i)), t = list[i];
+
+		list[i] = list[j];
+		list[j] = t;
+	}
+	t0 = now_ns();
+	for (size_t i = 0; i < k; i++)
+		touch(b.region + list[i] * PG);
+	t1 = now_ns();
+	err = get_stats(&b, &s1);
+	for (size_t i = 0; i < k && !err; i++)
+		bad += verify(&b, list[i]);
+	if (!err)
+		err = status_of(&b.d, &ds, &cl);
+	if (err)
+		goto out;
+	printf("scenario=readahead_%s page_cluster=%u budget_mib=%" PRIu64 " pages=%zu "
+	       "seconds=%.3f pages_per_s=%.0f faults=%" PRIu64 " readahead=%" PRIu64
+	       " evictions_during=%" PRIu64 " mismatches=%u\n",
+	       sequential ? "seq" : "random", cluster, c.budget / MIB, k, (double)(t1 - t0) / 1e9,
+	       k ? (double)k * 1e9 / (double)(t1 - t0) : 0.0, s1.faults - s0.faults, cl.readahead,
+	       s1.evictions - s0.evictions, bad);
+	if (bad)
+		err = -EIO;
+out:
+	free(list);
+	return bench_close(&b) ? -EIO : err;
+}
+
+static int sc_readahead(const struct opts *o, const struct plan *p)
+{
+	int err = 0;
+
+	for (unsigned int cluster = 0; cluster <= READAHEAD_CLUSTER && !err;
+	     cluster += READAHEAD_CLUSTER) {
+		err = sc_readahead_one(o, p, cluster, true);
+		if (!err)
+			err = sc_readahead_one(o, p, cluster, false);
+	}
+	return err;
+}
+
 /* ---- restore while reclaim evicts ---- */
 
 static int evicting_reads(struct bench *b, double seconds, struct lat *l, unsigned int *bad)
@@ -1451,6 +1538,8 @@ int main(int argc, char **argv)
 		failed |= sc_restore(&o, p, "restore_lz4", "lz4", 0) < 0;
 	if (wanted(&o, "restore_zstd1"))
 		failed |= sc_restore(&o, p, "restore_zstd1", "zstd", 1) < 0;
+	if (wanted(&o, "readahead"))
+		failed |= sc_readahead(&o, p) < 0;
 	if (wanted(&o, "restore_evicting"))
 		failed |= sc_restore_evicting(&o, p) < 0;
 	if (wanted(&o, "evict_lz4"))
