@@ -23,12 +23,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "include/uzswap.h"
+#include "include/uzswap_proto.h"
 #include "tests/integration/harness.h"
 #include "tests/integration/pattern.h"
 #include "tests/tap.h"
@@ -54,6 +58,9 @@ struct shared {
 	char why[96];
 	atomic_int holding; /* the child holds its region and waits */
 	atomic_int go_on;
+	atomic_int probe, probed; /* the child asks for the daemon's status meanwhile */
+	int probe_err;
+	unsigned int probe_clients, probe_uid;
 };
 
 static struct hd_daemon daemon_;
@@ -80,6 +87,52 @@ static void probe_own_uffd(struct shared *S)
 	S->dev_uffd_err = dev < 0 ? errno : 0;
 	if (dev >= 0)
 		close(dev);
+}
+
+/*
+ * While holding its region, as uid NOBODY: ask the daemon for its status
+ * the way uzswapctl does (a STATUS with a memfd) and note how many clients
+ * it shows and whose.  In-process, so that nothing needs to be executable
+ * by NOBODY.
+ */
+static void probe_status(struct shared *S)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct uzp_header h = { UZP_MAGIC, UZP_VERSION, UZP_STATUS, 0, 1 };
+	unsigned char buf[UZP_DATAGRAM_MAX];
+	struct uzp_status st;
+	struct uzp_status_client cl;
+	struct uzp_reply rep;
+	int sock, mfd, fds[UZP_FDS_MAX], nfds = 0;
+	ssize_t n;
+
+	S->probe_err = -EIO;
+	if (strlen(daemon_.socket) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, daemon_.socket, strlen(daemon_.socket) + 1);
+	sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	mfd = memfd_create("integ-status", MFD_CLOEXEC);
+	if (sock < 0 || mfd < 0 || connect(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    uzp_send(sock, &h, NULL, 0, &mfd, 1) < 0)
+		goto out;
+	n = uzp_recv(sock, buf, sizeof(buf), fds, &nfds);
+	while (nfds)
+		close(fds[--nfds]);
+	if (n < (ssize_t)(sizeof(h) + sizeof(rep)))
+		goto out;
+	memcpy(&rep, buf + sizeof(h), sizeof(rep));
+	S->probe_err = rep.status;
+	if (rep.status < 0 || pread(mfd, &st, sizeof(st), 0) != (ssize_t)sizeof(st))
+		goto out;
+	S->probe_clients = st.n_clients;
+	if (st.n_clients == 1 &&
+	    pread(mfd, &cl, sizeof(cl), (off_t)sizeof(st)) == (ssize_t)sizeof(cl))
+		S->probe_uid = cl.uid;
+out:
+	if (mfd >= 0)
+		close(mfd);
+	if (sock >= 0)
+		close(sock);
 }
 
 static int client_main(void *arg)
@@ -121,11 +174,37 @@ static int client_main(void *arg)
 	if (uzswap_stats(u, &st) == 0)
 		S->faults = st.faults;
 	atomic_store(&S->holding, 1);
-	for (uint64_t t = hd_now_ms(); !atomic_load(&S->go_on) && hd_now_ms() - t < 30000;)
+	for (uint64_t t = hd_now_ms(); !atomic_load(&S->go_on) && hd_now_ms() - t < 30000;) {
+		if (atomic_load(&S->probe) && !atomic_load(&S->probed)) {
+			probe_status(S);
+			atomic_store(&S->probed, 1);
+		}
 		hd_sleep_ms(5);
+	}
 	S->release_err = uzswap_region_release(u, map);
 	uzswap_close(u);
 	return 0;
+}
+
+/*
+ * With a root client connected beside the unprivileged one, root's status
+ * shows both and the unprivileged user's shows only its own.
+ */
+static void check_status_privacy(struct hd_daemon *d, struct shared *S)
+{
+	uint64_t all = 0;
+	struct uzswap *u = NULL;
+
+	if (hd_connect(d, 0, "root-client", &u) < 0 || hd_status_u64(d, "clients[#]", &all) < 0)
+		all = 0;
+	atomic_store(&S->probe, 1);
+	for (uint64_t t = hd_now_ms(); !atomic_load(&S->probed) && hd_now_ms() - t < 10000;)
+		hd_sleep_ms(5);
+	ok(all == 2 && S->probe_err == 0 && S->probe_clients == 1 && S->probe_uid == NOBODY,
+	   "root's status shows every client, uid %d's only its own (expected 2, and 1 of uid "
+	   "%d; saw %" PRIu64 ", and %u of uid %u; %s)",
+	   NOBODY, NOBODY, all, S->probe_clients, S->probe_uid, strerror(-S->probe_err));
+	uzswap_close(u);
 }
 
 static void check_status_uid(struct hd_daemon *d, struct shared *S, pid_t pid)
@@ -141,6 +220,8 @@ static void check_status_uid(struct hd_daemon *d, struct shared *S, pid_t pid)
 	ok(uid == NOBODY,
 	   "the daemon's status shows the client with its uid (expected %d, saw %" PRIu64 ")",
 	   NOBODY, uid);
+	if (atomic_load(&S->holding))
+		check_status_privacy(d, S);
 	atomic_store(&S->go_on, 1);
 }
 
