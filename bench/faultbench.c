@@ -4,7 +4,8 @@
  * eviction throughput, the reclaim policy and metadata cost, measured on a
  * real uzswapd serving a real libuzswap client.
  *
- *   faultbench [--quick] [--daemon PATH] [--pages FILE] [--only NAME]  (as root)
+ *   faultbench [--quick] [--no-sample] [--daemon PATH] [--pages FILE] [--only NAME]
+ *   (as root)
  *
  * Each scenario starts its own uzswapd (PATH, default ../daemon/uzswapd
  * beside this program) on a config written into a private directory
@@ -49,7 +50,8 @@
  *  evict_lz4        fill 8x the budget: pages_per_s = evictions / evict_ns (the
  *                   daemon's time evicting this client's pages);
  *                   fill_evictions_per_s = evictions during the fill / its
- *                   wall-clock time.
+ *                   wall-clock time.  Run with access sampling (the
+ *                   default), then as evict_lz4_nosample without, for its cost.
  *  zipf_workingset, zipf_fifo   one precomputed sequence (zipf, exponent 1.0,
  *                   over the region's pages in a seeded random order; a
  *                   quarter of the accesses are writes, of the byte already
@@ -167,6 +169,7 @@ static const struct plan quick_plan = {
 
 struct opts {
 	bool quick;
+	bool no_sample; /* every daemon without access sampling */
 	const char *only;
 	char daemon[PATH_MAX];
 	char pages[PATH_MAX];
@@ -180,6 +183,7 @@ struct daemon_cfg {
 	int level;
 	const char *policy;
 	unsigned int cluster; /* [fault] page_cluster */
+	bool no_sample;	      /* [reclaim] sample_pct = 0: no access sampling */
 };
 
 struct daemon {
@@ -405,9 +409,9 @@ static int write_config(const struct daemon *d, const struct daemon_cfg *c)
 		"[pressure]\npsi_some_avg10 = 0\nmin_available = 0\n"
 		"[compress]\ncodec = %s\nlevel = %d\n"
 		"[fault]\npage_cluster = %u\n"
-		"[reclaim]\npolicy = %s\n",
+		"[reclaim]\npolicy = %s\n%s",
 		d->sock, c->budget >> 10, c->high, c->low, c->codec, c->level, c->cluster,
-		c->policy ? c->policy : "workingset");
+		c->policy ? c->policy : "workingset", c->no_sample ? "sample_pct = 0\n" : "");
 	return fclose(f) == 0 ? 0 : -errno;
 }
 
@@ -750,6 +754,12 @@ static int bench_daemon(const struct opts *o, const struct daemon_cfg *c, struct
 	b->budget_pages = c->budget / PG;
 	b->high = c->high;
 	b->low = c->low;
+	if (o->no_sample && !c->no_sample) {
+		struct daemon_cfg plain = *c;
+
+		plain.no_sample = true;
+		return daemon_start(o->daemon, &plain, &b->d);
+	}
 	return daemon_start(o->daemon, c, &b->d);
 }
 
@@ -1135,9 +1145,13 @@ static int sc_restore_evicting(const struct opts *o, const struct plan *p)
 
 /* ---- eviction throughput ---- */
 
-static int sc_evict(const struct opts *o, const struct plan *p)
+static int sc_evict_one(const struct opts *o, const struct plan *p, bool sample)
 {
-	struct daemon_cfg c = { .budget = p->evict_budget, .high = 100, .low = 90, .codec = "lz4" };
+	struct daemon_cfg c = { .budget = p->evict_budget,
+				.high = 100,
+				.low = 90,
+				.codec = "lz4",
+				.no_sample = !sample };
 	struct uzswap_stats s0, s1, s2;
 	struct bench b;
 	uint64_t t0, t1;
@@ -1159,16 +1173,25 @@ static int sc_evict(const struct opts *o, const struct plan *p)
 		err = settle(&b, &s2);
 	if (err)
 		goto out;
-	printf("scenario=evict_lz4 codec=lz4 budget_mib=%" PRIu64 " region_pages=%zu "
+	printf("scenario=evict_lz4%s codec=lz4 sampling=%s budget_mib=%" PRIu64 " region_pages=%zu "
 	       "evictions=%" PRIu64 " evict_s=%.3f pages_per_s=%.0f fill_s=%.2f "
 	       "fill_pages_per_s=%.0f fill_evictions=%" PRIu64 " fill_evictions_per_s=%.0f "
 	       "pool_mib=%.1f\n",
-	       c.budget / MIB, b.npages, s2.evictions, (double)s2.evict_ns / 1e9,
+	       sample ? "" : "_nosample", sample ? "yes" : "no", c.budget / MIB, b.npages,
+	       s2.evictions, (double)s2.evict_ns / 1e9,
 	       s2.evict_ns ? (double)s2.evictions * 1e9 / (double)s2.evict_ns : 0.0, fill_s,
 	       (double)b.npages / fill_s, s1.evictions - s0.evictions,
 	       (double)(s1.evictions - s0.evictions) / fill_s, (double)s2.pool_bytes / MIB);
 out:
 	return bench_close(&b) ? -EIO : err;
+}
+
+/* Eviction throughput with access sampling (the default), then without: its cost. */
+static int sc_evict(const struct opts *o, const struct plan *p)
+{
+	int err = sc_evict_one(o, p, true);
+
+	return err ? err : sc_evict_one(o, p, false);
 }
 
 /* ---- the policies on a skewed pattern ---- */
@@ -1328,12 +1351,13 @@ static int sc_zipf_one(const struct opts *o, const struct plan *p, const uint32_
 	printf("scenario=zipf_%s policy=%s budget_mib=%" PRIu64 " region_pages=%zu "
 	       "accesses=%zu refaults=%" PRIu64 " refaults_per_1k_accesses=%.2f "
 	       "warmup_accesses=%zu warmup_refaults=%" PRIu64 " evictions=%" PRIu64
-	       " refaults_hot_total=%" PRIu64 " pauses=%" PRIu64
+	       " refaults_hot_total=%" PRIu64 " sampled_total=%" PRIu64
+	       " sampled_touched_total=%" PRIu64 " pauses=%" PRIu64
 	       " seconds=%.2f verified=%zu mismatches=%u\n",
 	       policy, policy, c.budget / MIB, b.npages, p->zipf_accesses, *measured,
 	       1000.0 * (double)*measured / (double)p->zipf_accesses, p->zipf_warmup,
-	       refaults(&s1) - refaults(&s0), s2.evictions - s1.evictions, cl.refaults_hot, pauses,
-	       (double)(t1 - t0) / 1e9, b.npages, bad);
+	       refaults(&s1) - refaults(&s0), s2.evictions - s1.evictions, cl.refaults_hot,
+	       cl.sampled, cl.sampled_touched, pauses, (double)(t1 - t0) / 1e9, b.npages, bad);
 	if (bad)
 		err = -EIO;
 out:
@@ -1412,8 +1436,10 @@ out:
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: faultbench [--quick] [--daemon PATH] [--pages FILE] [--only NAME]\n"
+		"usage: faultbench [--quick] [--no-sample] [--daemon PATH] [--pages FILE] "
+		"[--only NAME]\n"
 		"  --quick        smaller sizes and durations: everything in under a minute\n"
+		"  --no-sample    every daemon runs with [reclaim] sample_pct = 0\n"
 		"  --daemon PATH  uzswapd to start (default: ../daemon/uzswapd beside this program)\n"
 		"  --pages FILE   real pages to fill managed memory with (default:\n"
 		"                 $UZSWAP_PAGES_DIR, else %s, /redis.pages.zst)\n"
@@ -1443,6 +1469,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option longopts[] = {
 		{ "quick", no_argument, NULL, 'q' },
+		{ "no-sample", no_argument, NULL, 'n' },
 		{ "daemon", required_argument, NULL, 'd' },
 		{ "pages", required_argument, NULL, 'p' },
 		{ "only", required_argument, NULL, 'o' },
@@ -1457,6 +1484,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		switch (c) {
 		case 'q':
 			o->quick = true;
+			break;
+		case 'n':
+			o->no_sample = true;
 			break;
 		case 'd':
 			snprintf(o->daemon, sizeof(o->daemon), "%s", optarg);

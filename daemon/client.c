@@ -32,14 +32,24 @@ int uzd_client_init(struct uzd_client *c, uint32_t id, struct zpool *pool)
 	ret = uzd_region_table_init(&c->regions);
 	if (ret < 0)
 		return ret;
+	uzd_sampler_init(&c->sampler);
 	ret = uzd_lru_init(&c->lru);
-	if (ret == 0) {
-		ret = uzd_lru_init(&c->hot);
-		if (ret < 0)
-			uzd_lru_fini(&c->lru);
-	}
 	if (ret < 0)
-		uzd_region_table_fini(&c->regions, NULL, NULL);
+		goto err_regions;
+	ret = uzd_lru_init(&c->hot);
+	if (ret < 0)
+		goto err_lru;
+	ret = uzd_lru_init(&c->inactive);
+	if (ret < 0)
+		goto err_hot;
+	return 0;
+
+err_hot:
+	uzd_lru_fini(&c->hot);
+err_lru:
+	uzd_lru_fini(&c->lru);
+err_regions:
+	uzd_region_table_fini(&c->regions, NULL, NULL);
 	return ret;
 }
 
@@ -48,6 +58,8 @@ void uzd_client_fini(struct uzd_client *c)
 	uzd_region_table_fini(&c->regions, uzd_client_release, c);
 	uzd_lru_fini(&c->lru);
 	uzd_lru_fini(&c->hot);
+	uzd_lru_fini(&c->inactive);
+	uzd_sampler_close(&c->sampler);
 }
 
 int uzd_client_new(uint32_t id, struct zpool *pool, struct uzd_client **out)

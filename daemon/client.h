@@ -20,12 +20,21 @@
  *              service appends, reclaim takes victims from the front (the
  *              probation queue)
  *   hot        the protected queue: pages restored HOT (a short refault
- *              distance), in the same order; reclaim demotes the oldest
- *              to lru's end when it holds more than its share of the budget
+ *              distance) or found touched by sampling, in the order they
+ *              got there; reclaim demotes the oldest to lru's end when it
+ *              holds more than its share of the budget
+ *   inactive   pages reclaim has zapped for access sampling (SAMPLED),
+ *              oldest first, waiting for their verdict: touched since, they
+ *              go to hot; untouched, they are the next victims
+ *   sampler    the client process's pidfd and pagemap, for sampling
+ *              (daemon/sample.h); inactive when they could not be opened.
+ *              Used by reclaim only, set before the client is shared
  *   stats      counters, updated with relaxed atomic adds by any thread
  *   pid, uid, comm  who the client is (SO_PEERCRED and its HELLO), for
  *              statistics and logs; fixed once the client is shared
  *   budget_pages  resident pages the client may keep (its granted budget)
+ *   sample_pages  how many pages reclaim keeps in the inactive stage; 0: the
+ *              client is not sampled.  Set by reclaim each round
  *   reclaim_stalled  reclaim's last try on this client evicted nothing (pool
  *              full, every page busy): set and read with relaxed atomics
  *   refs       references: the server's, the fault thread's, and each
@@ -48,6 +57,7 @@
 #include "daemon/hist.h"
 #include "daemon/lru.h"
 #include "daemon/region.h"
+#include "daemon/sample.h"
 
 /* What a served fault restored, for the latency histograms. */
 enum uzd_fault_kind {
@@ -64,6 +74,9 @@ struct uzd_client_stats {
 	uint64_t faults_raced;	     /* the page was already there (EEXIST): woken */
 	uint64_t readahead;	     /* pool pages restored along with a neighbour's fault */
 	uint64_t refaults_hot;	     /* restored pages found hot (refault distance) */
+	uint64_t sampled;	     /* resident pages zapped to see if they are touched */
+	uint64_t sampled_touched;    /* of which found touched: protected */
+	uint64_t sampled_idle;	     /* of which found untouched: offered to eviction */
 	uint64_t evicted_same;	     /* evictions kept as a word */
 	uint64_t evicted_pool;	     /* evictions stored in the pool */
 	uint64_t rejected_pool_full; /* evictions refused: the pool had no room */
@@ -85,11 +98,14 @@ struct uzd_client {
 	uint32_t hot_distance;
 	struct uzd_lru lru;
 	struct uzd_lru hot;
+	struct uzd_lru inactive;
+	struct uzd_sampler sampler;
 	struct uzd_client_stats stats;
 	pid_t pid;
 	uid_t uid;
 	char comm[16];
 	uint64_t budget_pages;
+	uint64_t sample_pages;
 	bool reclaim_stalled;
 	int refs;
 };

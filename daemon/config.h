@@ -36,8 +36,9 @@ enum uzd_log_level {
 };
 
 /*
- * How reclaim picks victims.  WORKINGSET: in fault-in order, passing over
- * once a page that refaulted within a short distance (daemon/reclaim.c);
+ * How reclaim picks victims.  WORKINGSET: in fault-in order, protecting
+ * pages that refaulted within a short distance or were seen touched by
+ * access sampling (daemon/reclaim.c);
  * FIFO: in fault-in order, nothing else (kept to measure the other against).
  */
 enum uzd_reclaim_policy {
@@ -90,7 +91,8 @@ struct uzd_config {
 
 	/* [reclaim] */
 	enum uzd_reclaim_policy policy;
-	int reclaim_nice; /* the reclaim thread's nice value, -20..19 */
+	int reclaim_nice;	 /* the reclaim thread's nice value, -20..19 */
+	unsigned int sample_pct; /* % of a budget kept zapped for access sampling; 0: off */
 };
 
 /* Fill @cfg with the defaults for a machine with @ram_bytes of RAM. */

@@ -28,12 +28,15 @@
  *            The owner keeps the full old value itself, to undo the move.
  *
  * Flags (bits 59..56): bit 56 HOT, the page refaulted soon after it was
- * evicted, so the next eviction round passes it over.  Bit 57 RAW, with
- * POOL: the object is the page itself, UZC_PAGE_SIZE bytes with no object
- * header (daemon/object.h: a header would push an incompressible page past
- * the pool's largest object).  Bits 59..58 are reserved: always written as
- * 0, and a reader ignores them, so a later version can give them a meaning
- * without a format change.
+ * evicted, or was touched while reclaim sampled it, so the next eviction
+ * round passes it over.  Bit 57 RAW, with POOL: the object is the page
+ * itself, UZC_PAGE_SIZE bytes with no object header (daemon/object.h: a
+ * header would push an incompressible page past the pool's largest
+ * object).  Bit 58 SAMPLED, with RESIDENT: reclaim unmapped the page from
+ * the client to see whether it is touched again (daemon/sample.h), and it
+ * has not faulted in since; whoever makes a new RESIDENT value leaves it
+ * clear.  Bit 59 is reserved: always written as 0, and a reader ignores
+ * it, so a later version can give it a meaning without a format change.
  *
  * Everything here is pure arithmetic on values; the atomic transitions
  * (claim, publish, abort) are in daemon/region.h.
@@ -68,8 +71,9 @@ enum uzd_entry_state {
 /* Flags, as the 4-bit field (not shifted). */
 #define UZD_ENTRY_HOT 0x1u
 #define UZD_ENTRY_RAW 0x2u
-#define UZD_ENTRY_FLAGS_DEFINED (UZD_ENTRY_HOT | UZD_ENTRY_RAW)
-#define UZD_ENTRY_FLAGS_RESERVED 0xcu
+#define UZD_ENTRY_SAMPLED 0x4u
+#define UZD_ENTRY_FLAGS_DEFINED (UZD_ENTRY_HOT | UZD_ENTRY_RAW | UZD_ENTRY_SAMPLED)
+#define UZD_ENTRY_FLAGS_RESERVED 0x8u
 
 /* The payload of a BUSY entry. */
 #define UZD_BUSY_FROM_MASK 0xfu

@@ -12,10 +12,15 @@
  *   lock, cond, kicked, stopping   how the thread is woken and stopped
  *   stats      counters, written by the thread under lock, read by anyone
  *
- * Victims come off the client's probation queue (daemon/lru.h) oldest
- * first, after the protected queue has been cut back to its share of the
- * budget (its oldest pages demoted to probation's end), a batch at a time, sorted by address so that each region's pages
- * go to one uzd_evict_batch() and the runs in it are contiguous.  A page
+ * Victims come off the client's inactive stage, or its probation queue
+ * when it is not sampled (daemon/lru.h), oldest first, after the protected
+ * queue has been cut back to its share of the budget (its oldest pages
+ * demoted to probation's end), a batch at a time, sorted by address so
+ * that each region's pages go to one uzd_evict_batch() and the runs in it
+ * are contiguous.  The inactive stage is refilled from probation's front
+ * before each batch; its system calls (zap, pagemap) run without the
+ * region table's lock, and every verdict is checked against the page's
+ * entry under it (a page may have moved since).  A page
  * that eviction left resident (HOT and passed over, refused by a full
  * pool, owned by a fault) goes back to the end of the queue: HOT pages
  * thus get their second chance, and a page is never forgotten.  Entries
@@ -36,6 +41,7 @@
 
 #include "daemon/evict.h"
 #include "daemon/reclaim.h"
+#include "daemon/sample.h"
 
 /* Pages evicted from one client before the next client's turn. */
 #define RECLAIM_CHUNK 1024
@@ -132,11 +138,14 @@ void uzd_reclaim_goals(const struct uzd_config *cfg, uint64_t max_resident, uint
 	}
 }
 
-uint32_t uzd_reclaim_hot_distance(enum uzd_reclaim_policy policy, uint64_t budget_pages)
+uint32_t uzd_reclaim_hot_distance(enum uzd_reclaim_policy policy, uint64_t budget_pages,
+				  uint64_t sample_pages)
 {
+	uint64_t d = budget_pages > sample_pages ? budget_pages - sample_pages : 0;
+
 	if (policy == UZD_POLICY_FIFO)
 		return 0;
-	return budget_pages > UINT32_MAX ? UINT32_MAX : (uint32_t)budget_pages;
+	return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
 }
 
 /* ---- one client ---- */
@@ -258,11 +267,202 @@ static void demote(struct uzd_client *c, size_t keep)
 	}
 }
 
+/* ---- access sampling: the inactive stage ---- */
+
+/*
+ * Sampling failed for good (the process is gone, or the daemon may not
+ * advise its memory): stop sampling this client and give its inactive pages
+ * back to probation, where eviction takes them without a verdict.
+ */
+static void sampling_off(struct uzd_client *c, const char *what, int err)
+{
+	if (err != -ESRCH)
+		fprintf(stderr,
+			"uzswapd: warning: client %" PRIu32 " (pid %d): %s: %s: "
+			"access sampling off for this client\n",
+			c->id, (int)c->pid, what, strerror(-err));
+	uzd_sampler_close(&c->sampler);
+	__atomic_store_n(&c->sample_pages, 0, __ATOMIC_RELAXED);
+}
+
+/* Every inactive page back to probation (sampling is off now). */
+static void drain_inactive(struct uzd_client *c)
+{
+	uint64_t addrs[UZD_EVICT_BATCH];
+	size_t n;
+
+	while ((n = uzd_lru_pop(&c->inactive, addrs, UZD_EVICT_BATCH)))
+		for (size_t i = 0; i < n; i++)
+			uzd_lru_push(&c->lru, addrs[i]);
+}
+
+/*
+ * Set SAMPLED on the resident pages among @addrs[0..n) (sorted) and move
+ * them to the front of @addrs; a page some thread owns goes back to
+ * probation, one no longer resident is forgotten.  Returns how many are
+ * marked.  Read lock held.
+ */
+static size_t mark_sampled(struct uzd_client *c, uint64_t *addrs, size_t n)
+{
+	size_t m = 0, pgidx;
+
+	for (size_t i = 0; i < n; i++) {
+		struct uzd_region *r = uzd_region_lookup(&c->regions, (uintptr_t)addrs[i], &pgidx);
+		uint64_t *e, v;
+
+		if (!r)
+			continue;
+		e = &r->entries[pgidx];
+		v = __atomic_load_n(e, __ATOMIC_RELAXED);
+		while (uzd_entry_state(v) == UZD_ENTRY_RESIDENT &&
+		       !__atomic_compare_exchange_n(
+			       e, &v,
+			       uzd_entry_with_flags(v, uzd_entry_flags(v) | UZD_ENTRY_SAMPLED),
+			       true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+		if (uzd_entry_state(v) == UZD_ENTRY_RESIDENT)
+			addrs[m++] = addrs[i];
+		else if (uzd_entry_state(v) == UZD_ENTRY_BUSY)
+			uzd_lru_push(&c->lru, addrs[i]);
+	}
+	return m;
+}
+
+/*
+ * Zap @addrs[0..n) (sorted, marked) and queue them inactive.  A page the
+ * kernel left mapped (it was not on an LRU list yet, or the client touched
+ * it at once) can get no verdict: it goes back to probation.
+ */
+static int zap_batch(struct uzd_client *c, const uint64_t *addrs, size_t n)
+{
+	bool present[UZD_EVICT_BATCH];
+	int ret;
+
+	ret = uzd_sample_zap(&c->sampler, addrs, n);
+	if (ret == 0)
+		ret = uzd_sample_present(&c->sampler, addrs, n, present);
+	if (ret < 0) {
+		for (size_t i = 0; i < n; i++)
+			uzd_lru_push(&c->lru, addrs[i]);
+		return ret;
+	}
+	for (size_t i = 0; i < n; i++)
+		uzd_lru_push(present[i] ? &c->lru : &c->inactive, addrs[i]);
+	__atomic_fetch_add(&c->stats.sampled, n, __ATOMIC_RELAXED);
+	return 0;
+}
+
+/*
+ * Top the inactive stage up to sample_pages from the front of probation
+ * (demoting protected pages when probation runs dry), zapping at most
+ * *@budget pages.
+ */
+static void refill_inactive(struct uzd_client *c, uint64_t *budget)
+{
+	uint64_t addrs[UZD_EVICT_BATCH], target = c->sample_pages, have;
+	size_t n, m;
+	int ret;
+
+	while (*budget && (have = uzd_lru_count(&c->inactive)) < target) {
+		uint64_t want = target - have;
+
+		want = want < *budget ? want : *budget;
+		n = uzd_lru_pop(&c->lru, addrs, want < UZD_EVICT_BATCH ? want : UZD_EVICT_BATCH);
+		if (!n && uzd_lru_count(&c->hot)) {
+			demote(c, uzd_lru_count(&c->hot) > UZD_EVICT_BATCH ?
+					  uzd_lru_count(&c->hot) - UZD_EVICT_BATCH :
+					  0);
+			continue;
+		}
+		if (!n)
+			return;
+		*budget -= n;
+		qsort(addrs, n, sizeof(addrs[0]), cmp_u64);
+		uzd_region_read_lock(&c->regions);
+		m = mark_sampled(c, addrs, n);
+		uzd_region_read_unlock(&c->regions);
+		/* No lock across the system calls: they wait for the client's mmap lock. */
+		ret = m ? zap_batch(c, addrs, m) : 0;
+		if (ret < 0)
+			return sampling_off(c, "process_madvise(MADV_PAGEOUT)", ret);
+	}
+}
+
+/*
+ * The verdict on inactive page @addr, @present its pagemap bit: touched
+ * since its zap, it is promoted to the protected queue (HOT, its SAMPLED
+ * mark cleared, by compare-and-swap as everywhere); untouched, it is a
+ * victim (true).  A page that faulted in anew since (no mark) starts over
+ * on probation.  Read lock held.
+ */
+static bool judge_one(struct uzd_client *c, uint64_t addr, bool present)
+{
+	struct uzd_region *r;
+	uint64_t *e, v;
+	size_t pgidx;
+
+	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
+	if (!r)
+		return false;
+	e = &r->entries[pgidx];
+	v = __atomic_load_n(e, __ATOMIC_RELAXED);
+	while (uzd_entry_state(v) == UZD_ENTRY_RESIDENT &&
+	       (uzd_entry_flags(v) & UZD_ENTRY_SAMPLED)) {
+		if (!present) {
+			__atomic_fetch_add(&c->stats.sampled_idle, 1, __ATOMIC_RELAXED);
+			return true;
+		}
+		if (__atomic_compare_exchange_n(
+			    e, &v,
+			    uzd_entry_with_flags(v, (uzd_entry_flags(v) & ~UZD_ENTRY_SAMPLED) |
+							    UZD_ENTRY_HOT),
+			    true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+			__atomic_fetch_add(&c->stats.sampled_touched, 1, __ATOMIC_RELAXED);
+			uzd_lru_push(&c->hot, addr);
+			return false;
+		}
+	}
+	if (uzd_entry_state(v) == UZD_ENTRY_RESIDENT || uzd_entry_state(v) == UZD_ENTRY_BUSY)
+		uzd_lru_push(&c->lru, addr);
+	return false;
+}
+
+/*
+ * Take up to @want of the oldest inactive pages and keep in @addrs (sorted)
+ * those found untouched: the victims.  *examined: pages taken off the
+ * stage.  Returns the victims' count.
+ */
+static size_t judge_inactive(struct uzd_client *c, uint64_t *addrs, size_t want, size_t *examined)
+{
+	bool present[UZD_EVICT_BATCH];
+	size_t n, m = 0;
+	int ret;
+
+	n = uzd_lru_pop(&c->inactive, addrs, want < UZD_EVICT_BATCH ? want : UZD_EVICT_BATCH);
+	*examined = n;
+	if (!n)
+		return 0;
+	qsort(addrs, n, sizeof(addrs[0]), cmp_u64);
+	ret = uzd_sample_present(&c->sampler, addrs, n, present);
+	if (ret < 0) {
+		/* No verdict: the oldest pages go as they would without sampling. */
+		sampling_off(c, "reading pagemap", ret);
+		return n;
+	}
+	uzd_region_read_lock(&c->regions);
+	for (size_t i = 0; i < n; i++)
+		if (judge_one(c, addrs[i], present[i]))
+			addrs[m++] = addrs[i];
+	uzd_region_read_unlock(&c->regions);
+	return m;
+}
+
 /* The queues lost track (both ran dry, or a push failed): queue every resident page again. */
 static void rebuild(struct uzd_client *c)
 {
 	uzd_lru_clear(&c->lru);
 	uzd_lru_clear(&c->hot);
+	uzd_lru_clear(&c->inactive);
 	uzd_region_read_lock(&c->regions);
 	for (size_t i = 0; i < c->regions.n; i++) {
 		struct uzd_region *r = c->regions.regions[i];
@@ -284,13 +484,53 @@ static bool queue_lost_track(struct uzd_client *c)
 	pthread_mutex_lock(&c->hot.lock);
 	lost |= c->hot.dropped != 0;
 	pthread_mutex_unlock(&c->hot.lock);
-	return lost || (uzd_lru_count(&c->lru) == 0 && uzd_lru_count(&c->hot) == 0);
+	pthread_mutex_lock(&c->inactive.lock);
+	lost |= c->inactive.dropped != 0;
+	pthread_mutex_unlock(&c->inactive.lock);
+	return lost || (uzd_lru_count(&c->lru) == 0 && uzd_lru_count(&c->hot) == 0 &&
+			uzd_lru_count(&c->inactive) == 0);
+}
+
+/*
+ * Zaps one round may make beyond its goal, so that the inactive stage keeps
+ * up with the pages that leave it (victims and promotions) without one
+ * round zapping a whole budget of a client that has just come in.
+ */
+#define RECLAIM_REFILL_SLACK 4096
+
+/*
+ * The next victims into @addrs (sorted), from the inactive stage when the
+ * client is sampled, else from the front of probation.  *scanned counts the
+ * pages looked at.  Returns how many; 0 with nothing looked at means both
+ * queues are empty.
+ */
+static size_t next_victims(struct uzd_client *c, uint64_t *addrs, uint64_t want, uint64_t *refill,
+			   uint64_t *scanned)
+{
+	size_t n, examined;
+
+	if (!__atomic_load_n(&c->sample_pages, __ATOMIC_RELAXED) ||
+	    !uzd_sampler_active(&c->sampler)) {
+		if (uzd_lru_count(&c->inactive))
+			drain_inactive(c);
+	} else {
+		refill_inactive(c, refill);
+		n = judge_inactive(c, addrs, want, &examined);
+		*scanned += examined;
+		if (examined)
+			return n;
+	}
+	n = uzd_lru_pop(&c->lru, addrs, want < UZD_EVICT_BATCH ? want : UZD_EVICT_BATCH);
+	*scanned += n;
+	qsort(addrs, n, sizeof(addrs[0]), cmp_u64);
+	return n;
 }
 
 uint64_t uzd_reclaim_client(struct uzd_evict_ctx *ec, struct uzd_client *c, uint64_t goal,
 			    bool *pool_full, uint64_t *rebuilds)
 {
-	uint64_t addrs[UZD_EVICT_BATCH], evicted = 0, scanned = 0, limit;
+	uint64_t addrs[UZD_EVICT_BATCH], evicted = 0, scanned = 0, limit, before;
+	uint64_t refill = 2 * goal + RECLAIM_REFILL_SLACK;
 	bool rebuilt = false;
 	size_t n;
 	int ret;
@@ -302,12 +542,18 @@ uint64_t uzd_reclaim_client(struct uzd_evict_ctx *ec, struct uzd_client *c, uint
 		(*rebuilds)++;
 	}
 	demote(c, c->budget_pages / 100 * RECLAIM_PROTECTED_PCT);
-	/* Every queued page may be passed over once (HOT) before one is evicted. */
-	limit = 2 * ((uint64_t)uzd_lru_count(&c->lru) + uzd_lru_count(&c->hot)) + goal;
+	/*
+	 * Every queued page may be passed over once (HOT) before one is
+	 * evicted, and a sampled one judged once more.
+	 */
+	limit = 3 * ((uint64_t)uzd_lru_count(&c->lru) + uzd_lru_count(&c->hot) +
+		     uzd_lru_count(&c->inactive)) +
+		goal;
 	while (evicted < goal && scanned < limit) {
-		uint64_t want = goal - evicted;
-
-		n = uzd_lru_pop(&c->lru, addrs, want < UZD_EVICT_BATCH ? want : UZD_EVICT_BATCH);
+		before = scanned;
+		n = next_victims(c, addrs, goal - evicted, &refill, &scanned);
+		if (!n && scanned != before)
+			continue; /* every page looked at was touched: protected */
 		if (!n && uzd_lru_count(&c->hot)) {
 			/* Probation is empty: the protected pages are all that is left. */
 			demote(c, uzd_lru_count(&c->hot) - 1 > UZD_EVICT_BATCH ?
@@ -323,8 +569,6 @@ uint64_t uzd_reclaim_client(struct uzd_evict_ctx *ec, struct uzd_client *c, uint
 			(*rebuilds)++;
 			continue;
 		}
-		scanned += n;
-		qsort(addrs, n, sizeof(addrs[0]), cmp_u64);
 		uzd_region_read_lock(&c->regions);
 		ret = evict_sorted(ec, c, addrs, n, &evicted, pool_full);
 		uzd_region_read_unlock(&c->regions);
@@ -459,14 +703,21 @@ static void run_round(struct uzd_reclaim *rc)
 	uint64_t floor = rc->cfg.client_min_resident / UZD_PAGE_SIZE, evicted;
 	bool pressure = check_pressure(rc), pool_full;
 	size_t n = rc->snapshot(rc->arg, rc->clients, rc->max_clients);
+	/* With swap, a zap would write the pages out (sample.h): go without. */
+	bool sampling = rc->cfg.policy == UZD_POLICY_WORKINGSET && rc->cfg.sample_pct &&
+			uzd_sample_usable();
 
 	for (size_t i = 0; i < n; i++) {
 		struct uzd_client *c = rc->clients[i];
+		uint64_t sample = sampling && uzd_sampler_active(&c->sampler) ?
+					  pct(c->budget_pages, rc->cfg.sample_pct) :
+					  0;
 
 		rc->needs[i].resident = uzd_client_resident(c);
 		rc->needs[i].budget = c->budget_pages;
+		__atomic_store_n(&c->sample_pages, sample, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->hot_distance,
-				 uzd_reclaim_hot_distance(rc->cfg.policy, c->budget_pages),
+				 uzd_reclaim_hot_distance(rc->cfg.policy, c->budget_pages, sample),
 				 __ATOMIC_RELAXED);
 	}
 	uzd_reclaim_goals(&rc->cfg, max_pages, floor, pressure, rc->needs, n);

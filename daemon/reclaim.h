@@ -14,13 +14,22 @@
  *      an eighth of what it holds above its floor;
  *   3. evicts each goal in fault-in order (daemon/lru.h), a chunk of pages
  *      per client in turn so that one big client does not hold up the
- *      others.  Policy workingset keeps two queues per client, as 2Q does:
- *      pages restored HOT (a refault distance under the budget, fault.c)
- *      go to a protected queue of at most RECLAIM_PROTECTED_PCT of the
- *      budget, the rest to probation; victims come from probation, and
- *      protected pages are demoted to its end, oldest first, when their
- *      queue is over its share (or probation is empty).  Policy fifo marks
- *      nothing HOT, so everything goes through probation in fault-in order.
+ *      others.  Policy workingset keeps three queues per client:
+ *        probation  pages in fault-in order;
+ *        inactive   the oldest of them, zapped for access sampling
+ *                   (daemon/sample.h), sample_pct of the budget: their
+ *                   verdict comes when they reach the front, so a page has
+ *                   as long to show it is used as the stage takes to pass;
+ *        protected  pages restored HOT (a refault distance under the
+ *                   budget less the inactive stage, fault.c) and inactive
+ *                   pages found touched, at most RECLAIM_PROTECTED_PCT of
+ *                   the budget, demoted to probation's end oldest first.
+ *      Victims are the untouched pages at the front of the inactive stage
+ *      (the kernel's active/inactive lists, with the reference bit read
+ *      from the pagemap); without sampling (swap on, sample_pct 0, or a
+ *      client the daemon cannot sample), the front of probation, as 2Q's.
+ *      Policy fifo marks nothing HOT and samples nothing: everything goes
+ *      through probation in fault-in order.
  *
  * The fault path never waits for any of this (design.md §2): a client over
  * its budget is served anyway and the kick only shortens the wait.
@@ -92,8 +101,17 @@ void uzd_reclaim_kick(struct uzd_reclaim *rc);
 /* A snapshot of the counters. */
 void uzd_reclaim_stats(struct uzd_reclaim *rc, struct uzd_reclaim_stats *st);
 
-/* The refault distance under which @policy calls a restored page hot. */
-uint32_t uzd_reclaim_hot_distance(enum uzd_reclaim_policy policy, uint64_t budget_pages);
+/*
+ * The refault distance under which @policy calls a restored page hot: the
+ * budget less the pages in the inactive stage (@sample_pages), which is
+ * what the protected and probation queues hold.  Like the kernel's
+ * workingset detection, which weighs a refault against the active list:
+ * a page evicted from the end of the inactive stage that comes back within
+ * that distance would have stayed resident had the stage been that much
+ * longer, at the expense of pages that have not shown they are used.
+ */
+uint32_t uzd_reclaim_hot_distance(enum uzd_reclaim_policy policy, uint64_t budget_pages,
+				  uint64_t sample_pages);
 
 /*
  * Evict up to @goal pages of client @c, oldest fault-in first (the

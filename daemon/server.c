@@ -295,6 +295,24 @@ static size_t live_clients(const struct uzd_daemon *d)
 	return n;
 }
 
+/*
+ * Access sampling needs the client process itself (daemon/sample.h): a
+ * pidfd of the socket's peer, and its pagemap.  Without them (an older
+ * kernel, a client in another pid namespace) reclaim goes without.
+ */
+static void open_sampler(struct uzd_session *s, struct uzd_client *c)
+{
+	socklen_t len = sizeof(int);
+	int pidfd = -1, ret;
+
+	if (getsockopt(s->sock, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) < 0)
+		pidfd = -1;
+	ret = uzd_sampler_open(&c->sampler, pidfd, s->pid);
+	if (ret < 0)
+		slog(s->d, UZD_LOG_INFO, "client %" PRIu32 " (pid %d): no access sampling: %s",
+		     c->id, (int)s->pid, strerror(-ret));
+}
+
 static void on_hello(struct uzd_session *s, const struct uzd_request *req)
 {
 	struct uzd_daemon *d = s->d;
@@ -328,7 +346,8 @@ static void on_hello(struct uzd_session *s, const struct uzd_request *req)
 	memcpy(c->comm, h->comm, sizeof(c->comm));
 	c->comm[sizeof(c->comm) - 1] = '\0';
 	c->budget_pages = pick_budget(d, h->max_resident);
-	c->hot_distance = uzd_reclaim_hot_distance(d->cfg.policy, c->budget_pages);
+	c->hot_distance = uzd_reclaim_hot_distance(d->cfg.policy, c->budget_pages, 0);
+	open_sampler(s, c);
 	s->c = c;
 	s->state = S_UFFD;
 	d->counters.clients_accepted++;

@@ -87,6 +87,9 @@ static void fill_client(struct uzp_status_client *sc, struct uzd_client *c)
 	sc->rejected_error = ld(&cs->rejected_error);
 	sc->poisoned = ld(&cs->poisoned);
 	sc->readahead = ld(&cs->readahead);
+	sc->sampled = ld(&cs->sampled);
+	sc->sampled_touched = ld(&cs->sampled_touched);
+	sc->sampled_idle = ld(&cs->sampled_idle);
 }
 
 /* The client's regions into @regions, its page totals into @sc; table read lock. */

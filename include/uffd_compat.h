@@ -49,4 +49,14 @@ struct uffdio_poison {
 #define UFFDIO_POISON _IOWR(UFFDIO, _UFFDIO_POISON, struct uffdio_poison)
 #endif
 
+/*
+ * Not userfaultfd, but the same story, and the one place for kernel ABI the
+ * build headers lack: Linux 6.5's SO_PEERPIDFD gives a pidfd of the peer
+ * of a unix socket, the process itself rather than a pid that may be
+ * recycled (the daemon's access sampling, daemon/sample.h).
+ */
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
 #endif /* UZSWAP_UFFD_COMPAT_H */

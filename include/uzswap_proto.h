@@ -198,6 +198,9 @@ struct uzp_status_client {
 	uint64_t rejected_error;     /* evictions failed on a memfd call */
 	uint64_t poisoned;	     /* pages poisoned (corrupt or unmanaged) */
 	uint64_t readahead;	     /* pool pages restored along with a neighbour's fault */
+	uint64_t sampled;	     /* resident pages unmapped for access sampling */
+	uint64_t sampled_touched;    /* of which touched again: protected */
+	uint64_t sampled_idle;	     /* of which untouched: offered to eviction */
 };
 
 struct uzp_status_region {

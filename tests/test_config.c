@@ -164,6 +164,7 @@ CHECK(page_cluster_set, c->page_cluster == 3)
 CHECK(policy_set, c->policy == UZD_POLICY_FIFO)
 CHECK(throttle_set, c->throttle_above == 0)
 CHECK(nice_set, c->reclaim_nice == -3)
+CHECK(sample_pct_set, c->sample_pct == 25)
 
 static const struct key_case key_cases[] = {
 	{ "daemon", "socket", "/tmp/uz.sock", socket_set },
@@ -189,6 +190,7 @@ static const struct key_case key_cases[] = {
 	{ "reclaim", "policy", "fifo", policy_set },
 	{ "budget", "throttle_above", "0", throttle_set },
 	{ "reclaim", "nice", "-3", nice_set },
+	{ "reclaim", "sample_pct", "25", sample_pct_set },
 };
 #define N_KEYS (sizeof(key_cases) / sizeof(key_cases[0]))
 
@@ -558,6 +560,8 @@ static const struct error_case error_cases[] = {
 	  "2: [fault] page_cluster: 6 is out of range (0..5)" },
 	{ "a nice value below -20", "[reclaim]\nnice = -21\n",
 	  "2: [reclaim] nice: -21 is out of range (-20..19)" },
+	{ "a sampled share above 90%", "[reclaim]\nsample_pct = 91\n",
+	  "2: [reclaim] sample_pct: 91 is out of range (0..90)" },
 	{ "an unknown reclaim policy", "[reclaim]\npolicy = lru\n",
 	  "2: [reclaim] policy: \"lru\" is not one of workingset, fifo" },
 	{ "a low watermark above the high one",

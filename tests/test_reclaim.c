@@ -33,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "alloc/zpool.h"
@@ -44,6 +46,7 @@
 #include "daemon/evict.h"
 #include "daemon/fault.h"
 #include "daemon/reclaim.h"
+#include "daemon/sample.h"
 #include "tests/rng.h"
 #include "tests/tap.h"
 
@@ -215,14 +218,20 @@ static void test_goal_floor(void)
 
 static void test_hot_distance(void)
 {
-	ok(uzd_reclaim_hot_distance(UZD_POLICY_WORKINGSET, 5000) == 5000,
+	ok(uzd_reclaim_hot_distance(UZD_POLICY_WORKINGSET, 5000, 0) == 5000,
 	   "policy workingset calls a refault within the budget hot (expected 5000, seen %u)",
-	   uzd_reclaim_hot_distance(UZD_POLICY_WORKINGSET, 5000));
-	ok(uzd_reclaim_hot_distance(UZD_POLICY_WORKINGSET, UINT64_C(1) << 40) == UINT32_MAX,
+	   uzd_reclaim_hot_distance(UZD_POLICY_WORKINGSET, 5000, 0));
+	ok(uzd_reclaim_hot_distance(UZD_POLICY_WORKINGSET, 5000, 2000) == 3000,
+	   "with 2000 pages in the inactive stage, within the other 3000 (seen %u)",
+	   uzd_reclaim_hot_distance(UZD_POLICY_WORKINGSET, 5000, 2000));
+	ok(uzd_reclaim_hot_distance(UZD_POLICY_WORKINGSET, 5000, 6000) == 0,
+	   "an inactive stage beyond the budget leaves no hot distance (seen %u)",
+	   uzd_reclaim_hot_distance(UZD_POLICY_WORKINGSET, 5000, 6000));
+	ok(uzd_reclaim_hot_distance(UZD_POLICY_WORKINGSET, UINT64_C(1) << 40, 0) == UINT32_MAX,
 	   "a budget beyond 32 bits gives the largest hot distance, not a truncated one");
-	ok(uzd_reclaim_hot_distance(UZD_POLICY_FIFO, 5000) == 0,
+	ok(uzd_reclaim_hot_distance(UZD_POLICY_FIFO, 5000, 0) == 0,
 	   "policy fifo calls nothing hot (expected 0, seen %u)",
-	   uzd_reclaim_hot_distance(UZD_POLICY_FIFO, 5000));
+	   uzd_reclaim_hot_distance(UZD_POLICY_FIFO, 5000, 0));
 }
 
 /* ---- page contents ---- */
@@ -769,6 +778,163 @@ out:
 	fx_close(&f);
 }
 
+/* ---- access sampling: the inactive stage ---- */
+
+#define NSAMPLE 200
+#define SAMPLE_STAGE 64 /* pages in the inactive stage */
+#define SAMPLE_GOAL 16
+
+/* Pages [0, NSAMPLE) faulted in in order, this process sampling itself. */
+static bool open_sampled(struct fx *f)
+{
+	size_t order[NSAMPLE];
+
+	for (size_t k = 0; k < NSAMPLE; k++)
+		order[k] = k;
+	if (fx_open(f, NSAMPLE, C_MIXED, 0) < 0 || !fault_in(f, order))
+		return false;
+	f->c->budget_pages = NSAMPLE;
+	f->c->sample_pages = SAMPLE_STAGE;
+	return uzd_sampler_open(&f->c->sampler, -1, getpid()) == 0;
+}
+
+/* Read pages [0, n) that are even: the client touching them. */
+static bool touch_even(struct fx *f, size_t n)
+{
+	size_t order[NSAMPLE], m = 0;
+	struct job j;
+
+	for (size_t k = 0; k < n; k += 2)
+		order[m++] = k;
+	return run_job(f, &j, JOB_CHECK, order, 0, m) && j.bad == 0;
+}
+
+static void test_sampled_touched_protected(void)
+{
+	size_t touched_evicted = 0, idle_evicted = 0, bad = 0;
+	uint64_t evicted, rebuilds;
+	bool full, served;
+	struct fx f;
+
+	if (!region_usable("pages touched since their zap are protected"))
+		return;
+	if (!uzd_sample_usable()) {
+		tap_skip("pages touched since their zap are protected: swap is on");
+		return;
+	}
+	if (!open_sampled(&f)) {
+		ok(false, "%d pages are faulted in and the test samples itself", NSAMPLE);
+		goto out;
+	}
+	evicted = reclaim(&f, 1, &full, &rebuilds);
+	ok(evicted == 1 && is_evicted(&f, 0) && f.c->stats.sampled >= SAMPLE_STAGE &&
+		   uzd_lru_count(&f.c->inactive) >= SAMPLE_STAGE - 32,
+	   "a first round zaps the queued pages into the inactive stage and evicts the oldest "
+	   "(evicted %llu, page 0 state %d, %llu zapped, %zu inactive)",
+	   (unsigned long long)evicted, state_of(&f, 0), (unsigned long long)f.c->stats.sampled,
+	   uzd_lru_count(&f.c->inactive));
+	if (!touch_even(&f, SAMPLE_STAGE)) {
+		ok(false, "the client reads back the even pages among the oldest");
+		goto out;
+	}
+	evicted = reclaim(&f, SAMPLE_GOAL, &full, &rebuilds);
+	for (size_t i = 1; i < SAMPLE_STAGE; i++) {
+		if (i % 2 == 0)
+			touched_evicted += is_evicted(&f, i);
+		else
+			idle_evicted += is_evicted(&f, i);
+	}
+	ok(evicted == SAMPLE_GOAL && touched_evicted == 0 && idle_evicted == SAMPLE_GOAL,
+	   "a goal of %d evicts only pages left untouched since their zap (evicted %llu: %zu "
+	   "touched, %zu untouched)",
+	   SAMPLE_GOAL, (unsigned long long)evicted, touched_evicted, idle_evicted);
+	ok(f.c->stats.sampled_touched >= SAMPLE_GOAL / 2 &&
+		   uzd_lru_count(&f.c->hot) == f.c->stats.sampled_touched &&
+		   (uzd_entry_flags(entry_of(&f, 2)) & UZD_ENTRY_HOT) &&
+		   !(uzd_entry_flags(entry_of(&f, 2)) & UZD_ENTRY_SAMPLED),
+	   "the touched pages judged are protected: HOT, unmarked, on the protected queue "
+	   "(%llu touched, %zu protected, page 2 flags %#x)",
+	   (unsigned long long)f.c->stats.sampled_touched, uzd_lru_count(&f.c->hot),
+	   uzd_entry_flags(entry_of(&f, 2)));
+	served = read_back(&f, &bad);
+	ok(served && bad == 0, "every page reads back intact, zapped or evicted (%zu bad)", bad);
+out:
+	fx_close(&f);
+}
+
+static void test_sampling_off_drains_stage(void)
+{
+	uint64_t evicted, rebuilds;
+	size_t inactive, bad = 0;
+	bool full, served;
+	struct fx f;
+
+	if (!region_usable("turning sampling off gives the inactive pages back"))
+		return;
+	if (!uzd_sample_usable()) {
+		tap_skip("turning sampling off gives the inactive pages back: swap is on");
+		return;
+	}
+	if (!open_sampled(&f)) {
+		ok(false, "%d pages are faulted in and the test samples itself", NSAMPLE);
+		goto out;
+	}
+	reclaim(&f, 1, &full, &rebuilds);
+	inactive = uzd_lru_count(&f.c->inactive);
+	f.c->sample_pages = 0; /* as reclaim sets it once swap is turned on */
+	evicted = reclaim(&f, NSAMPLE - 1, &full, &rebuilds);
+	ok(inactive > 0 && evicted == NSAMPLE - 1 && uzd_lru_count(&f.c->inactive) == 0 &&
+		   uzd_client_resident(f.c) == 0,
+	   "with sampling off, the %zu inactive pages go back to probation and every page can "
+	   "be evicted (evicted %llu, %zu still inactive, %llu resident)",
+	   inactive, (unsigned long long)evicted, uzd_lru_count(&f.c->inactive),
+	   (unsigned long long)uzd_client_resident(f.c));
+	served = read_back(&f, &bad);
+	ok(served && bad == 0, "every page reads back intact (%zu bad)", bad);
+out:
+	fx_close(&f);
+}
+
+static void test_sampling_gone_process(void)
+{
+	uint64_t evicted, rebuilds;
+	size_t order[NSAMPLE];
+	bool full;
+	struct fx f;
+	pid_t pid;
+	int ret = -1, status;
+
+	if (!region_usable("a sampled process that is gone stops sampling"))
+		return;
+	for (size_t k = 0; k < NSAMPLE; k++)
+		order[k] = k;
+	if (fx_open(&f, NSAMPLE, C_MIXED, 0) < 0 || !fault_in(&f, order)) {
+		ok(false, "%d pages are faulted in", NSAMPLE);
+		goto out;
+	}
+	pid = fork();
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	if (pid > 0) {
+		ret = uzd_sampler_open(&f.c->sampler, -1, pid);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	f.c->budget_pages = NSAMPLE;
+	f.c->sample_pages = NSAMPLE;
+	evicted = ret == 0 ? reclaim(&f, SAMPLE_GOAL, &full, &rebuilds) : 0;
+	ok(ret == 0 && evicted == SAMPLE_GOAL && !uzd_sampler_active(&f.c->sampler) &&
+		   f.c->sample_pages == 0,
+	   "when the sampled process is gone, reclaim stops sampling it and evicts without "
+	   "(open %d, evicted %llu, sampler %s)",
+	   ret, (unsigned long long)evicted,
+	   uzd_sampler_active(&f.c->sampler) ? "still active" : "closed");
+out:
+	fx_close(&f);
+}
+
 #define NREB 32
 
 static void test_rebuild_after_clear(void)
@@ -1223,6 +1389,9 @@ int main(void)
 	test_dropped_pages_skipped();
 	test_pool_full();
 	test_eagain_keeps_queue();
+	test_sampled_touched_protected();
+	test_sampling_off_drains_stage();
+	test_sampling_gone_process();
 
 	test_stop_idle();
 	test_thread();

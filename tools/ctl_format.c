@@ -395,25 +395,27 @@ static void print_client_faults(FILE *f, const struct uzctl_status_view *v)
 	}
 }
 
-#define RECLAIM_COLS CLIENT_COLS " %10s %10s %11s %9s %9s %9s %9s\n"
+#define RECLAIM_COLS CLIENT_COLS " %10s %10s %11s %10s %10s %9s %9s %9s %9s\n"
 
 static void print_client_reclaim(FILE *f, const struct uzctl_status_view *v)
 {
-	char a[7][NUM_BUF];
+	char a[9][NUM_BUF];
 
-	fprintf(f, "\nclients: reclaim (evictions, hot refaults, rejected evictions)\n");
-	fprintf(f, RECLAIM_COLS, "ID", "COMM", "EVICT-SAME", "EVICT-POOL", "HOT-REFAULT",
-		"REJ-FULL", "REJ-BUSY", "REJ-ERROR", "POISONED");
+	fprintf(f, "\nclients: reclaim (evictions, hot refaults, access sampling, rejected "
+		   "evictions)\n");
+	fprintf(f, RECLAIM_COLS, "ID", "COMM", "EVICT-SAME", "EVICT-POOL", "HOT-REFAULT", "SAMPLED",
+		"TOUCHED", "REJ-FULL", "REJ-BUSY", "REJ-ERROR", "POISONED");
 	for (uint32_t i = 0; i < v->st->n_clients; i++) {
 		const struct uzp_status_client *c = &v->clients[i];
 
 		put_client_key(f, c);
-		fprintf(f, " %10s %10s %11s %9s %9s %9s %9s\n",
+		fprintf(f, " %10s %10s %11s %10s %10s %9s %9s %9s %9s\n",
 			count_str(a[0], c->evicted_same, 10), count_str(a[1], c->evicted_pool, 10),
-			count_str(a[2], c->refaults_hot, 11),
-			count_str(a[3], c->rejected_pool_full, 9),
-			count_str(a[4], c->rejected_busy, 9), count_str(a[5], c->rejected_error, 9),
-			count_str(a[6], c->poisoned, 9));
+			count_str(a[2], c->refaults_hot, 11), count_str(a[3], c->sampled, 10),
+			count_str(a[4], c->sampled_touched, 10),
+			count_str(a[5], c->rejected_pool_full, 9),
+			count_str(a[6], c->rejected_busy, 9), count_str(a[7], c->rejected_error, 9),
+			count_str(a[8], c->poisoned, 9));
 	}
 }
 
@@ -638,6 +640,9 @@ static void json_client(struct json *j, const struct uzp_status_client *c,
 	json_u64(j, "faults_raced", c->faults_raced);
 	json_u64(j, "readahead", c->readahead);
 	json_u64(j, "refaults_hot", c->refaults_hot);
+	json_u64(j, "sampled", c->sampled);
+	json_u64(j, "sampled_touched", c->sampled_touched);
+	json_u64(j, "sampled_idle", c->sampled_idle);
 	json_u64(j, "evicted_same", c->evicted_same);
 	json_u64(j, "evicted_pool", c->evicted_pool);
 	json_u64(j, "rejected_pool_full", c->rejected_pool_full);
