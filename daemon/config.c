@@ -827,6 +827,23 @@ static int check_section(struct parse_ctx *ctx, const char *s)
 	return 0;
 }
 
+/*
+ * Control characters other than tab and a CRLF or LF line end: no value
+ * needs one, a path with one is a trap, and uzd_config_dump() could not
+ * write it back (found by tests/fuzz/fuzz_config: a socket path with a CR).
+ */
+static bool has_control(const char *s, size_t len)
+{
+	if (len && s[len - 1] == '\n')
+		len--;
+	if (len && s[len - 1] == '\r')
+		len--;
+	for (size_t i = 0; i < len; i++)
+		if (iscntrl((unsigned char)s[i]) && s[i] != '\t')
+			return true;
+	return false;
+}
+
 static int check_line(struct parse_ctx *ctx, size_t len, int max)
 {
 	const char *s = ctx->line;
@@ -835,6 +852,9 @@ static int check_line(struct parse_ctx *ctx, size_t len, int max)
 		return fail(ctx, "line is longer than %d characters", max - 2);
 	if (strlen(s) != len)
 		return fail(ctx, "line contains a NUL byte");
+	if (has_control(s, len))
+		return fail(ctx, "line contains a control character (only tabs and the line end "
+				 "may be there)");
 	if (ctx->lineno == 1 && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
 		s += 3; /* a UTF-8 byte-order mark, which inih skips too */
 	while (isspace((unsigned char)*s))

@@ -7,13 +7,16 @@
 # that passed in both builds.  "failed" counts the TAP points that failed or
 # were skipped (a skip here means required data or a facility was missing,
 # and this command exists to run everything), plus one for each step that
-# failed: configure, a build, distcheck, or the format check.  Exit status 0
-# only if nothing failed.
+# failed: configure, a build, distcheck, or the format check.  A third
+# build, with clang and libFuzzer, fuzzes the request decoder and the config
+# parser for UZSWAP_FUZZ_SECONDS each (default 45); each run is one point.
+# Exit status 0 only if nothing failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 top=$(pwd)
 jobs=$(nproc 2>/dev/null || echo 2)
 passed=0 failed=0 skipped=0
+fuzz_seconds=${UZSWAP_FUZZ_SECONDS:-45}
 
 fail() {
 	echo "FAILED: $*"
@@ -65,6 +68,44 @@ build_and_check() {
 	fi
 }
 
+# fuzz NAME CORPUS: a time-boxed libFuzzer run of tests/fuzz/fuzz_NAME on a
+# copy of its corpus; one test point.  An input it fails on is kept in
+# build/fuzz/ and printed: add it to the corpus as regress-* once fixed.
+fuzz_one() {
+	local name=$1 dir=$top/build/fuzz work
+	work=$(mktemp -d)
+	cp "$top/tests/fuzz/corpus/$name/"* "$work/"
+	if "$dir/tests/fuzz/fuzz_$name" -max_total_time="$fuzz_seconds" -artifact_prefix="$dir/" \
+		"$work" >"$dir/fuzz_$name.out" 2>&1; then
+		echo "ok: fuzz_$name: $(grep -o 'Done [0-9]* runs in [0-9]* second(s)' "$dir/fuzz_$name.out")"
+		passed=$((passed + 1))
+	else
+		tail -30 "$dir/fuzz_$name.out"
+		fail "fuzz_$name found an input it fails on (see $dir)"
+	fi
+	rm -rf "$work"
+}
+
+# The fuzz build: clang, sanitizers and coverage; both harnesses fuzzed.
+fuzz_check() {
+	local dir=$top/build/fuzz
+	echo "== fuzz build: CC=clang --enable-sanitizers --enable-fuzzers, ${fuzz_seconds}s per harness"
+	rm -rf "$dir" && mkdir -p "$dir"
+	if ! (cd "$dir" && "$top/configure" CC=clang --enable-werror --enable-sanitizers \
+		--enable-fuzzers >configure.out 2>&1); then
+		tail -20 "$dir/configure.out"
+		fail "fuzz build: configure"
+		return 1
+	fi
+	if ! make -C "$dir" -j"$jobs" tests/fuzz/fuzz_proto tests/fuzz/fuzz_config >"$dir/make.out" 2>&1; then
+		tail -40 "$dir/make.out"
+		fail "fuzz build: make"
+		return 1
+	fi
+	fuzz_one proto
+	fuzz_one config
+}
+
 format_check() {
 	local files=()
 	mapfile -t files < <(find compress alloc daemon client tools include bench tests \
@@ -91,6 +132,7 @@ if [[ $failed -eq 0 ]]; then
 		tail -40 build/distcheck.out
 		fail "make distcheck"
 	fi
+	fuzz_check
 	format_check
 fi
 

@@ -560,6 +560,8 @@ static const struct error_case error_cases[] = {
 	  "2: [fault] page_cluster: 6 is out of range (0..5)" },
 	{ "a nice value below -20", "[reclaim]\nnice = -21\n",
 	  "2: [reclaim] nice: -21 is out of range (-20..19)" },
+	{ "a carriage return inside a path", "[daemon]\nsocket = /tmp/a\rb.sock\n",
+	  "2: line contains a control character (only tabs and the line end may be there)" },
 	{ "a sampled share above 90%", "[reclaim]\nsample_pct = 91\n",
 	  "2: [reclaim] sample_pct: 91 is out of range (0..90)" },
 	{ "an unknown reclaim policy", "[reclaim]\npolicy = lru\n",
