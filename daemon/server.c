@@ -46,6 +46,7 @@
 #include "daemon/fthread.h"
 #include "daemon/proto.h"
 #include "daemon/reclaim.h"
+#include "daemon/sdnotify.h"
 #include "daemon/server.h"
 #include "daemon/uffd.h"
 
@@ -91,6 +92,7 @@ struct server {
 	uv_poll_t listen_poll;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t accept_timer;
+	uv_timer_t sd_timer; /* systemd STATUS and watchdog keep-alives */
 	bool stopping;
 };
 
@@ -709,22 +711,6 @@ static void on_listen(uv_poll_t *h, int status, int events)
 
 /* ---- the listening socket ---- */
 
-/* systemd socket activation: LISTEN_PID is us and LISTEN_FDS >= 1, the socket is fd 3. */
-static int inherited_socket(void)
-{
-	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
-	int type = 0;
-	socklen_t len = sizeof(type);
-
-	if (!pid || !fds || strtol(pid, NULL, 10) != getpid() || strtol(fds, NULL, 10) < 1)
-		return -1;
-	if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET)
-		return -1;
-	fcntl(3, F_SETFD, FD_CLOEXEC);
-	fcntl(3, F_SETFL, fcntl(3, F_GETFL) | O_NONBLOCK);
-	return 3;
-}
-
 /* A socket file left by a daemon that died is removed; a live daemon's is an error. */
 static int clear_stale(const char *path, const struct sockaddr_un *sa)
 {
@@ -766,7 +752,7 @@ static int listen_socket(struct uzd_daemon *d)
 	const char *path = d->cfg.socket;
 	int fd, ret;
 
-	fd = inherited_socket();
+	fd = uzd_sd_listen_fd();
 	if (fd >= 0) {
 		d->listen_fd = fd;
 		slog(d, UZD_LOG_INFO, "listening on the socket systemd passed");
@@ -810,6 +796,8 @@ static void stop_serving(struct server *sv, const char *why)
 	uv_poll_stop(&sv->listen_poll);
 	uv_close((uv_handle_t *)&sv->listen_poll, NULL);
 	uv_close((uv_handle_t *)&sv->accept_timer, NULL);
+	uv_close((uv_handle_t *)&sv->sd_timer, NULL);
+	uzd_sd_notify("STOPPING=1");
 	uv_close((uv_handle_t *)&sv->sigterm, NULL);
 	uv_close((uv_handle_t *)&sv->sigint, NULL);
 	for (struct uzd_session *s = d->sessions; s; s = s->next) {
@@ -824,6 +812,64 @@ static void on_signal(uv_signal_t *h, int signum)
 	stop_serving(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* ---- the service manager (daemon/sdnotify.h) ---- */
+
+/* STATUS= refreshed this often (ms), or at half the watchdog interval if shorter. */
+#define SD_STATUS_MS 5000
+
+/* One line for `systemctl status`: clients, memory, pool. */
+static void sd_status_line(struct uzd_daemon *d, char *buf, size_t len)
+{
+	struct uzd_region_counts sum = { 0 }, one;
+	size_t n;
+
+	pthread_mutex_lock(&d->clients_lock);
+	n = d->n_clients;
+	for (size_t i = 0; i < n; i++) {
+		uzd_region_table_counts(&d->clients[i]->regions, &one);
+		sum.resident += one.resident;
+		sum.same += one.same;
+		sum.pool += one.pool;
+		sum.file += one.file;
+	}
+	pthread_mutex_unlock(&d->clients_lock);
+	snprintf(buf, len,
+		 "STATUS=%zu client(s); %" PRIu64 " MiB resident, %" PRIu64
+		 " MiB evicted; pool %zu MiB (%s)",
+		 n, sum.resident >> 8, (sum.same + sum.pool + sum.file) >> 8,
+		 zpool_total_size(d->pool) >> 20, d->cfg.allocator);
+}
+
+static void on_sd_timer(uv_timer_t *t)
+{
+	struct server *sv = t->data;
+	char line[256];
+	size_t n;
+
+	sd_status_line(&sv->d, line, sizeof(line));
+	n = strlen(line);
+	if (uzd_sd_watchdog_usec() && n + 12 < sizeof(line))
+		memcpy(line + n, "\nWATCHDOG=1", 12);
+	uzd_sd_notify(line);
+}
+
+/*
+ * READY=1 once the socket listens and the threads run; then STATUS and the
+ * watchdog from the loop itself, so a loop that hangs stops the keep-alives
+ * and systemd restarts the daemon.
+ */
+static void sd_start(struct server *sv)
+{
+	uint64_t period = SD_STATUS_MS, wd_usec = uzd_sd_watchdog_usec();
+	char line[256] = "READY=1\n";
+
+	if (wd_usec && wd_usec / 2000 < period)
+		period = wd_usec / 2000 ? wd_usec / 2000 : 1;
+	sd_status_line(&sv->d, line + 8, sizeof(line) - 8);
+	uzd_sd_notify(line);
+	uv_timer_start(&sv->sd_timer, on_sd_timer, period, period);
+}
+
 static int start_loop(struct server *sv)
 {
 	int ret = uv_loop_init(&sv->loop);
@@ -836,6 +882,8 @@ static int start_loop(struct server *sv)
 	uv_poll_start(&sv->listen_poll, UV_READABLE, on_listen);
 	uv_timer_init(&sv->loop, &sv->accept_timer);
 	sv->accept_timer.data = sv;
+	uv_timer_init(&sv->loop, &sv->sd_timer);
+	sv->sd_timer.data = sv;
 	uv_signal_init(&sv->loop, &sv->sigterm);
 	uv_signal_init(&sv->loop, &sv->sigint);
 	sv->sigterm.data = sv->sigint.data = sv;
@@ -930,6 +978,7 @@ int uzd_server_run(const struct uzd_config *cfg)
 	     cfg->allocator, cfg->pool_max_size >> 20, uzc_codec_name(cfg->codec.id),
 	     cfg->codec.level, cfg->fault_threads, cfg->client_max_resident >> 20,
 	     cfg->policy == UZD_POLICY_FIFO ? "fifo" : "workingset");
+	sd_start(sv);
 	uv_run(&sv->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&sv->loop);
 	status = 0;

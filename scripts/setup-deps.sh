@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
 	gcc make libc6-dev pkg-config autoconf automake libtool
-	liblz4-dev libzstd-dev libuv1-dev libinih-dev
+	liblz4-dev libzstd-dev libuv1-dev libinih-dev libsystemd-dev
 	clang-format clang libclang-rt-14-dev
 )
 
