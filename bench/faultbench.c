@@ -400,13 +400,14 @@ static int write_config(const struct daemon *d, const struct daemon_cfg *c)
 		return -errno;
 	fprintf(f,
 		"[daemon]\nsocket = %s\nlog_level = info\n"
+		"[backing]\npath = %s/\n"
 		"[budget]\nclient_max_resident = %" PRIu64 "K\n"
 		"high_watermark = %u\nlow_watermark = %u\n"
 		"[pressure]\npsi_some_avg10 = 0\nmin_available = 0\n"
 		"[compress]\ncodec = %s\nlevel = %d\n"
 		"[fault]\npage_cluster = %u\n"
 		"[reclaim]\npolicy = %s\n",
-		d->sock, c->budget >> 10, c->high, c->low, c->codec, c->level, c->cluster,
+		d->sock, d->dir, c->budget >> 10, c->high, c->low, c->codec, c->level, c->cluster,
 		c->policy ? c->policy : "workingset");
 	return fclose(f) == 0 ? 0 : -errno;
 }
