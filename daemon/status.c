@@ -165,6 +165,8 @@ static void fill_writeback(struct uzp_status *st, struct uzd_daemon *d)
 	st->file_punched_blocks = fs.punched_blocks;
 	st->file_cleaned_segments = fs.cleaned_segments;
 	st->file_cleaned_records = fs.cleaned_records;
+	st->wb_busy_ns = ws.busy_ns;
+	st->wb_clean_ns = ws.clean_ns;
 }
 
 static void fill_daemon(struct uzp_status *st, struct uzd_daemon *d)

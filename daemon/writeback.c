@@ -38,12 +38,17 @@
 #include "daemon/region.h"
 #include "daemon/writeback.h"
 
-#define WB_TICK_MS 200		/* a round at least this often: punching, cleaning */
-#define WB_CHUNK_PAGES 64	/* pool pages per shrink call, then a flush: 256 KiB writes */
-#define WB_CLEAN_SEGS 4		/* segments cleaned per round at most: 1 MiB of reads */
+#define WB_TICK_MS 200	  /* a round at least this often: punching, cleaning */
+#define WB_CHUNK_PAGES 64 /* pool pages per shrink call, then a flush: 256 KiB writes */
+/*
+ * Segments cleaned per round at most: 1 MiB of reads while the pool needs
+ * writeback (which must not wait for the cleaner), 4 MiB when it does not.
+ */
+#define WB_CLEAN_SEGS_BUSY 4
+#define WB_CLEAN_SEGS_IDLE 16
 #define WB_IDLE_BACKOFF_MS 50	/* a round that could write nothing waits this long */
 #define WB_ERROR_BACKOFF_MS 100 /* after a failed write, doubling ... */
-#define WB_MAX_BACKOFF_MS 10000 /* ... up to 10 s */
+#define WB_MAX_BACKOFF_MS 5000	/* ... up to 5 s */
 
 struct round_client {
 	uint32_t id;
@@ -503,9 +508,8 @@ static int wb_move(void *arg, uint64_t old_slot, const struct uzd_bfile_rec *h, 
 /* Shrink the pool down to accept - margin, a chunk and a flush at a time. */
 static void write_back(struct uzd_wb *wb)
 {
-	uint64_t target = wb->accept > wb->margin ? wb->accept - wb->margin : 0;
+	uint64_t target = wb->accept > wb->margin ? wb->accept - wb->margin : 0, t0 = now_ns();
 	bool wrote = false;
-
 	while (zpool_total_size(wb->pool) > target) {
 		unsigned int reclaimed = 0;
 		int ret = zpool_shrink(wb->pool, WB_CHUNK_PAGES, &reclaimed);
@@ -517,6 +521,7 @@ static void write_back(struct uzd_wb *wb)
 		    __atomic_load_n(&wb->stopping, __ATOMIC_RELAXED))
 			break;
 	}
+	count(&wb->stats.busy_ns, now_ns() - t0);
 	if (wrote) {
 		count(&wb->stats.rounds, 1);
 		wb->backoff_ms = 0;
@@ -537,10 +542,16 @@ static void run_round(struct uzd_wb *wb)
 		may_write = false;
 	}
 	if (may_write) {
-		if (zpool_total_size(wb->pool) > wb->accept)
+		bool busy = zpool_total_size(wb->pool) > wb->accept;
+		unsigned int segs = busy ? WB_CLEAN_SEGS_BUSY : WB_CLEAN_SEGS_IDLE;
+		uint64_t t0;
+
+		if (busy)
 			write_back(wb);
-		if (uzd_bfile_clean(wb->bf, WB_CLEAN_SEGS, wb_move, wb) == 0 && wb->round_full)
+		t0 = now_ns();
+		if (uzd_bfile_clean(wb->bf, segs, wb_move, wb) == 0 && wb->round_full)
 			backoff(wb, WB_IDLE_BACKOFF_MS);
+		count(&wb->stats.clean_ns, now_ns() - t0);
 		flush(wb);
 	}
 	uzd_bfile_maintain(wb->bf);
@@ -607,9 +618,12 @@ void uzd_wb_stats(struct uzd_wb *wb, struct uzd_wb_stats *st, struct uzd_bfile_s
 	LOAD(rounds), LOAD(pool_full), LOAD(written_pages), LOAD(written_bytes);
 	LOAD(rejected_file_full), LOAD(rejected_write_error), LOAD(rejected_raced);
 	LOAD(rejected_owner_gone), LOAD(put_back), LOAD(put_back_failed), LOAD(restores);
+	LOAD(busy_ns), LOAD(clean_ns);
 	uzd_hist_merge(&st->restore_ns, &wb->stats.restore_ns);
 	st->accept_bytes = wb->accept;
-	st->pool_closed = __atomic_load_n(&wb->full, __ATOMIC_RELAXED);
+	/* The flag is cleared by the next store; until then it may be stale. */
+	st->pool_closed = __atomic_load_n(&wb->full, __ATOMIC_RELAXED) && wb->pool &&
+			  zpool_total_size(wb->pool) >= wb->accept;
 	uzd_bfile_stats(wb->bf, fst);
 }
 #undef LOAD

@@ -74,6 +74,8 @@ struct uzd_wb_stats {
 	uint64_t put_back;	       /* written, then back to the pool: the write failed */
 	uint64_t put_back_failed;      /* of those, kept in memory: the pool had no room */
 	uint64_t restores;	       /* pages restored from the file */
+	uint64_t busy_ns;	       /* time the thread spent writing back */
+	uint64_t clean_ns;	       /* and cleaning the file */
 	struct uzd_hist restore_ns;    /* their fault latency, message to wake */
 	uint64_t accept_bytes;	       /* the threshold, bytes */
 	bool pool_closed;	       /* full now: refusing stores until below it */

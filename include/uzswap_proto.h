@@ -212,6 +212,8 @@ struct uzp_status {
 	uint64_t file_punched_blocks;	/* blocks given back to the file system */
 	uint64_t file_cleaned_segments; /* segments compacted */
 	uint64_t file_cleaned_records;	/* records moved by compaction */
+	uint64_t wb_busy_ns;		/* time the writeback thread spent writing back */
+	uint64_t wb_clean_ns;		/* and compacting the file */
 };
 
 struct uzp_status_client {

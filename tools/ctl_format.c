@@ -355,9 +355,10 @@ static void print_writeback(FILE *f, const struct uzp_status *st)
 		fprintf(f, LABEL "off\n", "writeback");
 		return;
 	}
-	fprintf(f, LABEL "%" PRIu64 " pages, %s compressed; pool full %" PRIu64 " times\n",
+	fprintf(f,
+		LABEL "%" PRIu64 " pages, %s compressed, in %.1f s; pool full %" PRIu64 " times\n",
 		"written back", st->wb_written_pages, size_str(a, st->wb_written_bytes),
-		st->pool_full_events);
+		(double)st->wb_busy_ns / 1e9, st->pool_full_events);
 	fprintf(f, LABEL "%s in %" PRIu64 " pages (%s with headers); %s on disk", "backing file",
 		size_str(a, st->file_stored_bytes), st->file_records,
 		size_str(b, st->file_live_bytes), size_str(c, st->file_disk_bytes));
@@ -380,9 +381,10 @@ static void print_writeback(FILE *f, const struct uzp_status *st)
 		"file errors", st->file_write_enospc, st->file_write_eio, st->file_short_writes,
 		st->file_read_errors, st->file_short_reads, st->file_bad_records);
 	fprintf(f,
-		LABEL "%" PRIu64 " segments, %" PRIu64 " pages moved; %" PRIu64 " blocks punched\n",
+		LABEL "%" PRIu64 " segments, %" PRIu64 " pages moved in %.1f s; %" PRIu64
+		      " blocks punched\n",
 		"file compaction", st->file_cleaned_segments, st->file_cleaned_records,
-		st->file_punched_blocks);
+		(double)st->wb_clean_ns / 1e9, st->file_punched_blocks);
 }
 
 /* Every client table starts with the same two columns. */
@@ -683,6 +685,8 @@ static void json_daemon(struct json *j, const struct uzp_status *st)
 	json_u64(j, "file_punched_blocks", st->file_punched_blocks);
 	json_u64(j, "file_cleaned_segments", st->file_cleaned_segments);
 	json_u64(j, "file_cleaned_records", st->file_cleaned_records);
+	json_u64(j, "wb_busy_ns", st->wb_busy_ns);
+	json_u64(j, "wb_clean_ns", st->wb_clean_ns);
 	json_close(j, '}');
 }
 
