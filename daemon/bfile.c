@@ -710,15 +710,29 @@ struct victim {
 	uint16_t live[BLOCKS_PER_SEG], first[BLOCKS_PER_SEG];
 };
 
+static bool over(const struct uzd_bfile *bf, unsigned int pct)
+{
+	return bf->disk_blocks * BLOCK > bf->live_bytes / 100 * pct + CLEAN_SLACK;
+}
+
+bool uzd_bfile_over(struct uzd_bfile *bf, unsigned int pct)
+{
+	bool yes;
+
+	pthread_mutex_lock(&bf->lock);
+	yes = over(bf, pct);
+	pthread_mutex_unlock(&bf->lock);
+	return yes;
+}
+
 /* Should cleaning run (hysteresis between the start and stop marks)?  Lock held. */
 static bool clean_wanted(struct uzd_bfile *bf)
 {
-	uint64_t disk = bf->disk_blocks * BLOCK, live = bf->live_bytes;
 	uint32_t avail = bf->nfree + (bf->nsegs - bf->nused);
 
-	if (disk > live / 100 * UZD_BFILE_GC_START_PCT + CLEAN_SLACK)
+	if (over(bf, UZD_BFILE_GC_START_PCT))
 		bf->cleaning = true;
-	else if (disk <= live / 100 * UZD_BFILE_GC_STOP_PCT + CLEAN_SLACK)
+	else if (!over(bf, UZD_BFILE_GC_STOP_PCT))
 		bf->cleaning = false;
 	return bf->cleaning || avail <= 1;
 }
