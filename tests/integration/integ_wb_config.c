@@ -60,7 +60,8 @@ static int client_main(void *arg)
 		return hd_setup_failed(&S->setup_err, r);
 	for (uint64_t p = 0; p < NPAGES; p++)
 		pat_write(&k, (char *)map + p * PAT_PAGE, p, 1);
-	hd_wait_evicted(u, NPAGES / 2, 5000, &S->st);
+	/* Enough for the pool to fill (1 MiB) and, with writeback, for the file to be used. */
+	hd_wait_evicted(u, NPAGES / 8, 5000, &S->st);
 	for (uint64_t p = 0; p < NPAGES; p++, S->checked++)
 		S->bad += !pat_verify(&k, (char *)map + p * PAT_PAGE, p, 1, why, sizeof(why));
 	uzswap_stats(u, &S->st);

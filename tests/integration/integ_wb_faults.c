@@ -57,6 +57,7 @@ struct shared {
 	uint64_t seed;
 	unsigned int tag;
 	uint64_t want_file;
+	uint64_t want_hits; /* failed writes to wait for (the shim's writes_hit) */
 	int setup_err, release_err;
 	uint64_t checked, bad, file_pages;
 	uint64_t nsigbus, sigbus_page[MAX_SIGBUS], again; /* again: SIGBUS on the second touch */
@@ -131,8 +132,10 @@ static int client_main(void *arg)
 		return hd_setup_failed(&S->setup_err, r);
 	for (uint64_t p = 0; p < NPAGES; p++)
 		pat_write(&k, (char *)map + p * PAT_PAGE, p, 1);
+	/* Writeback pauses after failed writes: wait until the shim has failed some of ours. */
 	for (t0 = hd_now_ms(); hd_now_ms() - t0 < FILE_WAIT_MS; hd_sleep_ms(20))
-		if (uzswap_stats(u, &st) == 0 && st.file_pages >= S->want_file)
+		if (uzswap_stats(u, &st) == 0 && st.file_pages >= S->want_file &&
+		    __atomic_load_n(&ctl->writes_hit, __ATOMIC_ACQUIRE) >= S->want_hits)
 			break;
 	S->file_pages = st.file_pages;
 	atomic_store(&S->state, 1);
@@ -171,7 +174,8 @@ static void arm_one_read(int mode)
  * One client through a phase: fill, wait for @want_file pages in the file,
  * let @arm (may be NULL) set the fault, read everything.  0 or -errno.
  */
-static int run_client(unsigned int tag, uint64_t want_file, void (*arm)(int), int mode)
+static int run_client(unsigned int tag, uint64_t want_file, uint64_t want_hits, void (*arm)(int),
+		      int mode)
 {
 	char how[96];
 	int st = 0, r;
@@ -180,6 +184,7 @@ static int run_client(unsigned int tag, uint64_t want_file, void (*arm)(int), in
 	S->seed = seed;
 	S->tag = tag;
 	S->want_file = want_file;
+	S->want_hits = want_hits;
 	pid = hd_spawn(client_main, NULL);
 	if (pid < 0)
 		return (int)pid;
@@ -206,7 +211,7 @@ static void phase_failing_writes(int mode, const char *what, const char *counter
 	int r;
 
 	arm_writes(mode);
-	r = run_client(tag, 0, NULL, 0);
+	r = run_client(tag, 0, hits0 + 2, NULL, 0);
 	arm_writes(FI_NONE);
 	ok(r == 0 && S->checked == NPAGES && S->bad == 0 && S->nsigbus == 0,
 	   "%s: every page reads back (%" PRIu64 " checked, %" PRIu64 " bad, %" PRIu64 " SIGBUS)",
@@ -227,7 +232,7 @@ static void phase_short_writes(void)
 	int r;
 
 	arm_writes(FI_SHORT);
-	r = run_client(3, WANT_FILE, NULL, 0);
+	r = run_client(3, WANT_FILE, 0, NULL, 0);
 	arm_writes(FI_NONE);
 	ok(r == 0 && S->file_pages >= WANT_FILE && S->bad == 0 && S->nsigbus == 0,
 	   "short writes: the rest is written, pages reach the file and read back (%" PRIu64
@@ -259,7 +264,7 @@ static void phase_bad_read(int mode, const char *what, const char *counter, unsi
 	char needle[64];
 	int r;
 
-	r = run_client(tag, WANT_FILE, arm_one_read, mode);
+	r = run_client(tag, WANT_FILE, 0, arm_one_read, mode);
 	__atomic_store_n(&ctl->read_mode, FI_NONE, __ATOMIC_RELEASE);
 	ok(r == 0 && S->file_pages >= WANT_FILE && S->nsigbus == 1 && S->again == 1,
 	   "%s: exactly one page raises SIGBUS, again when touched again (%" PRIu64
@@ -354,7 +359,7 @@ int main(void)
 	phase_bad_read(FI_SHORT, "a short read", "daemon.file_short_reads", 5, "short read");
 	phase_bad_read(FI_CORRUPT, "a corrupted record", "daemon.file_bad_records", 6,
 		       "bad checksum or data");
-	r = run_client(7, WANT_FILE, NULL, 0);
+	r = run_client(7, WANT_FILE, 0, NULL, 0);
 	ok(r == 0 && S->bad == 0 && S->nsigbus == 0 && S->file_pages >= WANT_FILE,
 	   "after all that a new client is served through the file as before (%" PRIu64
 	   " in the file, %" PRIu64 " bad, %" PRIu64 " SIGBUS)",
