@@ -7,7 +7,8 @@
  *   segs[]       per segment: live bytes, bytes appended (end) and written
  *                (flushed), blocks that may be on disk, its state (FREE,
  *                OPEN: the one being appended to, SEALED: full or given up),
- *                pending (a block to punch, or the segment to free)
+ *                and whether it is pending (a bit of pending[]: a block to
+ *                punch, or the segment to free), npending of them
  *   blk_live[]   per 4 KiB block of the file: live record bytes in it
  *   blk_first[]  per block: 1 + the offset of the first record that starts
  *                in it, 0 for none; the cleaner parses a segment from these,
@@ -72,7 +73,6 @@ struct seg {
 	uint32_t clean_left;  /* live bytes a clean could not move; 0: none */
 	uint16_t disk_blocks; /* of its blocks, those set in on_disk */
 	uint8_t state;
-	bool pending;
 };
 
 struct staging {
@@ -92,6 +92,7 @@ struct uzd_bfile {
 	uint32_t nsegs, nused, nfree, npending;
 	int64_t open; /* the OPEN segment, or -1 */
 	struct seg *segs;
+	uint64_t *pending; /* bitmap of segments, so maintenance finds them in nsegs / 64 words */
 	uint16_t *blk_live, *blk_first;
 	uint64_t *on_disk;
 	size_t meta_len; /* bytes of the mapping holding blk_live, blk_first and on_disk */
@@ -189,12 +190,38 @@ static bool rec_valid(const unsigned char *p, uint32_t len, struct uzd_bfile_rec
 
 /* ---- space accounting (lock held) ---- */
 
+static bool is_pending(const struct uzd_bfile *bf, uint32_t s)
+{
+	return bf->pending[s / 64] >> (s % 64) & 1;
+}
+
 static void mark_pending(struct uzd_bfile *bf, uint32_t s)
 {
-	if (!bf->segs[s].pending) {
-		bf->segs[s].pending = true;
+	if (!is_pending(bf, s)) {
+		bf->pending[s / 64] |= UINT64_C(1) << (s % 64);
 		bf->npending++;
 	}
+}
+
+static void unmark_pending(struct uzd_bfile *bf, uint32_t s)
+{
+	if (is_pending(bf, s)) {
+		bf->pending[s / 64] &= ~(UINT64_C(1) << (s % 64));
+		bf->npending--;
+	}
+}
+
+/* The first pending segment at or after @s, or nsegs. */
+static uint32_t next_pending(const struct uzd_bfile *bf, uint32_t s)
+{
+	for (uint32_t w = s / 64; w * 64 < bf->nsegs; w++) {
+		uint64_t bits = bf->pending[w] &
+				(w == s / 64 ? ~UINT64_C(0) << (s % 64) : ~UINT64_C(0));
+
+		if (bits)
+			return w * 64 + (uint32_t)__builtin_ctzll(bits);
+	}
+	return bf->nsegs;
 }
 
 /* Add (@sign 1) or take (-1) the bytes [off, off + size) to the live counts. */
@@ -268,6 +295,7 @@ static int open_segment(struct uzd_bfile *bf, bool for_clean)
 	}
 	sg = &bf->segs[s];
 	memset(sg, 0, sizeof(*sg));
+	unmark_pending(bf, s);
 	sg->state = SEG_OPEN;
 	bf->open = s;
 	bf->st.base = seg_off(s);
@@ -619,10 +647,7 @@ static bool free_segment(struct uzd_bfile *bf, uint32_t s)
 		set_on_disk(bf, b, false);
 		bf->blk_first[b] = 0;
 	}
-	if (sg->pending) {
-		sg->pending = false;
-		bf->npending--;
-	}
+	unmark_pending(bf, s);
 	sg->state = SEG_FREE;
 	bf->nfree++;
 	while (bf->nused && bf->segs[bf->nused - 1].state == SEG_FREE) {
@@ -641,9 +666,8 @@ static bool maintain_segment(struct uzd_bfile *bf, uint32_t s)
 	bool shrank;
 
 	pthread_mutex_lock(&bf->lock);
-	bf->segs[s].pending = false;
-	bf->npending--;
-	/* The open segment emptied with nothing staged: close it, so that it can go. */
+	unmark_pending(bf, s);
+	/* The open segment emptiedwith nothing staged: close it, so that it can go. */
 	if (bf->open == s && !bf->segs[s].live && !bf->st.len && !bf->st.pinned)
 		seal(bf);
 	n = dead_runs(bf, s, runs);
@@ -679,18 +703,14 @@ void uzd_bfile_maintain(struct uzd_bfile *bf)
 	bool shrank = false;
 	uint64_t len;
 
+	/* In segment order, each once: one that maintenance marks again waits for next time. */
 	for (uint32_t s = 0;; s++) {
-		bool pending;
-
 		pthread_mutex_lock(&bf->lock);
-		if (s >= bf->nused || !bf->npending) {
-			pthread_mutex_unlock(&bf->lock);
-			break;
-		}
-		pending = bf->segs[s].pending;
+		s = bf->npending ? next_pending(bf, s) : bf->nsegs;
 		pthread_mutex_unlock(&bf->lock);
-		if (pending)
-			shrank |= maintain_segment(bf, s);
+		if (s >= bf->nsegs)
+			break;
+		shrank |= maintain_segment(bf, s);
 	}
 	if (!shrank)
 		return;
@@ -713,16 +733,6 @@ struct victim {
 static bool over(const struct uzd_bfile *bf, unsigned int pct)
 {
 	return bf->disk_blocks * BLOCK > bf->live_bytes / 100 * pct + CLEAN_SLACK;
-}
-
-bool uzd_bfile_over(struct uzd_bfile *bf, unsigned int pct)
-{
-	bool yes;
-
-	pthread_mutex_lock(&bf->lock);
-	yes = over(bf, pct);
-	pthread_mutex_unlock(&bf->lock);
-	return yes;
 }
 
 /* Should cleaning run (hysteresis between the start and stop marks)?  Lock held. */
@@ -837,7 +847,7 @@ int uzd_bfile_move(struct uzd_bfile *bf, const void *record, uint64_t *new_slot)
 unsigned int uzd_bfile_clean(struct uzd_bfile *bf, unsigned int max_segs, uzd_bfile_move_fn fn,
 			     void *arg)
 {
-	unsigned int emptied = 0;
+	unsigned int cleaned = 0;
 	struct victim v;
 
 	for (unsigned int i = 0; i < max_segs; i++) {
@@ -850,14 +860,13 @@ unsigned int uzd_bfile_clean(struct uzd_bfile *bf, unsigned int max_segs, uzd_bf
 		pthread_mutex_lock(&bf->lock);
 		if (bf->segs[v.s].live)
 			bf->segs[v.s].clean_left = bf->segs[v.s].live;
-		else
-			emptied++;
 		pthread_mutex_unlock(&bf->lock);
+		cleaned++;
 		count(&bf->stats.cleaned_segments, 1);
 		if (ret == -ENOSPC || ret == -EAGAIN)
 			break;
 	}
-	return emptied;
+	return cleaned;
 }
 
 /* ---- statistics ---- */
@@ -1081,10 +1090,11 @@ int uzd_bfile_open(const char *path, uint64_t max_size, struct uzd_bfile **out, 
 	bf->nsegs = (uint32_t)(max_size >> UZD_BFILE_SEG_SHIFT);
 	bf->open = -1;
 	bf->segs = calloc(bf->nsegs, sizeof(*bf->segs));
+	bf->pending = calloc((bf->nsegs + 63) / 64, sizeof(*bf->pending));
 	bf->st.buf = aligned_alloc(BLOCK, SEG);
 	bf->gcbuf = aligned_alloc(BLOCK, SEG);
 	ret = -ENOMEM;
-	if (!bf->segs || !bf->st.buf || !bf->gcbuf || alloc_meta(bf) < 0) {
+	if (!bf->segs || !bf->pending || !bf->st.buf || !bf->gcbuf || alloc_meta(bf) < 0) {
 		whyf(why, whylen, ret, "out of memory for %" PRIu32 " segments", bf->nsegs);
 		goto err_free;
 	}
@@ -1108,6 +1118,7 @@ err_meta:
 err_free:
 	free(bf->gcbuf);
 	free(bf->st.buf);
+	free(bf->pending);
 	free(bf->segs);
 	free(bf);
 	return ret;
@@ -1125,6 +1136,7 @@ void uzd_bfile_close(struct uzd_bfile *bf)
 	munmap(bf->on_disk, bf->meta_len);
 	free(bf->gcbuf);
 	free(bf->st.buf);
+	free(bf->pending);
 	free(bf->segs);
 	free(bf);
 }

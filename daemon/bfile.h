@@ -188,19 +188,16 @@ typedef int (*uzd_bfile_move_fn)(void *arg, uint64_t old_slot, const struct uzd_
 /* Stage a copy of @record (a whole record, as the cleaner gave it); may flush. */
 int uzd_bfile_move(struct uzd_bfile *bf, const void *record, uint64_t *new_slot);
 
-/*
- * Disk held beyond the live bytes above which cleaning starts, and where it
- * stops; above the hard mark the cleaner should be given more time.
- */
+/* Disk held beyond the live bytes above which cleaning starts, and where it stops. */
 #define UZD_BFILE_GC_START_PCT 120
 #define UZD_BFILE_GC_STOP_PCT 115
-#define UZD_BFILE_GC_HARD_PCT 123
 
 /*
  * When the disk held exceeds UZD_BFILE_GC_START_PCT of the live bytes (plus
  * a segment), or the file is full: move the live records of up to
  * @max_segs segments with the most dead bytes on disk, through @fn.  The
- * moved records are staged (flush after).  Returns the segments emptied.
+ * moved records are staged (flush after).  Returns the segments it cleaned
+ * (0: nothing to clean, or no room to clean into).
  */
 unsigned int uzd_bfile_clean(struct uzd_bfile *bf, unsigned int max_segs, uzd_bfile_move_fn fn,
 			     void *arg);
@@ -218,9 +215,6 @@ int uzd_bfile_read(struct uzd_bfile *bf, uint64_t slot, void *buf, struct uzd_bf
 
 /* The record is dead: its bytes count no more.  Once per live slot. */
 void uzd_bfile_free(struct uzd_bfile *bf, uint64_t slot);
-
-/* Does the disk hold more than @pct% of the live bytes (plus a segment)? */
-bool uzd_bfile_over(struct uzd_bfile *bf, unsigned int pct);
 
 /* Is there work for uzd_bfile_maintain()? */
 bool uzd_bfile_needs_maintain(struct uzd_bfile *bf);

@@ -41,14 +41,14 @@
 #define WB_TICK_MS 200	  /* a round at least this often: punching, cleaning */
 #define WB_CHUNK_PAGES 64 /* pool pages per shrink call, then a flush: 256 KiB writes */
 /*
- * Segments cleaned per round at most: 1 MiB of reads while the pool needs
- * writeback (which must not wait for the cleaner), 4 MiB when it does not,
- * or when the file is past the cleaner's hard mark (churn outrunning it:
- * measured 1.27x the stored bytes under random restores and rewrites with
- * 4 segments a round).
+ * Segments cleaned per round at most (4 MiB of reads), one at a time with
+ * writeback first whenever the pool is over its threshold, so that the
+ * pool never waits for more than one segment's cleaning.  Four a round,
+ * not interleaved, let random restores and rewrites take the file to 1.27x
+ * the stored bytes (faultbench file_space, quick); sixteen in one go held
+ * writeback up long enough to fill the pool.
  */
-#define WB_CLEAN_SEGS_BUSY 4
-#define WB_CLEAN_SEGS_IDLE 16
+#define WB_CLEAN_SEGS 16
 #define WB_IDLE_BACKOFF_MS 50	/* a round that could write nothing waits this long */
 #define WB_ERROR_BACKOFF_MS 100 /* after a failed write, doubling ... */
 #define WB_MAX_BACKOFF_MS 5000	/* ... up to 5 s */
@@ -534,6 +534,27 @@ static void write_back(struct uzd_wb *wb)
 	}
 }
 
+/* Writeback while the pool is over its threshold, and a segment of cleaning between. */
+static void write_and_clean(struct uzd_wb *wb)
+{
+	unsigned int cleaned = 0, n = 1;
+
+	for (unsigned int i = 0; i < WB_CLEAN_SEGS && n; i++) {
+		uint64_t t0;
+
+		if (zpool_total_size(wb->pool) > wb->accept && now_ns() >= wb->retry_ns)
+			write_back(wb);
+		t0 = now_ns();
+		n = uzd_bfile_clean(wb->bf, 1, wb_move, wb);
+		count(&wb->stats.clean_ns, now_ns() - t0);
+		cleaned += n;
+	}
+	/* The file is full and nothing in it can be compacted: not at once again. */
+	if (!cleaned && wb->round_full)
+		backoff(wb, WB_IDLE_BACKOFF_MS);
+	flush(wb);
+}
+
 static void run_round(struct uzd_wb *wb)
 {
 	bool may_write = now_ns() >= wb->retry_ns;
@@ -544,21 +565,8 @@ static void run_round(struct uzd_wb *wb)
 		backoff(wb, WB_ERROR_BACKOFF_MS);
 		may_write = false;
 	}
-	if (may_write) {
-		bool busy = zpool_total_size(wb->pool) > wb->accept;
-		unsigned int segs = busy && !uzd_bfile_over(wb->bf, UZD_BFILE_GC_HARD_PCT) ?
-					    WB_CLEAN_SEGS_BUSY :
-					    WB_CLEAN_SEGS_IDLE;
-		uint64_t t0;
-
-		if (busy)
-			write_back(wb);
-		t0 = now_ns();
-		if (uzd_bfile_clean(wb->bf, segs, wb_move, wb) == 0 && wb->round_full)
-			backoff(wb, WB_IDLE_BACKOFF_MS);
-		count(&wb->stats.clean_ns, now_ns() - t0);
-		flush(wb);
-	}
+	if (may_write)
+		write_and_clean(wb);
 	uzd_bfile_maintain(wb->bf);
 	round_release(wb);
 }
