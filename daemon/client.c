@@ -125,14 +125,19 @@ void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry
 		return;
 	handle = uzd_entry_pool_handle(entry);
 	bytes = pool_object_bytes(c->pool, entry);
-	if (uzd_entry_flags(entry) & UZD_ENTRY_RAW)
-		uzd_wb_raw_freed(c->wb, handle);
-	if (zpool_free(c->pool, handle) < 0) {
+	if (uzd_client_pool_free(c, handle, uzd_entry_flags(entry) & UZD_ENTRY_RAW) < 0) {
 		fprintf(stderr, "uzswapd: client %" PRIu32 ": BUG: pool handle %#lx not live\n",
 			c->id, handle);
 		return;
 	}
 	__atomic_fetch_sub(&c->stats.pool_bytes, bytes, __ATOMIC_RELAXED);
+}
+
+int uzd_client_pool_free(struct uzd_client *c, unsigned long handle, bool raw)
+{
+	if (raw)
+		uzd_wb_raw_freed(c->wb, handle);
+	return zpool_free(c->pool, handle);
 }
 
 uint64_t uzd_client_resident(struct uzd_client *c)

@@ -127,6 +127,13 @@ void uzd_client_fini(struct uzd_client *c);
  */
 void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg);
 
+/*
+ * Free pool object @handle of @c; a RAW one (@raw) is also forgotten by
+ * writeback's owner table, which every free of a RAW object must do.  0 or
+ * zpool_free()'s -EINVAL.
+ */
+int uzd_client_pool_free(struct uzd_client *c, unsigned long handle, bool raw);
+
 /* Resident pages of the client now (takes the table read lock). */
 uint64_t uzd_client_resident(struct uzd_client *c);
 

@@ -496,19 +496,11 @@ static void store(struct uzd_evict_ctx *ec, struct uzd_client *c, const struct u
 
 /* ---- 5. punch ---- */
 
-/* Free the object a page was given; it holds the page no more. */
-static void drop_object(struct uzd_client *c, const struct evict_page *p)
-{
-	if (p->raw)
-		uzd_wb_raw_freed(c->wb, p->handle);
-	zpool_free(c->pool, p->handle);
-}
-
 /* Undo a store whose page could not be punched: it stays resident. */
 static void unstore(struct uzd_client *c, struct evict_page *p)
 {
 	if (p->fate == FATE_POOL)
-		drop_object(c, p);
+		uzd_client_pool_free(c, p->handle, p->raw);
 	p->fate = FATE_KEEP;
 }
 
@@ -549,7 +541,7 @@ static void publish_page(struct uzd_client *c, struct uzd_region *r, struct evic
 	if (uzd_region_publish(r, p->idx, p->val) == UZD_ENTRY_DROPPED) {
 		/* The range was dropped meanwhile: the object is ours to free. */
 		if (p->fate == FATE_POOL) {
-			drop_object(c, p);
+			uzd_client_pool_free(c, p->handle, p->raw);
 			__atomic_fetch_sub(&c->stats.pool_bytes, p->bytes, __ATOMIC_RELAXED);
 		}
 		res->dropped++;

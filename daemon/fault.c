@@ -215,9 +215,7 @@ const struct uzd_fault_stats *uzd_fault_stats(const struct uzd_fault_ctx *fc)
 
 static void free_pool_object(struct uzd_client *c, unsigned long handle, bool raw, uint64_t bytes)
 {
-	if (raw)
-		uzd_wb_raw_freed(c->wb, handle);
-	if (zpool_free(c->pool, handle) < 0) {
+	if (uzd_client_pool_free(c, handle, raw) < 0) {
 		fprintf(stderr, "uzswapd: client %" PRIu32 ": BUG: pool handle %#lx not live\n",
 			c->id, handle);
 		return;

@@ -311,9 +311,7 @@ static int append(struct uzd_wb *wb, const struct wb_obj *o, uint64_t *slot)
 static void written(struct uzd_wb *wb, struct uzd_client *c, unsigned long handle,
 		    const struct wb_obj *o)
 {
-	if (o->raw)
-		uzd_rawtab_del(&wb->raw, handle);
-	if (zpool_free(wb->pool, handle) < 0)
+	if (uzd_client_pool_free(c, handle, o->raw) < 0)
 		fprintf(stderr,
 			"uzswapd: client %" PRIu32 ": BUG: written-back handle %#lx not live\n",
 			c->id, handle);
@@ -438,9 +436,7 @@ static void put_back(void *arg, uint64_t slot, const struct uzd_bfile_rec *h, co
 		return; /* stays staged, readable, until a write succeeds */
 	}
 	if (repoint(c, h->addr, e, uzd_entry_make_pool(handle, raw ? UZD_ENTRY_RAW : 0)) < 0) {
-		if (raw)
-			uzd_rawtab_del(&wb->raw, handle);
-		zpool_free(wb->pool, handle);
+		uzd_client_pool_free(c, handle, raw);
 		return;
 	}
 	uzd_bfile_free(wb->bf, slot);
