@@ -68,6 +68,22 @@
  *                   without change).  So the resident set never exceeds the
  *                   budget by more than a batch, as with synchronous reclaim.
  *                   zipf_compare: 100 x (fifo - workingset) / fifo.
+ *  restore_file     as restore_lz4, with an 8 MiB pool: most evicted pages are
+ *                   in the backing file once writeback has settled; K random
+ *                   evicted pages are read (from_file says how many were
+ *                   restores from the file, from_memory how many of those
+ *                   had their write still in flight); daemon_p50/p99 are the
+ *                   daemon's figures for restores from the file.
+ *  writeback        fill 8x the budget with a 16 MiB pool: pages_per_s and
+ *                   compressed_MBps = what writeback wrote / the time its
+ *                   thread spent writing back (wb_busy_ns); wall_pages_per_s
+ *                   over the fill and until writeback settled.
+ *  file_space       fill 4x the budget with an 8 MiB pool, then random reads
+ *                   and writes for the restore_evicting time; the backing
+ *                   file's disk bytes / the compressed bytes it stores, right
+ *                   after the churn and once the cleaner has settled.
+ *  metadata_file    metadata with a 64 MiB pool: nearly every evicted page is in
+ *                   the backing file, whose tables count as outside the pool.
  *  metadata         4 GiB of managed memory (1 GiB with --quick), budget 256M,
  *                   filled; bytes_per_page = (daemon RSS - pool_total_bytes of
  *                   a STATUS request) / managed_pages, which counts the pool's
@@ -184,6 +200,7 @@ struct daemon_cfg {
 	const char *policy;
 	unsigned int cluster; /* [fault] page_cluster */
 	bool no_sample;	      /* [reclaim] sample_pct = 0: no access sampling */
+	const char *pool_max; /* [pool] max_size; NULL: the default */
 };
 
 struct daemon {
@@ -404,14 +421,17 @@ static int write_config(const struct daemon *d, const struct daemon_cfg *c)
 		return -errno;
 	fprintf(f,
 		"[daemon]\nsocket = %s\nlog_level = info\n"
+		"[backing]\npath = %s/\n"
 		"[budget]\nclient_max_resident = %" PRIu64 "K\n"
 		"high_watermark = %u\nlow_watermark = %u\n"
 		"[pressure]\npsi_some_avg10 = 0\nmin_available = 0\n"
 		"[compress]\ncodec = %s\nlevel = %d\n"
 		"[fault]\npage_cluster = %u\n"
 		"[reclaim]\npolicy = %s\n%s",
-		d->sock, c->budget >> 10, c->high, c->low, c->codec, c->level, c->cluster,
+		d->sock, d->dir, c->budget >> 10, c->high, c->low, c->codec, c->level, c->cluster,
 		c->policy ? c->policy : "workingset", c->no_sample ? "sample_pct = 0\n" : "");
+	if (c->pool_max)
+		fprintf(f, "[pool]\nmax_size = %s\n", c->pool_max);
 	return fclose(f) == 0 ? 0 : -errno;
 }
 
@@ -1384,11 +1404,238 @@ static int sc_zipf(const struct opts *o, const struct plan *p)
 	return err;
 }
 
+/* ---- the backing file ---- */
+
+/*
+ * Wait until writeback has stopped (its written pages unchanged for
+ * SETTLE_STABLE_POLLS polls) and the cleaner with it; *ds: the last status.
+ */
+static int settle_writeback(struct bench *b, struct uzp_status *ds, struct uzp_status_client *cl)
+{
+	uint64_t deadline = now_ns() + SETTLE_MAX_MS * 1000000ULL, last = UINT64_MAX;
+	uint64_t moved = UINT64_MAX;
+	int stable = 0, err;
+
+	for (;;) {
+		err = status_of(&b->d, ds, cl);
+		if (err)
+			return err;
+		if (ds->wb_written_pages == last && ds->file_cleaned_records == moved) {
+			if (++stable == SETTLE_STABLE_POLLS)
+				return 0;
+		} else {
+			stable = 0;
+		}
+		last = ds->wb_written_pages;
+		moved = ds->file_cleaned_records;
+		if (now_ns() > deadline)
+			return -ETIMEDOUT;
+		sleep_ms(SETTLE_POLL_MS);
+	}
+}
+
+static double space_ratio(const struct uzp_status *ds)
+{
+	return ds->file_stored_bytes ? (double)ds->file_disk_bytes / (double)ds->file_stored_bytes :
+				       0.0;
+}
+
+/* A daemon with a small pool and writeback, a region 4x the budget, filled and settled. */
+static int file_open(const struct opts *o, struct daemon_cfg *c, size_t factor, struct bench *b,
+		     struct uzswap_stats *st, struct uzp_status *ds, struct uzp_status_client *cl)
+{
+	int err = bench_open(o, c, factor * (c->budget / PG), b);
+
+	if (err)
+		return err;
+	fill(b);
+	err = settle(b, st);
+	if (!err)
+		err = settle_writeback(b, ds, cl);
+	if (err)
+		bench_close(b);
+	return err;
+}
+
+static int sc_restore_file(const struct opts *o, const struct plan *p)
+{
+	struct daemon_cfg c = { .budget = p->restore_budget,
+				.high = 100,
+				.low = 10,
+				.codec = "lz4",
+				.pool_max = "8M" };
+	struct uzp_status_client cl0, cl1;
+	struct uzp_status ds0, ds1;
+	struct uzswap_stats s0, s1;
+	uint64_t state = 13, room;
+	struct lat l = { 0 };
+	size_t *list = NULL, n, k;
+	unsigned int bad = 0;
+	struct bench b;
+	int err;
+
+	err = file_open(o, &c, 4, &b, &s0, &ds0, &cl0);
+	if (err)
+		return err;
+	list = malloc(b.npages * sizeof(*list));
+	err = list ? restore_room(&b, &s0, list, p->restore_k) : -ENOMEM;
+	if (!err)
+		err = settle_writeback(&b, &ds0, &cl0);
+	if (err)
+		goto out;
+	room = b.budget_pages > s0.resident_pages + RESTORE_MARGIN ?
+		       b.budget_pages - s0.resident_pages - RESTORE_MARGIN :
+		       0;
+	n = evicted_pages(&b, list);
+	k = p->restore_k < room ? p->restore_k : (size_t)room;
+	k = k < n ? k : n;
+	for (size_t i = 0; i < k; i++) {
+		size_t j = i + (size_t)(rng_next(&state) % (n - i)), t = list[i];
+
+		list[i] = list[j];
+		list[j] = t;
+	}
+	for (size_t i = 0; i < k && !err; i++)
+		err = lat_add(&l, timed_read(b.region + list[i] * PG));
+	if (!err)
+		err = get_stats(&b, &s1);
+	for (size_t i = 0; i < k && !err; i++)
+		bad += verify(&b, list[i]);
+	if (!err)
+		err = status_of(&b.d, &ds1, &cl1);
+	if (err)
+		goto out;
+	printf("scenario=restore_file codec=lz4 pool=8M budget_mib=%" PRIu64 " region_pages=%zu "
+	       "file_pages_before=%" PRIu64 " pages=%zu from_file=%" PRIu64 " from_memory=%" PRIu64,
+	       c.budget / MIB, b.npages, s0.file_pages, l.n, ds1.file_reads - ds0.file_reads,
+	       ds1.file_reads_staged - ds0.file_reads_staged);
+	lat_print(&l);
+	printf(" evictions_during=%" PRIu64 " verified=%zu mismatches=%u daemon_p50_us=%.1f "
+	       "daemon_p99_us=%.1f\n",
+	       s1.evictions - s0.evictions, k, bad, (double)cl1.faults_file.p50_ns / 1e3,
+	       (double)cl1.faults_file.p99_ns / 1e3);
+	if (bad)
+		err = -EIO;
+out:
+	free(list);
+	free(l.ns);
+	return bench_close(&b) ? -EIO : err;
+}
+
+static int sc_writeback(const struct opts *o, const struct plan *p)
+{
+	struct daemon_cfg c = {
+		.budget = p->evict_budget, .high = 100, .low = 90, .codec = "lz4", .pool_max = "16M"
+	};
+	struct uzp_status_client cl;
+	struct uzp_status d0, d1;
+	struct uzswap_stats st;
+	uint64_t t0, t1, written, bytes, busy;
+	struct bench b;
+	int err;
+
+	err = bench_open(o, &c, 8 * (c.budget / PG), &b);
+	if (err)
+		return err;
+	err = status_of(&b.d, &d0, &cl);
+	if (err)
+		goto out;
+	t0 = now_ns();
+	fill(&b);
+	err = settle(&b, &st);
+	if (!err)
+		err = settle_writeback(&b, &d1, &cl);
+	t1 = now_ns();
+	if (err)
+		goto out;
+	written = d1.wb_written_pages - d0.wb_written_pages;
+	bytes = d1.wb_written_bytes - d0.wb_written_bytes;
+	busy = d1.wb_busy_ns - d0.wb_busy_ns;
+	printf("scenario=writeback codec=lz4 pool=16M budget_mib=%" PRIu64 " region_pages=%zu "
+	       "written_pages=%" PRIu64 " written_mib=%.1f busy_s=%.3f pages_per_s=%.0f "
+	       "compressed_MBps=%.1f wall_s=%.2f wall_pages_per_s=%.0f file_pages=%" PRIu64
+	       " pool_full=%" PRIu64 " rejected_pool_full=%" PRIu64
+	       " clean_s=%.3f space_ratio=%.3f\n",
+	       c.budget / MIB, b.npages, written, (double)bytes / MIB, (double)busy / 1e9,
+	       busy ? (double)written * 1e9 / (double)busy : 0.0,
+	       busy ? (double)bytes * 1e3 / (double)busy : 0.0, (double)(t1 - t0) / 1e9,
+	       (double)written * 1e9 / (double)(t1 - t0), st.file_pages, d1.pool_full_events,
+	       cl.rejected_pool_full, (double)d1.wb_clean_ns / 1e9, space_ratio(&d1));
+out:
+	return bench_close(&b) ? -EIO : err;
+}
+
+/*
+ * Churn: random reads (restores free records) and writes (rewritten pages
+ * are written back anew) of a region mostly in the file, then the disk
+ * space against the stored bytes at once and once the cleaner is done.
+ */
+static int sc_file_space(const struct opts *o, const struct plan *p)
+{
+	struct daemon_cfg c = { .budget = p->evicting_budget,
+				.high = 100,
+				.low = 90,
+				.codec = "lz4",
+				.pool_max = "8M" };
+	uint64_t deadline, state = 17, ops = 0;
+	struct uzp_status_client cl;
+	struct uzp_status d0, d1, d2;
+	struct uzswap_stats st;
+	unsigned int bad = 0;
+	struct bench b;
+	int err;
+
+	err = file_open(o, &c, 4, &b, &st, &d0, &cl);
+	if (err)
+		return err;
+	deadline = now_ns() + (uint64_t)(p->evicting_s * 1e9);
+	while (now_ns() < deadline) {
+		size_t i = (size_t)(rng_next(&state) % b.npages);
+		volatile unsigned char *q = b.region + i * PG;
+
+		if (rng_next(&state) & 1)
+			*q = expected(i)[0];
+		else
+			(void)*q;
+		ops++;
+	}
+	err = status_of(&b.d, &d1, &cl);
+	if (!err)
+		err = settle_writeback(&b, &d2, &cl);
+	for (size_t i = 0; i < b.npages && !err; i++)
+		bad += (unsigned int)verify(&b, i);
+	if (err)
+		goto out;
+	printf("scenario=file_space codec=lz4 pool=8M budget_mib=%" PRIu64 " region_pages=%zu "
+	       "churn_s=%.1f accesses=%" PRIu64 " written_pages=%" PRIu64 " moved_pages=%" PRIu64
+	       " stored_mib=%.1f disk_mib=%.1f ratio_after_churn=%.3f ratio_settled=%.3f"
+	       " verified=%zu mismatches=%u\n",
+	       c.budget / MIB, b.npages, p->evicting_s, ops,
+	       d1.wb_written_pages - d0.wb_written_pages,
+	       d1.file_cleaned_records - d0.file_cleaned_records,
+	       (double)d2.file_stored_bytes / MIB, (double)d2.file_disk_bytes / MIB,
+	       space_ratio(&d1), space_ratio(&d2), b.npages, bad);
+	if (bad)
+		err = -EIO;
+out:
+	return bench_close(&b) ? -EIO : err;
+}
+
 /* ---- metadata per managed page ---- */
 
-static int sc_metadata(const struct opts *o, const struct plan *p)
+/*
+ * @pool_max NULL: the default pool, which holds every evicted page; "64M":
+ * a small one, so that almost every page ends in the backing file and its
+ * tables (bfile.c: 4 bytes a block) count too.
+ */
+static int sc_metadata(const struct opts *o, const struct plan *p, const char *name,
+		       const char *pool_max)
 {
-	struct daemon_cfg c = { .budget = p->meta_budget, .high = 100, .low = 90, .codec = "lz4" };
+	struct daemon_cfg c = { .budget = p->meta_budget,
+				.high = 100,
+				.low = 90,
+				.codec = "lz4",
+				.pool_max = pool_max };
 	struct uzp_status_client cl;
 	struct uzp_status ds;
 	struct uzswap_stats st;
@@ -1409,7 +1656,9 @@ static int sc_metadata(const struct opts *o, const struct plan *p)
 	fill(&b);
 	err = settle(&b, &st);
 	if (!err)
-		err = status_of(&b.d, &ds, &cl);
+		err = settle_writeback(&b, &ds, &cl);
+	if (!err)
+		err = get_stats(&b, &st);
 	if (err)
 		goto out;
 	rss = process_rss(b.d.pid);
@@ -1418,15 +1667,15 @@ static int sc_metadata(const struct opts *o, const struct plan *p)
 		     (double)st.managed_pages;
 	outside = ((double)rss - (double)ds.pool_total_bytes - (double)ds.pool_meta_bytes) /
 		  (double)st.managed_pages;
-	printf("scenario=metadata budget_mib=%" PRIu64 " managed_pages=%" PRIu64
-	       " resident_pages=%" PRIu64 " pool_pages=%" PRIu64 " same_pages=%" PRIu64
-	       " daemon_rss_bytes=%" PRIu64 " pool_total_bytes=%" PRIu64
+	printf("scenario=%s budget_mib=%" PRIu64 " managed_pages=%" PRIu64
+	       " resident_pages=%" PRIu64 " pool_pages=%" PRIu64 " file_pages=%" PRIu64
+	       " same_pages=%" PRIu64 " daemon_rss_bytes=%" PRIu64 " pool_total_bytes=%" PRIu64
 	       " pool_compressed_bytes=%" PRIu64 " pool_meta_bytes=%" PRIu64
 	       " idle_rss_bytes=%" PRIu64 " bytes_per_page=%.2f bytes_per_page_above_idle=%.2f"
 	       " bytes_per_page_outside_pool=%.2f\n",
-	       c.budget / MIB, st.managed_pages, st.resident_pages, st.pool_pages, st.same_pages,
-	       rss, ds.pool_total_bytes, ds.pool_compressed_bytes, ds.pool_meta_bytes, idle,
-	       per_page, above_idle, outside);
+	       name, c.budget / MIB, st.managed_pages, st.resident_pages, st.pool_pages,
+	       st.file_pages, st.same_pages, rss, ds.pool_total_bytes, ds.pool_compressed_bytes,
+	       ds.pool_meta_bytes, idle, per_page, above_idle, outside);
 out:
 	return bench_close(&b) ? -EIO : err;
 }
@@ -1574,10 +1823,18 @@ int main(int argc, char **argv)
 		failed |= sc_restore_evicting(&o, p) < 0;
 	if (wanted(&o, "evict_lz4"))
 		failed |= sc_evict(&o, p) < 0;
+	if (wanted(&o, "restore_file"))
+		failed |= sc_restore_file(&o, p) < 0;
+	if (wanted(&o, "writeback"))
+		failed |= sc_writeback(&o, p) < 0;
+	if (wanted(&o, "file_space"))
+		failed |= sc_file_space(&o, p) < 0;
 	if (wanted(&o, "zipf"))
 		failed |= sc_zipf(&o, p) < 0;
 	if (wanted(&o, "metadata"))
-		failed |= sc_metadata(&o, p) < 0;
+		failed |= sc_metadata(&o, p, "metadata", NULL) < 0;
+	if (wanted(&o, "metadata_file"))
+		failed |= sc_metadata(&o, p, "metadata_file", "64M") < 0;
 	free(pages.data);
 	free(pages.same);
 	return failed ? 1 : 0;

@@ -19,6 +19,7 @@
 
 #include "daemon/client.h"
 #include "daemon/object.h"
+#include "daemon/writeback.h"
 
 int uzd_client_init(struct uzd_client *c, uint32_t id, struct zpool *pool)
 {
@@ -116,9 +117,9 @@ static uint64_t pool_object_bytes(struct zpool *pool, uint64_t entry)
 }
 
 /*
- * May run under the table's write lock: takes only the pool's locks
- * (region.h lock order).  FILE slots have no backing file to return to
- * yet: nothing to free.
+ * May run under the table's write lock: takes only the pool's locks and
+ * the backing file's (region.h lock order).  A FILE entry exists only
+ * while writeback is on (c->wb set).
  */
 void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg)
 {
@@ -128,16 +129,27 @@ void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry
 
 	(void)r;
 	(void)pgidx;
+	if (uzd_entry_state(entry) == UZD_ENTRY_FILE && c->wb) {
+		uzd_wb_file_freed(c->wb, c, uzd_entry_file_slot(entry));
+		return;
+	}
 	if (uzd_entry_state(entry) != UZD_ENTRY_POOL)
 		return;
 	handle = uzd_entry_pool_handle(entry);
 	bytes = pool_object_bytes(c->pool, entry);
-	if (zpool_free(c->pool, handle) < 0) {
+	if (uzd_client_pool_free(c, handle, uzd_entry_flags(entry) & UZD_ENTRY_RAW) < 0) {
 		fprintf(stderr, "uzswapd: client %" PRIu32 ": BUG: pool handle %#lx not live\n",
 			c->id, handle);
 		return;
 	}
 	__atomic_fetch_sub(&c->stats.pool_bytes, bytes, __ATOMIC_RELAXED);
+}
+
+int uzd_client_pool_free(struct uzd_client *c, unsigned long handle, bool raw)
+{
+	if (raw)
+		uzd_wb_raw_freed(c->wb, handle);
+	return zpool_free(c->pool, handle);
 }
 
 uint64_t uzd_client_resident(struct uzd_client *c)

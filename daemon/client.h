@@ -39,6 +39,9 @@
  *              full, every page busy): set and read with relaxed atomics
  *   refs       references: the server's, the fault thread's, and each
  *              reclaim pass's; the last uzd_client_put() destroys it
+ *   wb         the backing-file tier (daemon/writeback.h), shared by every
+ *              client like the pool; NULL when writeback is off (then no
+ *              page of the client is ever FILE)
  *
  * Lifetime: uzd_client_new() gives one reference.  Whoever passes the
  * client to another thread gives it a reference too; destruction (every
@@ -59,11 +62,14 @@
 #include "daemon/region.h"
 #include "daemon/sample.h"
 
+struct uzd_wb;
+
 /* What a served fault restored, for the latency histograms. */
 enum uzd_fault_kind {
 	UZD_FAULT_ZERO, /* a first touch */
 	UZD_FAULT_SAME, /* a same-filled page */
 	UZD_FAULT_POOL, /* a page from the pool */
+	UZD_FAULT_FILE, /* a page from the backing file */
 	UZD_FAULT_KINDS,
 };
 
@@ -87,6 +93,9 @@ struct uzd_client_stats {
 	uint64_t evict_ns;	     /* time reclaim spent evicting its pages */
 	struct uzd_hist fault_ns;    /* time from reading a fault to waking it */
 	struct uzd_hist kind_ns[UZD_FAULT_KINDS]; /* the same, by what was restored */
+	uint64_t faults_file;			  /* restored from the backing file */
+	uint64_t written_back;			  /* pool objects moved to the backing file */
+	uint64_t file_bytes;			  /* compressed bytes of its file records */
 };
 
 struct uzd_client {
@@ -108,6 +117,7 @@ struct uzd_client {
 	uint64_t sample_pages;
 	bool reclaim_stalled;
 	int refs;
+	struct uzd_wb *wb;
 };
 
 /*
@@ -127,10 +137,18 @@ void uzd_client_fini(struct uzd_client *c);
 
 /*
  * uzd_release_fn (daemon/region.h) for a client's pages: frees the pool
- * object of a POOL entry and takes its bytes off the client's pool_bytes;
- * @arg is the client.  Takes only the pool's locks.
+ * object of a POOL entry and takes its bytes off the client's pool_bytes,
+ * or the record of a FILE entry; @arg is the client.  Takes only the
+ * pool's locks and the backing file's (leaves).
  */
 void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg);
+
+/*
+ * Free pool object @handle of @c; a RAW one (@raw) is also forgotten by
+ * writeback's owner table, which every free of a RAW object must do.  0 or
+ * zpool_free()'s -EINVAL.
+ */
+int uzd_client_pool_free(struct uzd_client *c, unsigned long handle, bool raw);
 
 /* Resident pages of the client now (takes the table read lock). */
 uint64_t uzd_client_resident(struct uzd_client *c);

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "alloc/zpool.h"
+#include "daemon/bfile.h"
 #include "daemon/config.h"
 
 #define MIB (1ULL << 20)
@@ -60,6 +61,16 @@
  */
 #define DEF_SAMPLE_PCT 50
 
+/*
+ * zswap's accept_threshold_percent: once full, the pool takes pages again
+ * only below 90%, so that writeback drains it in batches rather than one
+ * object per eviction.  Half of RAM caps the compressed bytes on disk.
+ */
+#define DEF_ACCEPT_THRESHOLD 90
+#define DEF_BACKING_MAX_SIZE_PCT 50
+/* A few segments of the backing file, one of them the cleaner's reserve. */
+#define MIN_BACKING_SIZE UZD_BFILE_MIN_SIZE
+
 /* A budget or a pool smaller than one page could hold nothing. */
 #define MIN_BUDGET 4096
 
@@ -76,6 +87,8 @@ enum key_type {
 	T_ALLOCATOR,
 	T_POLICY,
 	T_NICE,
+	T_BOOL,
+	T_BPATH,
 };
 
 /* Ids of the keys the checks between keys name; the rest need none. */
@@ -100,6 +113,10 @@ enum key_id {
 	K_MAX_COMPRESSED,
 	K_ALLOCATOR,
 	K_POOL_MAX_SIZE,
+	K_ACCEPT_THRESHOLD,
+	K_WRITEBACK,
+	K_BACKING_PATH,
+	K_BACKING_MAX_SIZE,
 	K_PAGE_CLUSTER,
 	K_POLICY,
 	K_NICE,
@@ -157,6 +174,12 @@ static const struct key_def keys[K_COUNT] = {
 	    UZC_PAGE_SIZE, false),
 	KEY(K_ALLOCATOR, "pool", "allocator", T_ALLOCATOR, allocator, 0, 0, false),
 	KEY(K_POOL_MAX_SIZE, "pool", "max_size", T_SIZE, pool_max_size, MIN_BUDGET, 0, true),
+	KEY(K_ACCEPT_THRESHOLD, "pool", "accept_threshold", T_UINT, accept_threshold, 50, 100,
+	    false),
+	KEY(K_WRITEBACK, "backing", "writeback", T_BOOL, writeback, 0, 0, false),
+	KEY(K_BACKING_PATH, "backing", "path", T_BPATH, backing_path, 0, 0, false),
+	KEY(K_BACKING_MAX_SIZE, "backing", "max_size", T_SIZE, backing_max_size, MIN_BACKING_SIZE,
+	    0, true),
 	KEY(K_PAGE_CLUSTER, "fault", "page_cluster", T_UINT, page_cluster, 0, 5, false),
 	KEY(K_POLICY, "reclaim", "policy", T_POLICY, policy, 0, 0, false),
 	KEY(K_NICE, "reclaim", "nice", T_NICE, reclaim_nice, 0, 0, false),
@@ -716,6 +739,38 @@ static void format_allocator(const struct uzd_config *cfg, const struct key_def 
 	snprintf(buf, len, "%s", name ? name : "");
 }
 
+static int parse_bool(struct parse_ctx *ctx, const struct key_def *k, const char *v)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcmp(v, yes[i]) == 0 || strcmp(v, no[i]) == 0) {
+			*(bool *)field(&ctx->cfg, k) = strcmp(v, yes[i]) == 0;
+			return 0;
+		}
+	}
+	return key_fail(ctx, k, "\"%s\" is not one of yes, no (or true, false, on, off, 1, 0)", v);
+}
+
+static void format_bool(const struct uzd_config *cfg, const struct key_def *k, char *buf,
+			size_t len)
+{
+	snprintf(buf, len, "%s", *(const bool *)cfield(cfg, k) ? "yes" : "no");
+}
+
+/* Only the form is checked here: whether the file may be used is the daemon's to say. */
+static int parse_bpath(struct parse_ctx *ctx, const struct key_def *k, const char *v)
+{
+	if (v[0] != '/')
+		return key_fail(ctx, k, "\"%s\" is not an absolute path", v);
+	if (strlen(v) >= UZD_BACKING_PATH_MAX)
+		return key_fail(ctx, k, "the path is %zu bytes long; at most %d fit", strlen(v),
+				UZD_BACKING_PATH_MAX - 1);
+	memcpy(field(&ctx->cfg, k), v, strlen(v) + 1);
+	return 0;
+}
+
 struct type_ops {
 	int (*parse)(struct parse_ctx *ctx, const struct key_def *k, const char *v);
 	void (*format)(const struct uzd_config *cfg, const struct key_def *k, char *buf,
@@ -735,6 +790,8 @@ static const struct type_ops type_ops[] = {
 	[T_ALLOCATOR] = { parse_allocator, format_allocator },
 	[T_POLICY] = { parse_policy, format_policy },
 	[T_NICE] = { parse_nice, format_nice },
+	[T_BOOL] = { parse_bool, format_bool },
+	[T_BPATH] = { parse_bpath, format_path },
 };
 
 /* Big enough for any value: the longest is a full list of uids. */
@@ -782,6 +839,13 @@ void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes)
 	/* The registry lists its default first. */
 	cfg->allocator = zpool_driver_names()[0];
 	cfg->pool_max_size = percent_of(ram_bytes, DEF_POOL_MAX_SIZE_PCT);
+	cfg->accept_threshold = DEF_ACCEPT_THRESHOLD;
+
+	cfg->writeback = true;
+	memcpy(cfg->backing_path, UZD_DEFAULT_BACKING, sizeof(UZD_DEFAULT_BACKING));
+	cfg->backing_max_size = percent_of(ram_bytes, DEF_BACKING_MAX_SIZE_PCT);
+	if (cfg->backing_max_size < MIN_BACKING_SIZE)
+		cfg->backing_max_size = MIN_BACKING_SIZE;
 
 	cfg->page_cluster = 0;
 	cfg->policy = UZD_POLICY_WORKINGSET;

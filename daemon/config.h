@@ -25,6 +25,9 @@
 #define UZD_DEFAULT_SOCKET "/run/uzswap/uzswapd.sock"
 /* sizeof(((struct sockaddr_un *)0)->sun_path): the path and its NUL. */
 #define UZD_SOCKET_PATH_MAX 108
+/* The backing file, or the directory of an unnamed one; a line holds "path = " and it. */
+#define UZD_BACKING_PATH_MAX 192
+#define UZD_DEFAULT_BACKING "/var/lib/uzswap/"
 /* 16 ten-digit uids still fit on one ini line (INI_MAX_LINE, 200). */
 #define UZD_MAX_ALLOW_UIDS 16
 
@@ -83,8 +86,14 @@ struct uzd_config {
 	unsigned int max_compressed; /* longer pages are stored raw, 64..4096 */
 
 	/* [pool] */
-	const char *allocator;	/* a zpool driver's name, owned by the registry */
-	uint64_t pool_max_size; /* bytes */
+	const char *allocator;	       /* a zpool driver's name, owned by the registry */
+	uint64_t pool_max_size;	       /* bytes */
+	unsigned int accept_threshold; /* % of pool_max_size: full until below it, 50..100 */
+
+	/* [backing] */
+	bool writeback;				 /* the backing file tier is on */
+	char backing_path[UZD_BACKING_PATH_MAX]; /* absolute; a directory if it ends with / */
+	uint64_t backing_max_size;		 /* bytes of records at most */
 
 	/* [fault] */
 	unsigned int page_cluster; /* restore 2^N neighbours with a fault, 0..5 */

@@ -44,6 +44,7 @@
 #include "daemon/evict.h"
 #include "daemon/object.h"
 #include "daemon/uffd.h"
+#include "daemon/writeback.h"
 
 /*
  * Unprotect retries while a REMOVE/UNMAP event is unread (-EAGAIN): the
@@ -378,8 +379,12 @@ static uint32_t next_seq(struct uzd_client *c)
 	return __atomic_fetch_add(&c->evict_seq, 1, __ATOMIC_RELAXED);
 }
 
-/* An incompressible page: the page itself, no header, flagged RAW in its entry (object.h). */
-static int pool_put_raw(struct uzd_client *c, struct evict_page *p, const void *page)
+/*
+ * An incompressible page: the page itself, no header, flagged RAW in its
+ * entry (object.h); writeback finds its owner in a side table instead.
+ */
+static int pool_put_raw(struct uzd_client *c, const struct uzd_region *r, struct evict_page *p,
+			const void *page)
 {
 	unsigned long handle;
 	unsigned char *obj;
@@ -395,6 +400,10 @@ static int pool_put_raw(struct uzd_client *c, struct evict_page *p, const void *
 	}
 	memcpy(obj, page, UZD_PAGE_SIZE);
 	zpool_unmap(c->pool, handle);
+	if (c->wb && uzd_wb_raw_stored(c->wb, handle, c->id, page_addr(r, p->idx)) < 0) {
+		zpool_free(c->pool, handle);
+		return -ENOMEM;
+	}
 	next_seq(c);
 	p->handle = handle;
 	p->bytes = UZD_PAGE_SIZE;
@@ -455,11 +464,17 @@ static void store_page(struct uzd_evict_ctx *ec, struct uzd_client *c, const str
 		p->fate = FATE_SAME;
 		return;
 	}
+	/* Full, and not yet drained below the accept threshold (writeback.h). */
+	if (c->wb && !uzd_wb_pool_admit(c->wb)) {
+		p->fate = FATE_KEEP;
+		res->rejected_pool_full++;
+		return;
+	}
 	len = uzc_compress(ec->zc, page, ec->cbuf, sizeof(ec->cbuf));
 	/* With max_compressed near 4096 a page can compress yet not fit with its header. */
 	p->raw = len <= 0 || len > ZPOOL_MAX_OBJECT - UZD_OBJ_HDR_SIZE;
 	if (p->raw)
-		ret = pool_put_raw(c, p, page);
+		ret = pool_put_raw(c, r, p, page);
 	else
 		ret = pool_put(c, r, p, codec, src, (uint32_t)len);
 	if (ret == -ENOMEM || ret == -ENOSPC) {
@@ -485,7 +500,7 @@ static void store(struct uzd_evict_ctx *ec, struct uzd_client *c, const struct u
 static void unstore(struct uzd_client *c, struct evict_page *p)
 {
 	if (p->fate == FATE_POOL)
-		zpool_free(c->pool, p->handle);
+		uzd_client_pool_free(c, p->handle, p->raw);
 	p->fate = FATE_KEEP;
 }
 
@@ -526,7 +541,7 @@ static void publish_page(struct uzd_client *c, struct uzd_region *r, struct evic
 	if (uzd_region_publish(r, p->idx, p->val) == UZD_ENTRY_DROPPED) {
 		/* The range was dropped meanwhile: the object is ours to free. */
 		if (p->fate == FATE_POOL) {
-			zpool_free(c->pool, p->handle);
+			uzd_client_pool_free(c, p->handle, p->raw);
 			__atomic_fetch_sub(&c->stats.pool_bytes, p->bytes, __ATOMIC_RELAXED);
 		}
 		res->dropped++;

@@ -25,6 +25,13 @@
  * the kernel finds no registered range and the thread gets the outcome
  * its access deserves (SIGSEGV for unmapped memory).
  *
+ * A FILE page is read with one pread (or copied from the staging buffer
+ * while its write is in flight), checked (checksum, owner, length),
+ * decompressed and installed; its record is freed like a pool object.  A
+ * record that cannot be read or does not check out is logged with the
+ * client and address and its page poisoned: only a thread touching that
+ * page gets SIGBUS.
+ *
  * Never: touch client memory except through uffd calls; install bytes we
  * cannot vouch for (poison instead); hold a pool mapping across a uffd
  * call; wait for an eviction (a BUSY page is the evictor's to wake).
@@ -43,6 +50,7 @@
 #include "daemon/fault.h"
 #include "daemon/object.h"
 #include "daemon/uffd.h"
+#include "daemon/writeback.h"
 
 #define FAULT_BATCH 32		    /* messages per read(2) */
 #define FAULT_QUEUE_INIT 64	    /* queued faults before the queue grows */
@@ -72,6 +80,7 @@ struct queued_fault {
 /*
  *  uzc     decompresses any codec
  *  page    UZD_PAGE_SIZE bytes, page-aligned: the bytes about to be copied
+ *  rec     a backing-file record read for a FILE fault (UZD_BFILE_REC_MAX)
  *  q       queued faults q[head..tail), capacity qcap (grows, never shrinks)
  *  batch   one read(2) worth of messages
  *  kind    set by the serve_* function that filled a page, for its histogram
@@ -82,6 +91,7 @@ struct queued_fault {
 struct uzd_fault_ctx {
 	struct uzc_ctx *uzc;
 	unsigned char *page;
+	unsigned char *rec;
 	struct queued_fault *q;
 	size_t head, tail, qcap;
 	struct uffd_msg batch[FAULT_BATCH];
@@ -155,9 +165,10 @@ int uzd_fault_ctx_new(const struct uzc_spec *spec, struct uzd_fault_ctx **out)
 	if (!fc)
 		return -ENOMEM;
 	fc->page = aligned_alloc(UZD_PAGE_SIZE, UZD_PAGE_SIZE);
+	fc->rec = malloc(UZD_BFILE_REC_MAX);
 	fc->qcap = FAULT_QUEUE_INIT;
 	fc->q = calloc(fc->qcap, sizeof(*fc->q));
-	if (!fc->page || !fc->q) {
+	if (!fc->page || !fc->rec || !fc->q) {
 		r = -ENOMEM;
 		goto err_free;
 	}
@@ -170,6 +181,7 @@ int uzd_fault_ctx_new(const struct uzc_spec *spec, struct uzd_fault_ctx **out)
 
 err_free:
 	free(fc->q);
+	free(fc->rec);
 	free(fc->page);
 	free(fc);
 	return r;
@@ -189,6 +201,7 @@ void uzd_fault_ctx_free(struct uzd_fault_ctx *fc)
 		return;
 	uzc_ctx_free(fc->uzc);
 	free(fc->q);
+	free(fc->rec);
 	free(fc->page);
 	free(fc);
 }
@@ -200,9 +213,9 @@ const struct uzd_fault_stats *uzd_fault_stats(const struct uzd_fault_ctx *fc)
 
 /* ---- releasing pool objects (events, dropped pages) ---- */
 
-static void free_pool_object(struct uzd_client *c, unsigned long handle, uint64_t bytes)
+static void free_pool_object(struct uzd_client *c, unsigned long handle, bool raw, uint64_t bytes)
 {
-	if (zpool_free(c->pool, handle) < 0) {
+	if (uzd_client_pool_free(c, handle, raw) < 0) {
 		fprintf(stderr, "uzswapd: client %" PRIu32 ": BUG: pool handle %#lx not live\n",
 			c->id, handle);
 		return;
@@ -508,7 +521,7 @@ static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 		     "(written through another mapping?): keeping the present page",
 		     addr);
 	/* Exclusive load: the page lives in the client now, the object goes. */
-	free_pool_object(c, handle, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
+	free_pool_object(c, handle, raw, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
 	stat_add(&c->stats.faults_pool, 1);
 	fc->kind = UZD_FAULT_POOL;
 	if (!raw && refault_is_hot(c, h.evict_seq)) {
@@ -516,6 +529,100 @@ static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 		stat_add(&c->stats.refaults_hot, 1);
 	}
 	settle(fc, c, r, pgidx, uzd_entry_make(UZD_ENTRY_RESIDENT, flags, 0), false);
+	return ret;
+}
+
+/*
+ * The record of a FILE page into fc->page: read (from memory while its
+ * write is in flight), checked, decompressed.  0; -EXDEV when the record
+ * names another page (a daemon bug); -EBADMSG when it does not decompress;
+ * else what uzd_wb_read() said (-ENODATA short, -EBADMSG corrupt, -errno).
+ */
+static int load_file(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t slot, uint64_t addr,
+		     struct uzd_bfile_rec *h)
+{
+	const unsigned char *payload = fc->rec + UZD_BFILE_HDR;
+	int r = uzd_wb_read(c->wb, slot, fc->rec, h);
+
+	if (r < 0)
+		return r;
+	if (h->client_id != c->id || h->addr != addr)
+		return -EXDEV;
+	if (h->codec == UZC_CODEC_RAW) {
+		if (h->len != UZD_PAGE_SIZE)
+			return -EBADMSG;
+		memcpy(fc->page, payload, UZD_PAGE_SIZE);
+		return 0;
+	}
+	r = uzc_decompress(fc->uzc, h->codec, payload, h->len, fc->page);
+	return r == -EINVAL ? -EBADMSG : r;
+}
+
+static const char *file_error(int why)
+{
+	switch (why) {
+	case -ENODATA:
+		return "short read";
+	case -EBADMSG:
+		return "bad checksum or data";
+	case -EXDEV:
+		return "BUG: the record belongs to another page";
+	default:
+		return strerror(-why);
+	}
+}
+
+/*
+ * A FILE page whose record cannot give it back: poison it, so that only a
+ * thread touching it gets SIGBUS (design.md §1).  The entry keeps its slot
+ * (freed when the range is dropped or the client goes), as a corrupt pool
+ * object keeps its handle.
+ */
+static int serve_bad_file(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
+			  size_t pgidx, uint64_t old, uint64_t addr, int why)
+{
+	uint64_t slot = uzd_entry_file_slot(old);
+	int ret;
+
+	fc->stats.file_lost++;
+	flog(fc, c,
+	     "page %#" PRIx64 ": backing file record at offset %" PRIu64 " (%" PRIu32
+	     " bytes) is lost: %s; poisoning the page",
+	     addr, uzd_bfile_slot_off(slot), uzd_bfile_slot_len(slot), file_error(why));
+	ret = poison(fc, c, addr);
+	give_back(c, r, pgidx, old);
+	return ret;
+}
+
+static int serve_file(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
+		      size_t pgidx, uint64_t old, uint64_t addr)
+{
+	uint64_t slot = uzd_entry_file_slot(old);
+	struct uzd_bfile_rec h;
+	int ret;
+
+	if (!c->wb) {
+		give_back(c, r, pgidx, old);
+		return poison(fc, c, addr);
+	}
+	ret = load_file(fc, c, slot, addr, &h);
+	if (ret < 0)
+		return serve_bad_file(fc, c, r, pgidx, old, addr, ret);
+	ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
+	if (ret < 0) {
+		give_back(c, r, pgidx, old);
+		return ret;
+	}
+	if (ret == UZD_UFFD_EXISTED)
+		flog(fc, c,
+		     "BUG: page %#" PRIx64 " was present while its entry held a file record "
+		     "(written through another mapping?): keeping the present page",
+		     addr);
+	/* Exclusive load: the page lives in the client now, the record goes. */
+	uzd_wb_file_freed(c->wb, c, slot);
+	stat_add(&c->stats.faults_file, 1);
+	fc->kind = UZD_FAULT_FILE;
+	settle(fc, c, r, pgidx, uzd_entry_make(UZD_ENTRY_RESIDENT, 0, 0), false);
 	return ret;
 }
 
@@ -545,7 +652,7 @@ static int readahead_one(struct uzd_fault_ctx *fc, struct uzd_client *c, struct 
 		give_back(c, r, pgidx, old);
 		return ret == -EAGAIN ? ret : 0;
 	}
-	free_pool_object(c, handle, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
+	free_pool_object(c, handle, raw, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
 	stat_add(&c->stats.readahead, 1);
 	settle(fc, c, r, pgidx, uzd_entry_make(UZD_ENTRY_RESIDENT, 0, 0), false);
 	return 0;
@@ -604,8 +711,8 @@ static int serve_simple(struct uzd_fault_ctx *fc, struct uzd_client *c, struct u
 /*
  * The page could not be claimed.  BUSY: an eviction owns it and will wake
  * the thread when it lets go (region.h), so do nothing.  RESIDENT: another
- * fault restored it; this message is a second thread's: wake it.  FILE:
- * no backing file is read yet: poison rather than zero-fill.
+ * fault restored it; this message is a second thread's: wake it.  Any
+ * other state is unknown: poison rather than zero-fill.
  */
 static int serve_unclaimed(struct uzd_fault_ctx *fc, struct uzd_client *c, int claim, uint64_t old,
 			   uint64_t addr)
@@ -654,12 +761,15 @@ static int serve_missing(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_
 	}
 	ret = uzd_region_claim(r, pgidx,
 			       UZD_STATE_BIT(UZD_ENTRY_EMPTY) | UZD_STATE_BIT(UZD_ENTRY_SAME) |
-				       UZD_STATE_BIT(UZD_ENTRY_POOL),
+				       UZD_STATE_BIT(UZD_ENTRY_POOL) |
+				       UZD_STATE_BIT(UZD_ENTRY_FILE),
 			       &old);
 	if (ret < 0)
 		ret = serve_unclaimed(fc, c, ret, old, addr);
 	else if (uzd_entry_state(old) == UZD_ENTRY_POOL)
 		ret = serve_pool(fc, c, r, pgidx, old, addr);
+	else if (uzd_entry_state(old) == UZD_ENTRY_FILE)
+		ret = serve_file(fc, c, r, pgidx, old, addr);
 	else
 		ret = serve_simple(fc, c, r, pgidx, old, addr);
 out:
@@ -681,7 +791,8 @@ static int serve_wp(struct uzd_client *c, uint64_t addr)
 {
 	const unsigned int settled = UZD_STATE_BIT(UZD_ENTRY_EMPTY) |
 				     UZD_STATE_BIT(UZD_ENTRY_RESIDENT) |
-				     UZD_STATE_BIT(UZD_ENTRY_SAME) | UZD_STATE_BIT(UZD_ENTRY_POOL);
+				     UZD_STATE_BIT(UZD_ENTRY_SAME) | UZD_STATE_BIT(UZD_ENTRY_POOL) |
+				     UZD_STATE_BIT(UZD_ENTRY_FILE);
 	struct uzd_region *r;
 	uint64_t old = 0;
 	size_t pgidx;
@@ -756,6 +867,8 @@ static int serve_fault(struct uzd_fault_ctx *fc, struct uzd_client *c, const str
 		uzd_hist_record(&c->stats.fault_ns, ns);
 		if (fc->kind < UZD_FAULT_KINDS)
 			uzd_hist_record(&c->stats.kind_ns[fc->kind], ns);
+		if (fc->kind == UZD_FAULT_FILE)
+			uzd_wb_restored(c->wb, ns);
 		if (fc->kind == UZD_FAULT_POOL && fc->cluster > 1)
 			read_cluster(fc, c, addr);
 		return 0;

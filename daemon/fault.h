@@ -13,6 +13,9 @@
  *     SAME     -> fill the buffer with the word -> UFFDIO_COPY
  *     POOL     -> map, check the object header, decompress, unmap
  *                 -> UFFDIO_COPY -> free the object (exclusive load)
+ *     FILE     -> one pread of the record (daemon/writeback.h), check its
+ *                 checksum and owner, decompress -> UFFDIO_COPY -> free
+ *                 the record
  *   -> publish RESIDENT (HOT when the refault distance is short)
  *
  * The data of a page is installed only through the uffd calls; a page
@@ -39,6 +42,7 @@
 struct uzd_fault_stats {
 	uint64_t poisoned;     /* pages poisoned: corrupt, foreign or unservable */
 	uint64_t corrupt;      /* pool objects that failed to decompress */
+	uint64_t file_lost;    /* file records unreadable, short or corrupt: poisoned */
 	uint64_t foreign;      /* pool objects whose header names another page */
 	uint64_t busy;	       /* faults left to the eviction that owns the page */
 	uint64_t wp;	       /* WP faults, left to the eviction's unprotect */

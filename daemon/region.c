@@ -186,6 +186,22 @@ int uzd_region_abort(struct uzd_region *r, size_t pgidx, uint64_t old)
 	return region_leave_busy(r, pgidx, old);
 }
 
+int uzd_region_repoint(struct uzd_region *r, size_t pgidx, uint64_t expect, uint64_t new_value)
+{
+	uint64_t v = expect;
+
+	if (uzd_entry_state(expect) == UZD_ENTRY_BUSY ||
+	    uzd_entry_state(new_value) == UZD_ENTRY_BUSY)
+		return -EINVAL;
+	/* Release: whoever sees the new value sees what the mover wrote before. */
+	if (!__atomic_compare_exchange_n(&r->entries[pgidx], &v, new_value, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		return uzd_entry_state(v) == UZD_ENTRY_BUSY ? -EBUSY : -ESTALE;
+	count_dec(r, uzd_entry_state(expect));
+	count_inc(r, uzd_entry_state(new_value));
+	return 0;
+}
+
 /* ---- dropping pages ---- */
 
 static bool holds_payload(uint64_t e)

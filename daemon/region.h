@@ -36,6 +36,12 @@
  *  - reclaim that finds BUSY (a fault in progress) skips the page;
  *  - claim..publish runs under the table's read lock, so destroy, which
  *    takes the write lock, never meets a BUSY entry.
+ * A mover that needs no time between the old value and the new one
+ * (writeback: its object is in the file before it looks at the entry)
+ * repoints a settled entry to another settled value in one compare-and-
+ * swap instead (uzd_region_repoint): the entry is never BUSY, so no fault
+ * is left waiting and no wake is owed; if anyone changed the entry first,
+ * the swap fails and the mover keeps what it meant to hand over.
  *
  * Dropping a range (MADV_REMOVE) cannot wait for an owner either.
  * uzd_region_drop_range() empties every settled page and hands its pool
@@ -186,6 +192,12 @@ int uzd_region_unmap_range(struct uzd_region_table *t, uintptr_t addr, size_t le
 int uzd_region_claim(struct uzd_region *r, size_t pgidx, unsigned int state_mask, uint64_t *old);
 int uzd_region_publish(struct uzd_region *r, size_t pgidx, uint64_t new_value);
 int uzd_region_abort(struct uzd_region *r, size_t pgidx, uint64_t old);
+/*
+ * Settled @expect to settled @new_value in one compare-and-swap, counters
+ * moved.  0; -EBUSY (an owner holds the page) or -ESTALE (it is no longer
+ * @expect: restored, dropped, moved); -EINVAL if either value is BUSY.
+ */
+int uzd_region_repoint(struct uzd_region *r, size_t pgidx, uint64_t expect, uint64_t new_value);
 
 /* A snapshot of one region's counters (read lock held). */
 void uzd_region_counts(const struct uzd_region *r, struct uzd_region_counts *out);

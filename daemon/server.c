@@ -49,6 +49,7 @@
 #include "daemon/sdnotify.h"
 #include "daemon/server.h"
 #include "daemon/uffd.h"
+#include "daemon/writeback.h"
 
 #define SESSION_BATCH 32	  /* requests read per wake-up, for fairness */
 #define SESSION_MAX_ERRORS 64	  /* protocol errors before a connection is dropped */
@@ -157,6 +158,23 @@ static size_t clients_snapshot(void *arg, struct uzd_client **out, size_t max)
 	}
 	pthread_mutex_unlock(&d->clients_lock);
 	return n;
+}
+
+/* Writeback's owner lookup: the client with @id, with a reference. */
+static struct uzd_client *client_by_id(void *arg, uint32_t id)
+{
+	struct uzd_daemon *d = arg;
+	struct uzd_client *c = NULL;
+
+	pthread_mutex_lock(&d->clients_lock);
+	for (size_t i = 0; i < d->n_clients && !c; i++) {
+		if (d->clients[i]->id == id) {
+			c = d->clients[i];
+			uzd_client_get(c);
+		}
+	}
+	pthread_mutex_unlock(&d->clients_lock);
+	return c;
 }
 
 static uint64_t pct_of(uint64_t v, unsigned int percent)
@@ -343,6 +361,7 @@ static void on_hello(struct uzd_session *s, const struct uzd_request *req)
 	ret = uzd_client_new(d->next_client_id, d->pool, &c);
 	if (ret < 0)
 		return reply_error(s, req->h.seq, ret, "out of memory for a new client");
+	c->wb = d->wb;
 	c->pid = s->pid;
 	c->uid = s->uid;
 	memcpy(c->comm, h->comm, sizeof(c->comm));
@@ -892,11 +911,22 @@ static int start_loop(struct server *sv)
 	return 0;
 }
 
+/* The backing file first: the pool's evict callback is writeback's. */
 static int open_pool(struct uzd_daemon *d)
 {
 	struct zpool_config pc = { .max_pages = d->cfg.pool_max_size / UZD_PAGE_SIZE };
-	int ret = zpool_create(d->cfg.allocator, &pc, &d->pool);
+	char why[512];
+	int ret;
 
+	if (d->cfg.writeback) {
+		ret = uzd_wb_create(&d->cfg, client_by_id, d, &d->wb, why, sizeof(why));
+		if (ret < 0) {
+			slog(d, UZD_LOG_ERROR, "backing file: %s", why);
+			return ret;
+		}
+		uzd_wb_pool_config(d->wb, &pc);
+	}
+	ret = zpool_create(d->cfg.allocator, &pc, &d->pool);
 	if (ret < 0)
 		slog(d, UZD_LOG_ERROR, "pool (%s): %s", d->cfg.allocator, strerror(-ret));
 	return ret;
@@ -921,8 +951,13 @@ static int start_threads(struct uzd_daemon *d)
 	}
 	ret = uzd_fthreads_start(d->cfg.fault_threads, &d->cfg.codec, d->cfg.page_cluster,
 				 before_drain, after_drain, d, &d->ft);
-	if (ret < 0)
+	if (ret < 0) {
 		slog(d, UZD_LOG_ERROR, "fault threads: %s", strerror(-ret));
+		return ret;
+	}
+	ret = d->wb ? uzd_wb_start(d->wb, d->pool) : 0;
+	if (ret < 0)
+		slog(d, UZD_LOG_ERROR, "writeback thread: %s", strerror(-ret));
 	return ret;
 }
 
@@ -933,8 +968,11 @@ static void teardown(struct server *sv)
 	/* Fault threads first: they kick reclaim.  Each drops its client references. */
 	uzd_fthreads_stop(d->ft);
 	uzd_reclaim_stop(d->rc);
+	uzd_wb_stop(d->wb);
 	if (d->pool)
 		zpool_destroy(d->pool);
+	/* Every client is gone by now, and with them every record of the file. */
+	uzd_wb_free(d->wb);
 	if (d->listen_fd >= 0)
 		close(d->listen_fd);
 	if (d->listen_owned)
@@ -978,6 +1016,14 @@ int uzd_server_run(const struct uzd_config *cfg)
 	     cfg->allocator, cfg->pool_max_size >> 20, uzc_codec_name(cfg->codec.id),
 	     cfg->codec.level, cfg->fault_threads, cfg->client_max_resident >> 20,
 	     cfg->policy == UZD_POLICY_FIFO ? "fifo" : "workingset");
+	if (cfg->writeback)
+		slog(d, UZD_LOG_INFO,
+		     "writeback: backing file %s (max %" PRIu64
+		     " MiB), the pool accepts again below "
+		     "%u%%",
+		     cfg->backing_path, cfg->backing_max_size >> 20, cfg->accept_threshold);
+	else
+		slog(d, UZD_LOG_INFO, "writeback: off");
 	sd_start(sv);
 	uv_run(&sv->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&sv->loop);

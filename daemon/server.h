@@ -14,6 +14,8 @@
  *   cfg         settings, fixed after start
  *   pool        every client's evicted pages (alloc/zpool.h)
  *   ft, rc      fault threads (daemon/fthread.h), reclaim (daemon/reclaim.h)
+ *   wb          the backing-file tier and its thread (daemon/writeback.h);
+ *               NULL when [backing] writeback = no
  *   dev_uffd    /dev/userfaultfd, open for the daemon's life, passed to
  *               each accepted client (design.md §1); -1 if unavailable
  *   clients     the clients with a userfaultfd, n_clients of them, under
@@ -39,6 +41,7 @@
 struct uzd_session;
 struct uzd_fthreads;
 struct uzd_reclaim;
+struct uzd_wb;
 
 struct uzd_daemon_counters {
 	uint64_t clients_accepted, clients_refused, clients_dropped, protocol_errors;
@@ -49,6 +52,7 @@ struct uzd_daemon {
 	struct zpool *pool;
 	struct uzd_fthreads *ft;
 	struct uzd_reclaim *rc;
+	struct uzd_wb *wb;
 	int dev_uffd;
 	int listen_fd;
 	bool listen_owned; /* we created the socket file (not systemd): unlink it */

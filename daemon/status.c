@@ -18,6 +18,7 @@
 
 #include "daemon/reclaim.h"
 #include "daemon/server.h"
+#include "daemon/writeback.h"
 #include "include/uzswap_proto.h"
 
 /* A growing byte buffer; on failure err is set and further appends are dropped. */
@@ -76,8 +77,11 @@ static void fill_client(struct uzp_status_client *sc, struct uzd_client *c)
 	sc->comm[sizeof(sc->comm) - 1] = '\0';
 	sc->budget_bytes = c->budget_pages * UZD_PAGE_SIZE;
 	sc->pool_bytes = ld(&cs->pool_bytes);
-	for (int k = 0; k < UZD_FAULT_KINDS; k++)
+	for (int k = 0; k < UZP_FAULT_KINDS; k++)
 		fill_lat(&sc->faults[k], &cs->kind_ns[k]);
+	fill_lat(&sc->faults_file, &cs->kind_ns[UZD_FAULT_FILE]);
+	sc->written_back = ld(&cs->written_back);
+	sc->file_bytes = ld(&cs->file_bytes);
 	sc->faults_raced = ld(&cs->faults_raced);
 	sc->refaults_hot = ld(&cs->refaults_hot);
 	sc->evicted_same = ld(&cs->evicted_same);
@@ -125,6 +129,49 @@ static void fill_regions(struct uzp_status_client *sc, struct uzd_client *c, str
 	uzd_region_read_unlock(&c->regions);
 }
 
+/* The pool limit and the backing file; all 0 when writeback is off. */
+static void fill_writeback(struct uzp_status *st, struct uzd_daemon *d)
+{
+	struct uzd_bfile_stats fs;
+	struct uzd_wb_stats ws;
+
+	if (!d->wb)
+		return;
+	uzd_wb_stats(d->wb, &ws, &fs);
+	st->writeback = 1;
+	st->pool_closed = ws.pool_closed;
+	st->pool_accept_bytes = ws.accept_bytes;
+	st->pool_full_events = ws.pool_full;
+	st->wb_written_pages = ws.written_pages;
+	st->wb_written_bytes = ws.written_bytes;
+	st->wb_rejected_file_full = ws.rejected_file_full;
+	st->wb_rejected_write_error = ws.rejected_write_error;
+	st->wb_rejected_raced = ws.rejected_raced;
+	st->wb_rejected_owner_gone = ws.rejected_owner_gone;
+	st->wb_put_back = ws.put_back;
+	st->file_max_bytes = fs.max_bytes;
+	st->file_size_bytes = fs.size_bytes;
+	st->file_disk_bytes = fs.disk_bytes;
+	st->file_live_bytes = fs.live_bytes;
+	st->file_stored_bytes = fs.stored_bytes;
+	st->file_records = fs.records;
+	st->file_reads = fs.reads;
+	st->file_reads_staged = fs.reads_staged;
+	st->file_restore_p50_ns = uzd_hist_quantile(&ws.restore_ns, 0.5);
+	st->file_restore_p99_ns = uzd_hist_quantile(&ws.restore_ns, 0.99);
+	st->file_write_enospc = fs.write_enospc;
+	st->file_write_eio = fs.write_eio;
+	st->file_short_writes = fs.short_writes;
+	st->file_read_errors = fs.read_errors;
+	st->file_short_reads = fs.short_reads;
+	st->file_bad_records = fs.bad_records;
+	st->file_punched_blocks = fs.punched_blocks;
+	st->file_cleaned_segments = fs.cleaned_segments;
+	st->file_cleaned_records = fs.cleaned_records;
+	st->wb_busy_ns = ws.busy_ns;
+	st->wb_clean_ns = ws.clean_ns;
+}
+
 static void fill_daemon(struct uzp_status *st, struct uzd_daemon *d)
 {
 	struct uzd_reclaim_stats rs;
@@ -153,6 +200,7 @@ static void fill_daemon(struct uzp_status *st, struct uzd_daemon *d)
 	st->clients_refused = d->counters.clients_refused;
 	st->clients_dropped = d->counters.clients_dropped;
 	st->protocol_errors = d->counters.protocol_errors;
+	fill_writeback(st, d);
 }
 
 static int write_all(int fd, const void *buf, size_t len, off_t off)

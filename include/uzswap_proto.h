@@ -181,6 +181,39 @@ struct uzp_status {
 	uint64_t clients_refused;	/* by policy or limits */
 	uint64_t clients_dropped;	/* for protocol errors */
 	uint64_t protocol_errors;	/* malformed or refused requests */
+	/* The pool limit and the backing-file tier (writeback). */
+	uint32_t writeback;		  /* 1: the tier is on; the file_* and wb_* below count */
+	uint32_t pool_closed;		  /* 1: full, refusing stores until below the threshold */
+	uint64_t pool_accept_bytes;	  /* once full, stores resume below this */
+	uint64_t pool_full_events;	  /* times the pool reached its limit */
+	uint64_t wb_written_pages;	  /* pool objects written back to the file */
+	uint64_t wb_written_bytes;	  /* their compressed bytes */
+	uint64_t wb_rejected_file_full;	  /* left in the pool: the file was full */
+	uint64_t wb_rejected_write_error; /* left in the pool: writes were failing */
+	uint64_t wb_rejected_raced;	  /* left in the pool: the page changed meanwhile */
+	uint64_t wb_rejected_owner_gone;  /* left in the pool: its client was going */
+	uint64_t wb_put_back;		  /* written, then back to the pool: a write failed */
+	uint64_t file_max_bytes;	  /* [backing] max_size */
+	uint64_t file_size_bytes;	  /* the file's length */
+	uint64_t file_disk_bytes;	  /* blocks allocated on disk */
+	uint64_t file_live_bytes;	  /* live records, headers included */
+	uint64_t file_stored_bytes;	  /* their compressed bytes */
+	uint64_t file_records;		  /* live records (pages in the file) */
+	uint64_t file_reads;		  /* records read back */
+	uint64_t file_reads_staged;	  /* of which from memory, their write in flight */
+	uint64_t file_restore_p50_ns;	  /* fault latency of restores from the file */
+	uint64_t file_restore_p99_ns;
+	uint64_t file_write_enospc;	/* writes failed for want of space */
+	uint64_t file_write_eio;	/* writes failed otherwise */
+	uint64_t file_short_writes;	/* writes that stopped short (completed after) */
+	uint64_t file_read_errors;	/* reads failed: their pages poisoned */
+	uint64_t file_short_reads;	/* reads that came back short: poisoned */
+	uint64_t file_bad_records;	/* records failing their checksum: poisoned */
+	uint64_t file_punched_blocks;	/* blocks given back to the file system */
+	uint64_t file_cleaned_segments; /* segments compacted */
+	uint64_t file_cleaned_records;	/* records moved by compaction */
+	uint64_t wb_busy_ns;		/* time the writeback thread spent writing back */
+	uint64_t wb_clean_ns;		/* and compacting the file */
 };
 
 struct uzp_status_client {
@@ -193,14 +226,17 @@ struct uzp_status_client {
 	uint64_t faults_raced; /* already there when served (EEXIST) */
 	uint64_t refaults_hot; /* restored pages found hot */
 	uint64_t evicted_same, evicted_pool;
-	uint64_t rejected_pool_full; /* evictions refused: pool full */
-	uint64_t rejected_busy;	     /* victims skipped: a fault owned them */
-	uint64_t rejected_error;     /* evictions failed on a memfd call */
-	uint64_t poisoned;	     /* pages poisoned (corrupt or unmanaged) */
-	uint64_t readahead;	     /* pool pages restored along with a neighbour's fault */
-	uint64_t sampled;	     /* resident pages unmapped for access sampling */
-	uint64_t sampled_touched;    /* of which touched again: protected */
-	uint64_t sampled_idle;	     /* of which untouched: offered to eviction */
+	uint64_t rejected_pool_full;	  /* evictions refused: pool full */
+	uint64_t rejected_busy;		  /* victims skipped: a fault owned them */
+	uint64_t rejected_error;	  /* evictions failed on a memfd call */
+	uint64_t poisoned;		  /* pages poisoned (corrupt or unmanaged) */
+	uint64_t readahead;		  /* pool pages restored along with a neighbour's fault */
+	struct uzp_fault_lat faults_file; /* restored from the backing file */
+	uint64_t written_back;		  /* its pool objects written back to the file */
+	uint64_t file_bytes;		  /* compressed bytes of its pages in the file */
+	uint64_t sampled;		  /* resident pages unmapped for access sampling */
+	uint64_t sampled_touched;	  /* of which touched again: protected */
+	uint64_t sampled_idle;		  /* of which untouched: offered to eviction */
 };
 
 struct uzp_status_region {

@@ -97,6 +97,11 @@ static const char *config_diff(const struct uzd_config *a, const struct uzd_conf
 	if (!a->allocator || !b->allocator || strcmp(a->allocator, b->allocator) != 0)
 		return "allocator";
 	SAME(pool_max_size);
+	SAME(accept_threshold);
+	SAME(writeback);
+	if (strcmp(a->backing_path, b->backing_path) != 0)
+		return "backing_path";
+	SAME(backing_max_size);
 	SAME(page_cluster);
 	SAME(policy);
 	SAME(throttle_above);
@@ -165,6 +170,10 @@ CHECK(policy_set, c->policy == UZD_POLICY_FIFO)
 CHECK(throttle_set, c->throttle_above == 0)
 CHECK(nice_set, c->reclaim_nice == -3)
 CHECK(sample_pct_set, c->sample_pct == 25)
+CHECK(accept_threshold_set, c->accept_threshold == 75)
+CHECK(writeback_set, !c->writeback)
+CHECK(backing_path_set, strcmp(c->backing_path, "/srv/uzswap/backing") == 0)
+CHECK(backing_max_size_set, c->backing_max_size == 3 * GIB)
 
 static const struct key_case key_cases[] = {
 	{ "daemon", "socket", "/tmp/uz.sock", socket_set },
@@ -191,6 +200,10 @@ static const struct key_case key_cases[] = {
 	{ "budget", "throttle_above", "0", throttle_set },
 	{ "reclaim", "nice", "-3", nice_set },
 	{ "reclaim", "sample_pct", "25", sample_pct_set },
+	{ "pool", "accept_threshold", "75", accept_threshold_set },
+	{ "backing", "writeback", "no", writeback_set },
+	{ "backing", "path", "/srv/uzswap/backing", backing_path_set },
+	{ "backing", "max_size", "3G", backing_max_size_set },
 };
 #define N_KEYS (sizeof(key_cases) / sizeof(key_cases[0]))
 
@@ -283,6 +296,9 @@ static void test_defaults(void)
 		   strcmp(c.allocator, "zsmalloc") == 0 && c.pool_max_size == RAM / 4 &&
 		   c.page_cluster == 0,
 	   "defaults of [pressure], [compress], [pool] and [fault] are the documented ones");
+	ok(c.accept_threshold == 90 && c.writeback &&
+		   strcmp(c.backing_path, "/var/lib/uzswap/") == 0 && c.backing_max_size == RAM / 2,
+	   "defaults of the pool limit and [backing] are the documented ones");
 
 	uzd_config_defaults(&c, 256 * MIB);
 	ok(c.max_resident == 128 * MIB && c.client_max_resident == 128 * MIB &&
@@ -587,6 +603,15 @@ static const struct error_case error_cases[] = {
 	{ "a client budget above the default global one", "[budget]\nclient_max_resident = 5G\n",
 	  "2: [budget] client_max_resident: 5G is above max_resident 4G (the default): one client "
 	  "could hold more than all clients together" },
+	{ "an accept threshold below 50", "[pool]\naccept_threshold = 40\n",
+	  "2: [pool] accept_threshold: 40 is out of range (50..100)" },
+	{ "writeback neither yes nor no", "[backing]\nwriteback = maybe\n",
+	  "2: [backing] writeback: \"maybe\" is not one of yes, no (or true, false, on, off, 1, "
+	  "0)" },
+	{ "a relative backing path", "[backing]\npath = var/lib/uzswap\n",
+	  "2: [backing] path: \"var/lib/uzswap\" is not an absolute path" },
+	{ "a backing file below four segments", "[backing]\nmax_size = 512K\n",
+	  "2: [backing] max_size: \"512K\" is 524288 bytes, below the minimum of 1048576" },
 	{ "only the first of two errors", "[daemon]\nfault_threads = 0\n[foo]\n",
 	  "2: [daemon] fault_threads: 0 is out of range (1..64)" },
 };

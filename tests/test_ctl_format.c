@@ -408,6 +408,91 @@ static void test_json(void)
 	free(s.buf);
 }
 
+/*
+ * The backing file: 100 MiB stored in 60000 pages, 110 MiB on disk (1.10),
+ * restores with a p50 of 45.6 us; client 7 restored 40 pages from it.
+ */
+static void sample_writeback(struct sample *s)
+{
+	struct uzp_status *st;
+
+	sample_full(s);
+	st = s->st;
+	st->writeback = 1;
+	st->pool_accept_bytes = 1843ULL << 20;
+	st->pool_full_events = 3;
+	st->wb_written_pages = 123456;
+	st->wb_written_bytes = 200ULL << 20;
+	st->wb_busy_ns = 2500000000ULL;
+	st->wb_rejected_file_full = 1;
+	st->wb_rejected_write_error = 2;
+	st->wb_rejected_raced = 3;
+	st->wb_rejected_owner_gone = 4;
+	st->wb_put_back = 5;
+	st->file_max_bytes = 4ULL << 30;
+	st->file_size_bytes = 120ULL << 20;
+	st->file_disk_bytes = 110ULL << 20;
+	st->file_live_bytes = 101ULL << 20;
+	st->file_stored_bytes = 100ULL << 20;
+	st->file_records = 60000;
+	st->file_reads = 777;
+	st->file_reads_staged = 7;
+	st->file_restore_p50_ns = 45600;
+	st->file_restore_p99_ns = 123000;
+	st->file_write_enospc = 8;
+	st->file_write_eio = 9;
+	st->file_short_writes = 10;
+	st->file_read_errors = 11;
+	st->file_short_reads = 12;
+	st->file_bad_records = 13;
+	st->file_punched_blocks = 14;
+	st->file_cleaned_segments = 15;
+	st->file_cleaned_records = 16;
+	s->c[0].faults_file = (struct uzp_fault_lat){ 40, 45600, 123000 };
+	s->c[0].written_back = 1000;
+	s->c[0].file_bytes = 3ULL << 20;
+}
+
+static void test_writeback(void)
+{
+	struct sample s;
+	char *table, *json;
+
+	sample_writeback(&s);
+	table = render(&s, uzctl_print_table);
+	json = render(&s, uzctl_print_json);
+	ok(contains(table, "accepting (reopens below 1.80 GiB)"),
+	   "with writeback on, the pool line says whether the pool accepts pages");
+	ok(contains(table, "123456 pages, 200 MiB compressed, in 2.5 s; pool full 3 times"),
+	   "the table shows what was written back");
+	ok(contains(table,
+		    "100 MiB in 60000 pages (101 MiB with headers); 110 MiB on disk (1.10x)"),
+	   "the table shows the file's stored bytes, and its disk use with their ratio");
+	ok(contains(table, "777 (7 from memory, write in flight), p50 45.6 µs, p99 123.0 µs"),
+	   "the table shows restores from the file with their latency");
+	ok(contains(table, "1 file full, 2 write errors, 3 raced, 4 owner gone; 5 put back") &&
+		   contains(table, "writes 8 no space, 9 failed, 10 short; reads 11 failed, 12 "
+				   "short, 13 corrupt"),
+	   "the table shows refusals and errors by reason");
+	ok(contains(table, "clients: backing file") && contains(table, "1000 3.00 MiB") &&
+		   section_lines_equal_length(table, "clients: backing file"),
+	   "a table shows each client's restores from the file, written back and bytes in it");
+	ok(is_one_json_value(json) && contains(json, "\"file_space_ratio\": 1.1000") &&
+		   contains(json, "\"wb_written_pages\": 123456") &&
+		   contains(json, "\"file_bad_records\": 13") &&
+		   contains(json, "\"file\": {\n          \"count\": 40"),
+	   "the JSON carries the writeback figures, the space ratio and restores from the file");
+	free(table);
+	free(json);
+	free(s.buf);
+	sample_full(&s);
+	table = render(&s, uzctl_print_table);
+	ok(contains(table, "writeback         off\n") && !strstr(table, "clients: backing file"),
+	   "with writeback off the table says so and shows no file tables");
+	free(table);
+	free(s.buf);
+}
+
 static void test_undefined_ratio_is_null(void)
 {
 	struct sample s;
@@ -547,6 +632,7 @@ int main(void)
 {
 	test_table();
 	test_json();
+	test_writeback();
 	test_undefined_ratio_is_null();
 	test_no_clients();
 	test_client_without_regions();

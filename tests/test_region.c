@@ -538,6 +538,38 @@ static void test_drop_busy_page(void)
 	ok(rel.n == 0, "nothing is released twice at teardown (saw %zu)", rel.n);
 }
 
+static void test_repoint(void)
+{
+	uint64_t pool = uzd_entry_make_pool(20, UZD_ENTRY_RAW), file = uzd_entry_make_file(99, 0);
+	struct uzd_region_table t;
+	struct uzd_region_counts c;
+	struct released rel = { 0 };
+	struct uzd_region *r;
+	uint64_t old;
+	uint32_t id = 0;
+
+	uzd_region_table_init(&t);
+	create(&t, BASE, 4 * PG, &id);
+	r = uzd_region_find(&t, id);
+	set_page(r, 0, pool);
+	ok(uzd_region_repoint(r, 0, pool, file) == 0 && r->entries[0] == file,
+	   "repoint swaps a settled entry for another in one step");
+	uzd_region_counts(r, &c);
+	counts_are(&c, 0, 0, 0, 1, "and moves its count from POOL to FILE");
+	ok(uzd_region_repoint(r, 0, pool, file) == -ESTALE && r->entries[0] == file,
+	   "a repoint from a value the entry no longer holds fails and changes nothing");
+	uzd_region_claim(r, 0, UZD_STATE_BIT(UZD_ENTRY_FILE), &old);
+	ok(uzd_region_repoint(r, 0, file, pool) == -EBUSY,
+	   "a repoint of a page an owner holds fails with -EBUSY");
+	uzd_region_abort(r, 0, old);
+	ok(uzd_region_repoint(r, 0, file, uzd_entry_make_busy(file)) == -EINVAL,
+	   "a repoint to BUSY is refused");
+	uzd_region_drop_range(&t, BASE, PG, release_record, &rel, NULL);
+	ok(uzd_region_repoint(r, 0, file, pool) == -ESTALE && rel.n == 1 && rel.entries[0] == file,
+	   "after a drop the mover's swap fails: the payload was released once, by the drop");
+	uzd_region_table_fini(&t, NULL, NULL);
+}
+
 /* ---- munmap: trim and split ---- */
 
 struct released_at {
@@ -1156,6 +1188,7 @@ int main(void)
 	test_lookup_boundaries();
 	test_drop_range();
 	test_drop_busy_page();
+	test_repoint();
 	test_unmap_range();
 	test_unmap_split_failure();
 	test_hammer(seed);

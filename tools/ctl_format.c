@@ -148,6 +148,13 @@ double uzctl_pool_efficiency(const struct uzp_status *st)
 	return (double)st->pool_compressed_bytes / (double)st->pool_total_bytes;
 }
 
+double uzctl_file_space_ratio(const struct uzp_status *st)
+{
+	if (!st->file_stored_bytes)
+		return -1;
+	return (double)st->file_disk_bytes / (double)st->file_stored_bytes;
+}
+
 /*
  * The valid UTF-8 sequence at @s (@n bytes left): its length, and its code
  * point in *@cp; 0 for a byte that starts no valid sequence (overlong forms,
@@ -309,8 +316,12 @@ static void print_daemon(FILE *f, const struct uzctl_status_view *v)
 	fprintf(f, ", level %" PRId32 "\n", st->codec_level);
 	fprintf(f, LABEL "%" PRIu32 "\n", "fault threads", st->fault_threads);
 	fprintf(f, LABEL "%s resident at most\n", "budget", size_str(a, st->max_resident));
-	fprintf(f, LABEL "%s of %s max\n", "pool", size_str(a, st->pool_total_bytes),
+	fprintf(f, LABEL "%s of %s max", "pool", size_str(a, st->pool_total_bytes),
 		size_str(b, st->pool_max_bytes));
+	if (st->writeback)
+		fprintf(f, ", %s (reopens below %s)", st->pool_closed ? "full" : "accepting",
+			size_str(a, st->pool_accept_bytes));
+	fputc('\n', f);
 	fprintf(f, LABEL "%s\n", "pool tables", size_str(a, st->pool_meta_bytes));
 	fprintf(f, LABEL "%s holding %" PRIu64 " pages\n", "compressed",
 		size_str(a, st->pool_compressed_bytes), st->pool_stored_pages);
@@ -333,6 +344,47 @@ static void print_daemon(FILE *f, const struct uzctl_status_view *v)
 		"clients", st->n_clients, st->clients_accepted, st->clients_refused,
 		st->clients_dropped);
 	fprintf(f, LABEL "%" PRIu64 "\n", "protocol errors", st->protocol_errors);
+}
+
+static void print_writeback(FILE *f, const struct uzp_status *st)
+{
+	double ratio = uzctl_file_space_ratio(st);
+	char a[NUM_BUF], b[NUM_BUF], c[NUM_BUF];
+
+	if (!st->writeback) {
+		fprintf(f, LABEL "off\n", "writeback");
+		return;
+	}
+	fprintf(f,
+		LABEL "%" PRIu64 " pages, %s compressed, in %.1f s; pool full %" PRIu64 " times\n",
+		"written back", st->wb_written_pages, size_str(a, st->wb_written_bytes),
+		(double)st->wb_busy_ns / 1e9, st->pool_full_events);
+	fprintf(f, LABEL "%s in %" PRIu64 " pages (%s with headers); %s on disk", "backing file",
+		size_str(a, st->file_stored_bytes), st->file_records,
+		size_str(b, st->file_live_bytes), size_str(c, st->file_disk_bytes));
+	if (ratio >= 0)
+		fprintf(f, " (%.2fx)", ratio);
+	fprintf(f, "; length %s of %s max\n", size_str(a, st->file_size_bytes),
+		size_str(b, st->file_max_bytes));
+	fprintf(f, LABEL "%" PRIu64 " (%" PRIu64 " from memory, write in flight)", "file restores",
+		st->file_reads, st->file_reads_staged);
+	fprintf(f, ", p50 %s µs, p99 %s µs\n", lat_str(a, st->file_reads, st->file_restore_p50_ns),
+		lat_str(b, st->file_reads, st->file_restore_p99_ns));
+	fprintf(f,
+		LABEL "%" PRIu64 " file full, %" PRIu64 " write errors, %" PRIu64 " raced, %" PRIu64
+		      " owner gone; %" PRIu64 " put back after a failed write\n",
+		"writeback refused", st->wb_rejected_file_full, st->wb_rejected_write_error,
+		st->wb_rejected_raced, st->wb_rejected_owner_gone, st->wb_put_back);
+	fprintf(f,
+		LABEL "writes %" PRIu64 " no space, %" PRIu64 " failed, %" PRIu64
+		      " short; reads %" PRIu64 " failed, %" PRIu64 " short, %" PRIu64 " corrupt\n",
+		"file errors", st->file_write_enospc, st->file_write_eio, st->file_short_writes,
+		st->file_read_errors, st->file_short_reads, st->file_bad_records);
+	fprintf(f,
+		LABEL "%" PRIu64 " segments, %" PRIu64 " pages moved in %.1f s; %" PRIu64
+		      " blocks punched\n",
+		"file compaction", st->file_cleaned_segments, st->file_cleaned_records,
+		(double)st->wb_clean_ns / 1e9, st->file_punched_blocks);
 }
 
 /* Every client table starts with the same two columns. */
@@ -392,6 +444,25 @@ static void print_client_faults(FILE *f, const struct uzctl_status_view *v)
 			p50[UZP_FAULT_SAME], p99[UZP_FAULT_SAME], n[UZP_FAULT_POOL],
 			p50[UZP_FAULT_POOL], p99[UZP_FAULT_POOL],
 			count_str(raced, c->faults_raced, 8), count_str(ra, c->readahead, 9));
+	}
+}
+
+#define FILE_COLS CLIENT_COLS " %9s %7s %7s %12s %8s\n"
+
+static void print_client_file(FILE *f, const struct uzctl_status_view *v)
+{
+	char a[5][NUM_BUF];
+
+	fprintf(f, "\nclients: backing file (restores with p50 and p99 latency in µs)\n");
+	fprintf(f, FILE_COLS, "ID", "COMM", "RESTORES", "p50", "p99", "WRITTEN-BACK", "IN-FILE");
+	for (uint32_t i = 0; i < v->st->n_clients; i++) {
+		const struct uzp_status_client *c = &v->clients[i];
+		const struct uzp_fault_lat *l = &c->faults_file;
+
+		put_client_key(f, c);
+		fprintf(f, " %9s %7s %7s %12s %8s\n", count_str(a[0], l->count, 9),
+			lat_str(a[1], l->count, l->p50_ns), lat_str(a[2], l->count, l->p99_ns),
+			count_str(a[3], c->written_back, 12), size_str(a[4], c->file_bytes));
 	}
 }
 
@@ -456,11 +527,14 @@ static int flush_status(FILE *f)
 int uzctl_print_table(FILE *f, const struct uzctl_status_view *v)
 {
 	print_daemon(f, v);
+	print_writeback(f, v->st);
 	if (!v->st->n_clients) {
 		fprintf(f, "\nno clients\n");
 	} else {
 		print_client_memory(f, v);
 		print_client_faults(f, v);
+		if (v->st->writeback)
+			print_client_file(f, v);
 		print_client_reclaim(f, v);
 		print_regions(f, v);
 	}
@@ -582,6 +656,39 @@ static void json_daemon(struct json *j, const struct uzp_status *st)
 	json_u64(j, "clients_refused", st->clients_refused);
 	json_u64(j, "clients_dropped", st->clients_dropped);
 	json_u64(j, "protocol_errors", st->protocol_errors);
+	json_u64(j, "writeback", st->writeback);
+	json_u64(j, "pool_closed", st->pool_closed);
+	json_u64(j, "pool_accept_bytes", st->pool_accept_bytes);
+	json_u64(j, "pool_full_events", st->pool_full_events);
+	json_u64(j, "wb_written_pages", st->wb_written_pages);
+	json_u64(j, "wb_written_bytes", st->wb_written_bytes);
+	json_u64(j, "wb_rejected_file_full", st->wb_rejected_file_full);
+	json_u64(j, "wb_rejected_write_error", st->wb_rejected_write_error);
+	json_u64(j, "wb_rejected_raced", st->wb_rejected_raced);
+	json_u64(j, "wb_rejected_owner_gone", st->wb_rejected_owner_gone);
+	json_u64(j, "wb_put_back", st->wb_put_back);
+	json_u64(j, "file_max_bytes", st->file_max_bytes);
+	json_u64(j, "file_size_bytes", st->file_size_bytes);
+	json_u64(j, "file_disk_bytes", st->file_disk_bytes);
+	json_u64(j, "file_live_bytes", st->file_live_bytes);
+	json_u64(j, "file_stored_bytes", st->file_stored_bytes);
+	json_u64(j, "file_records", st->file_records);
+	json_real(j, "file_space_ratio", uzctl_file_space_ratio(st));
+	json_u64(j, "file_reads", st->file_reads);
+	json_u64(j, "file_reads_staged", st->file_reads_staged);
+	json_u64(j, "file_restore_p50_ns", st->file_restore_p50_ns);
+	json_u64(j, "file_restore_p99_ns", st->file_restore_p99_ns);
+	json_u64(j, "file_write_enospc", st->file_write_enospc);
+	json_u64(j, "file_write_eio", st->file_write_eio);
+	json_u64(j, "file_short_writes", st->file_short_writes);
+	json_u64(j, "file_read_errors", st->file_read_errors);
+	json_u64(j, "file_short_reads", st->file_short_reads);
+	json_u64(j, "file_bad_records", st->file_bad_records);
+	json_u64(j, "file_punched_blocks", st->file_punched_blocks);
+	json_u64(j, "file_cleaned_segments", st->file_cleaned_segments);
+	json_u64(j, "file_cleaned_records", st->file_cleaned_records);
+	json_u64(j, "wb_busy_ns", st->wb_busy_ns);
+	json_u64(j, "wb_clean_ns", st->wb_clean_ns);
 	json_close(j, '}');
 }
 
@@ -609,11 +716,14 @@ static void json_faults(struct json *j, const struct uzp_status_client *c)
 	};
 
 	json_open(j, "faults", '{');
-	for (int k = 0; k < UZP_FAULT_KINDS; k++) {
-		json_open(j, kinds[k], '{');
-		json_u64(j, "count", c->faults[k].count);
-		json_u64(j, "p50_ns", c->faults[k].p50_ns);
-		json_u64(j, "p99_ns", c->faults[k].p99_ns);
+	for (int k = 0; k <= UZP_FAULT_KINDS; k++) {
+		const struct uzp_fault_lat *l = k < UZP_FAULT_KINDS ? &c->faults[k] :
+								      &c->faults_file;
+
+		json_open(j, k < UZP_FAULT_KINDS ? kinds[k] : "file", '{');
+		json_u64(j, "count", l->count);
+		json_u64(j, "p50_ns", l->p50_ns);
+		json_u64(j, "p99_ns", l->p99_ns);
 		json_close(j, '}');
 	}
 	json_close(j, '}');
@@ -649,6 +759,8 @@ static void json_client(struct json *j, const struct uzp_status_client *c,
 	json_u64(j, "rejected_busy", c->rejected_busy);
 	json_u64(j, "rejected_error", c->rejected_error);
 	json_u64(j, "poisoned", c->poisoned);
+	json_u64(j, "written_back", c->written_back);
+	json_u64(j, "file_bytes", c->file_bytes);
 	json_open(j, "regions", '[');
 	for (uint32_t r = 0; r < c->n_regions; r++)
 		json_region(j, &regions[r]);

@@ -50,6 +50,8 @@ int uzctl_status_parse(const void *buf, size_t len, struct uzctl_status_view *v,
  */
 double uzctl_compression_ratio(const struct uzp_status *st);
 double uzctl_pool_efficiency(const struct uzp_status *st);
+/* file space ratio: disk bytes of the backing file / compressed bytes stored in it. */
+double uzctl_file_space_ratio(const struct uzp_status *st);
 
 /* Print the human tables, or one JSON object; 0 or -EIO when @f fails. */
 int uzctl_print_table(FILE *f, const struct uzctl_status_view *v);

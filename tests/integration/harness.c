@@ -647,11 +647,15 @@ static int write_config(const struct hd_daemon *d, const struct hd_opt *opts)
 {
 	struct hd_opt all[MAX_OPTS];
 	const char *written[MAX_OPTS];
+	char backing[HD_PATH_MAX];
 	size_t n = 0, nsec = 0;
 	FILE *f;
 
+	/* The backing file is unnamed, in the private directory: nothing outlives the test. */
+	snprintf(backing, sizeof(backing), "%s/", d->dir);
 	all[n++] = (struct hd_opt){ "daemon", "socket", d->socket };
 	all[n++] = (struct hd_opt){ "daemon", "log_level", "info" };
+	all[n++] = (struct hd_opt){ "backing", "path", backing };
 	for (const struct hd_opt *o = opts; o && o->section; o++) {
 		size_t i;
 

@@ -5,8 +5,8 @@
  *
  * hd_start() gives the test a daemon of its own: a private directory made
  * with mkdtemp under /tmp holding the config file (written from the
- * test's overrides), the socket and daemon.log (the daemon's stderr and
- * stdout).  The daemon binary is $UZSWAPD (`make check` sets it, and
+ * test's overrides), the socket, daemon.log (the daemon's stderr and
+ * stdout) and the daemon's unnamed backing file.  The daemon binary is $UZSWAPD (`make check` sets it, and
  * $UZSWAPCTL for the admin tool).  hd_start returns once the socket
  * accepts a connection, or fails after HD_START_TIMEOUT_MS with the log.
  * hd_stop() sends SIGTERM and reports how the daemon ended (SIGKILL after
@@ -71,8 +71,9 @@ int hd_mkdtemp(char *dir, size_t len);
 
 /*
  * Write the config (the harness's defaults: socket in the directory,
- * log_level info; then @opts, ending with a NULL section, where a key
- * already set is replaced), start the daemon and wait for its socket.
+ * log_level info, the backing file in the directory; then @opts, ending
+ * with a NULL section, where a key already set is replaced), start the
+ * daemon and wait for its socket.
  * 0, or -errno after saying why with the daemon's log.
  */
 int hd_start(struct hd_daemon *d, const struct hd_opt *opts);

@@ -45,6 +45,7 @@ struct pat {
 /*
  * Load the real pages (skips the whole program when the data is missing)
  * and take the seed from UZSWAP_TEST_SEED or @fallback; returns the seed.
+ * Once per program, before any fork.
  */
 uint64_t pat_init(uint64_t fallback);
 

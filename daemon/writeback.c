@@ -1,0 +1,751 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon/writeback.c - the writeback thread and the evict callback (see
+ * writeback.h for the flow, the limit and the locks).
+ *
+ * struct uzd_wb:
+ *   pool, bf, raw     the shared pool, the backing file, RAW owners
+ *   max, accept       [pool] max_size and accept_threshold% of it, bytes;
+ *                     margin: how far below accept a round writes back
+ *   full              the pool reached max and has not drained below
+ *                     accept yet: stores are refused (relaxed atomic)
+ *   kick_pending      a kick since the round began (relaxed atomic): the
+ *                     eviction path kicks at most once a round
+ *   round[]           the clients this round has looked up, each with a
+ *                     reference (NULL: looked up and gone), last the most
+ *                     recent hit; the thread's only, released at round end
+ *   obj               a pool object copied out, for the append
+ *   retry_ns, backoff_ms  after failed writes or a full file: no writeback
+ *                     before retry_ns; the pause doubles up to a bound
+ *   stats             relaxed atomic counters
+ *
+ * A round: resolve a pinned write (put the staged records back in the
+ * pool, then retry or give the range up); shrink the pool in chunks down
+ * to accept - margin, flushing after each; clean the file when it holds
+ * too much dead space; punch what died; drop the round's references.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "daemon/object.h"
+#include "daemon/rawtab.h"
+#include "daemon/region.h"
+#include "daemon/writeback.h"
+
+#define WB_TICK_MS 200	  /* a round at least this often: punching, cleaning */
+#define WB_CHUNK_PAGES 64 /* pool pages per shrink call, then a flush: 256 KiB writes */
+/*
+ * Segments cleaned per round at most (4 MiB of reads), one at a time with
+ * writeback first whenever the pool is over its threshold, so that the
+ * pool never waits for more than one segment's cleaning.  Four a round,
+ * not interleaved, let random restores and rewrites take the file to 1.27x
+ * the stored bytes (faultbench file_space, quick); sixteen in one go held
+ * writeback up long enough to fill the pool.
+ */
+#define WB_CLEAN_SEGS 16
+#define WB_IDLE_BACKOFF_MS 50	/* a round that could write nothing waits this long */
+#define WB_ERROR_BACKOFF_MS 100 /* after a failed write, doubling ... */
+#define WB_MAX_BACKOFF_MS 5000	/* ... up to 5 s */
+
+struct round_client {
+	uint32_t id;
+	struct uzd_client *c; /* NULL: gone */
+};
+
+struct wb_obj {
+	struct uzd_bfile_rec h;
+	bool raw;
+	unsigned char payload[UZC_PAGE_SIZE];
+};
+
+struct uzd_wb {
+	struct zpool *pool;
+	struct uzd_bfile *bf;
+	struct uzd_rawtab raw;
+	uint64_t max, accept, margin;
+	int nice;
+	bool full;
+	bool kick_pending;
+	uzd_wb_find_fn find;
+	void *find_arg;
+	struct round_client *round;
+	size_t nround, round_cap, last;
+	bool round_full; /* an append found the file full this round */
+	struct wb_obj obj;
+	uint64_t retry_ns;
+	unsigned int backoff_ms;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool kicked, stopping;
+	struct uzd_wb_stats stats;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void count(uint64_t *c, uint64_t v)
+{
+	__atomic_fetch_add(c, v, __ATOMIC_RELAXED);
+}
+
+static void uncount(uint64_t *c, uint64_t v)
+{
+	__atomic_fetch_sub(c, v, __ATOMIC_RELAXED);
+}
+
+/* ---- the pool limit ---- */
+
+bool uzd_wb_pool_admit(struct uzd_wb *wb)
+{
+	uint64_t total = zpool_total_size(wb->pool);
+
+	if (__atomic_load_n(&wb->full, __ATOMIC_RELAXED)) {
+		if (total >= wb->accept)
+			return false;
+		__atomic_store_n(&wb->full, false, __ATOMIC_RELAXED);
+	}
+	if (total >= wb->max) {
+		__atomic_store_n(&wb->full, true, __ATOMIC_RELAXED);
+		count(&wb->stats.pool_full, 1);
+		uzd_wb_kick(wb);
+		return false;
+	}
+	if (total > wb->accept && !__atomic_load_n(&wb->kick_pending, __ATOMIC_RELAXED))
+		uzd_wb_kick(wb);
+	return true;
+}
+
+void uzd_wb_kick(struct uzd_wb *wb)
+{
+	__atomic_store_n(&wb->kick_pending, true, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&wb->lock);
+	wb->kicked = true;
+	pthread_cond_signal(&wb->cond);
+	pthread_mutex_unlock(&wb->lock);
+}
+
+/* ---- RAW owners ---- */
+
+int uzd_wb_raw_stored(struct uzd_wb *wb, unsigned long handle, uint32_t id, uint64_t addr)
+{
+	return uzd_rawtab_add(&wb->raw, handle, id, addr);
+}
+
+void uzd_wb_raw_freed(struct uzd_wb *wb, unsigned long handle)
+{
+	if (wb)
+		uzd_rawtab_del(&wb->raw, handle);
+}
+
+/* ---- the round's clients ---- */
+
+static struct uzd_client *round_client(struct uzd_wb *wb, uint32_t id)
+{
+	struct round_client *rc;
+	size_t i;
+
+	if (wb->nround && wb->round[wb->last].id == id)
+		return wb->round[wb->last].c;
+	for (i = 0; i < wb->nround && wb->round[i].id != id; i++)
+		;
+	if (i == wb->nround) {
+		if (wb->nround == wb->round_cap) {
+			size_t cap = wb->round_cap ? 2 * wb->round_cap : 16;
+
+			rc = realloc(wb->round, cap * sizeof(*rc));
+			if (!rc)
+				return NULL; /* as if gone: the object stays where it is */
+			wb->round = rc;
+			wb->round_cap = cap;
+		}
+		wb->round[i] = (struct round_client){ .id = id, .c = wb->find(wb->find_arg, id) };
+		wb->nround++;
+	}
+	wb->last = i;
+	return wb->round[i].c;
+}
+
+/* Outside the allocator and every lock: a last reference destroys its client here. */
+static void round_release(struct uzd_wb *wb)
+{
+	for (size_t i = 0; i < wb->nround; i++)
+		if (wb->round[i].c)
+			uzd_client_put(wb->round[i].c);
+	wb->nround = 0;
+	wb->last = 0;
+}
+
+/* ---- entries ---- */
+
+/* The entry of page @addr of @c now (0 when it is in no region). */
+static uint64_t entry_now(struct uzd_client *c, uint64_t addr)
+{
+	struct uzd_region *r;
+	uint64_t v = 0;
+	size_t pgidx;
+
+	uzd_region_read_lock(&c->regions);
+	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
+	if (r)
+		v = __atomic_load_n(&r->entries[pgidx], __ATOMIC_ACQUIRE);
+	uzd_region_read_unlock(&c->regions);
+	return v;
+}
+
+/* Swap page @addr's entry from @from to @to; 0 or -ESTALE/-EBUSY. */
+static int repoint(struct uzd_client *c, uint64_t addr, uint64_t from, uint64_t to)
+{
+	struct uzd_region *r;
+	size_t pgidx;
+	int ret = -ESTALE;
+
+	uzd_region_read_lock(&c->regions);
+	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
+	if (r)
+		ret = uzd_region_repoint(r, pgidx, from, to);
+	uzd_region_read_unlock(&c->regions);
+	return ret;
+}
+
+static bool holds_pool(uint64_t e, unsigned long handle)
+{
+	return uzd_entry_state(e) == UZD_ENTRY_POOL && uzd_entry_pool_handle(e) == handle;
+}
+
+static bool holds_file(uint64_t e, uint64_t slot)
+{
+	return uzd_entry_state(e) == UZD_ENTRY_FILE && uzd_entry_file_slot(e) == slot;
+}
+
+/* Bytes a pool object takes in the client's pool_bytes (evict.c counts them so). */
+static uint64_t pool_bytes(const struct uzd_bfile_rec *h, bool raw)
+{
+	return raw ? UZC_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h->len;
+}
+
+/* ---- the evict callback ---- */
+
+/*
+ * Whose object is @handle?  The RAW table, or the object's header.  The
+ * header may be garbage (an object being written this instant): the entry
+ * check that follows is what counts.  1 when the handle is not live.
+ */
+static int object_owner(struct uzd_wb *wb, unsigned long handle, struct wb_obj *o)
+{
+	struct uzd_obj_hdr oh;
+	const unsigned char *p;
+	uint64_t addr;
+	uint32_t id;
+
+	o->raw = uzd_rawtab_get(&wb->raw, handle, &id, &addr) == 0;
+	if (o->raw) {
+		o->h = (struct uzd_bfile_rec){
+			.addr = addr, .client_id = id, .codec = UZC_CODEC_RAW, .len = UZC_PAGE_SIZE
+		};
+		return 0;
+	}
+	p = zpool_map(wb->pool, handle, ZPOOL_MM_RO);
+	if (p)
+		uzd_obj_hdr_read(p, &oh);
+	zpool_unmap(wb->pool, handle);
+	if (!p)
+		return 1;
+	o->h = (struct uzd_bfile_rec){
+		.addr = oh.addr, .client_id = oh.client_id, .codec = oh.codec, .len = oh.len
+	};
+	return 0;
+}
+
+/*
+ * Copy the payload out, after the entry check: an entry holding the handle
+ * was published once its object was whole, so the header read now is the
+ * object's own, and so is its length.  1 when the handle went meanwhile,
+ * -ESTALE if the header no longer names the owner we checked.
+ */
+static int object_copy(struct uzd_wb *wb, unsigned long handle, struct wb_obj *o)
+{
+	const unsigned char *p = zpool_map(wb->pool, handle, ZPOOL_MM_RO);
+	struct uzd_obj_hdr oh;
+	int ret = p ? 0 : 1;
+
+	if (p && !o->raw) {
+		uzd_obj_hdr_read(p, &oh);
+		if (oh.addr != o->h.addr || oh.client_id != o->h.client_id)
+			ret = -ESTALE;
+		o->h.codec = oh.codec;
+		o->h.len = oh.len;
+	}
+	if (ret == 0)
+		memcpy(o->payload, o->raw ? p : p + UZD_OBJ_HDR_SIZE, o->h.len);
+	zpool_unmap(wb->pool, handle);
+	return ret;
+}
+
+/* Append, flushing a full staging buffer first. */
+static int append(struct uzd_wb *wb, const struct wb_obj *o, uint64_t *slot)
+{
+	int ret = uzd_bfile_append(wb->bf, &o->h, o->payload, slot);
+
+	if (ret == -ENOBUFS) {
+		ret = uzd_bfile_flush(wb->bf);
+		if (ret == 0)
+			ret = uzd_bfile_append(wb->bf, &o->h, o->payload, slot);
+	}
+	return ret;
+}
+
+/* The object is in the file and its entry names it: the pool's copy goes. */
+static void written(struct uzd_wb *wb, struct uzd_client *c, unsigned long handle,
+		    const struct wb_obj *o)
+{
+	if (uzd_client_pool_free(c, handle, o->raw) < 0)
+		fprintf(stderr,
+			"uzswapd: client %" PRIu32 ": BUG: written-back handle %#lx not live\n",
+			c->id, handle);
+	uncount(&c->stats.pool_bytes, pool_bytes(&o->h, o->raw));
+	count(&c->stats.file_bytes, o->h.len);
+	count(&c->stats.written_back, 1);
+	count(&wb->stats.written_pages, 1);
+	count(&wb->stats.written_bytes, o->h.len);
+}
+
+static int rejected(struct uzd_wb *wb, int err)
+{
+	switch (err) {
+	case -ENOSPC:
+		wb->round_full = true;
+		count(&wb->stats.rejected_file_full, 1);
+		break;
+	case -ESRCH:
+		count(&wb->stats.rejected_owner_gone, 1);
+		break;
+	case -ESTALE:
+	case -EBUSY:
+		count(&wb->stats.rejected_raced, 1);
+		break;
+	default:
+		count(&wb->stats.rejected_write_error, 1);
+		break;
+	}
+	return err;
+}
+
+/* zpool_evict_fn: move @handle's object to the file (see writeback.h). */
+static int wb_evict(struct zpool *pool, unsigned long handle, void *arg)
+{
+	struct uzd_wb *wb = arg;
+	struct wb_obj *o = &wb->obj;
+	struct uzd_client *c;
+	uint64_t e, slot;
+	int ret;
+
+	(void)pool;
+	if (object_owner(wb, handle, o))
+		return 0;
+	c = round_client(wb, o->h.client_id);
+	if (!c)
+		return rejected(wb, -ESRCH);
+	e = entry_now(c, o->h.addr);
+	if (!holds_pool(e, handle) || o->raw != !!(uzd_entry_flags(e) & UZD_ENTRY_RAW))
+		return rejected(wb, -ESTALE);
+	ret = object_copy(wb, handle, o);
+	if (ret)
+		return ret > 0 ? 0 : rejected(wb, ret);
+	ret = append(wb, o, &slot);
+	if (ret)
+		return rejected(wb, ret);
+	ret = repoint(c, o->h.addr, e, uzd_entry_make_file(slot, uzd_entry_flags(e)));
+	if (ret) {
+		uzd_bfile_free(wb->bf, slot);
+		return rejected(wb, ret);
+	}
+	written(wb, c, handle, o);
+	return 0;
+}
+
+void uzd_wb_pool_config(struct uzd_wb *wb, struct zpool_config *pc)
+{
+	pc->evict = wb_evict;
+	pc->evict_arg = wb;
+	pc->max_pages = 0;
+}
+
+/* ---- after a failed write: the staged records go back to the pool ---- */
+
+/* A pool object holding @h and @payload, as evict.c would have stored it; the handle. */
+static int pool_store(struct uzd_wb *wb, struct uzd_client *c, const struct uzd_bfile_rec *h,
+		      const void *payload, bool raw, unsigned long *handle)
+{
+	/* Not hot when it comes back: its eviction was long ago for all we know. */
+	struct uzd_obj_hdr oh = { .addr = h->addr,
+				  .codec = h->codec,
+				  .len = h->len,
+				  .client_id = c->id,
+				  .evict_seq = __atomic_load_n(&c->evict_seq, __ATOMIC_RELAXED) -
+					       (UINT32_C(1) << 31) };
+	unsigned char *p;
+	int ret;
+
+	ret = zpool_malloc(wb->pool, pool_bytes(h, raw), handle);
+	if (ret < 0)
+		return ret;
+	p = zpool_map(wb->pool, *handle, ZPOOL_MM_WO);
+	if (p) {
+		if (!raw)
+			uzd_obj_hdr_write(p, &oh);
+		memcpy(raw ? p : p + UZD_OBJ_HDR_SIZE, payload, h->len);
+	}
+	zpool_unmap(wb->pool, *handle);
+	ret = p ? 0 : -EIO;
+	if (ret == 0 && raw)
+		ret = uzd_rawtab_add(&wb->raw, *handle, c->id, h->addr);
+	if (ret < 0)
+		zpool_free(wb->pool, *handle);
+	return ret;
+}
+
+/* uzd_bfile_staged_fn: one staged record back into the pool, if its owner still has it. */
+static void put_back(void *arg, uint64_t slot, const struct uzd_bfile_rec *h, const void *payload)
+{
+	struct uzd_wb *wb = arg;
+	bool raw = h->codec == UZC_CODEC_RAW;
+	struct uzd_client *c = round_client(wb, h->client_id);
+	unsigned long handle;
+	uint64_t e;
+
+	if (!c)
+		return; /* its client is going: its teardown frees the slot */
+	e = entry_now(c, h->addr);
+	if (!holds_file(e, slot))
+		return;
+	if (pool_store(wb, c, h, payload, raw, &handle) < 0) {
+		count(&wb->stats.put_back_failed, 1);
+		return; /* stays staged, readable, until a write succeeds */
+	}
+	if (repoint(c, h->addr, e, uzd_entry_make_pool(handle, raw ? UZD_ENTRY_RAW : 0)) < 0) {
+		uzd_client_pool_free(c, handle, raw);
+		return;
+	}
+	uzd_bfile_free(wb->bf, slot);
+	count(&c->stats.pool_bytes, pool_bytes(h, raw));
+	uncount(&c->stats.file_bytes, h->len);
+	count(&wb->stats.put_back, 1);
+}
+
+static void backoff(struct uzd_wb *wb, unsigned int first_ms)
+{
+	unsigned int ms = wb->backoff_ms ? 2 * wb->backoff_ms : first_ms;
+
+	wb->backoff_ms = ms < WB_MAX_BACKOFF_MS ? ms : WB_MAX_BACKOFF_MS;
+	wb->retry_ns = now_ns() + (uint64_t)wb->backoff_ms * 1000000u;
+}
+
+/* A write failed (or is still failing): nothing staged may be lost.  0 once resolved. */
+static int resolve(struct uzd_wb *wb)
+{
+	struct uzd_bfile_stats st;
+	int ret;
+
+	uzd_bfile_stats(wb->bf, &st);
+	if (!st.pinned)
+		return 0;
+	uzd_bfile_staged(wb->bf, put_back, wb);
+	ret = uzd_bfile_resolve(wb->bf);
+	return ret;
+}
+
+/* Flush; on failure take the records back at once, and pause writeback.  0 when written. */
+static int flush(struct uzd_wb *wb)
+{
+	int ret = uzd_bfile_flush(wb->bf);
+
+	if (ret == 0)
+		return 0;
+	resolve(wb);
+	backoff(wb, WB_ERROR_BACKOFF_MS);
+	return ret;
+}
+
+/* ---- the cleaner's move ---- */
+
+/* uzd_bfile_move_fn: copy a live record elsewhere in the file and repoint its owner. */
+static int wb_move(void *arg, uint64_t old_slot, const struct uzd_bfile_rec *h, const void *record)
+{
+	struct uzd_wb *wb = arg;
+	struct uzd_client *c = round_client(wb, h->client_id);
+	uint64_t e, slot;
+	int ret;
+
+	if (!c)
+		return -ESTALE;
+	e = entry_now(c, h->addr);
+	if (!holds_file(e, old_slot))
+		return -ESTALE;
+	ret = uzd_bfile_move(wb->bf, record, &slot);
+	if (ret)
+		return ret;
+	ret = repoint(c, h->addr, e, uzd_entry_make_file(slot, uzd_entry_flags(e)));
+	uzd_bfile_free(wb->bf, ret ? slot : old_slot);
+	return ret ? -ESTALE : 0;
+}
+
+/* ---- the thread ---- */
+
+/* Shrink the pool down to accept - margin, a chunk and a flush at a time. */
+static void write_back(struct uzd_wb *wb)
+{
+	uint64_t target = wb->accept > wb->margin ? wb->accept - wb->margin : 0, t0 = now_ns();
+	bool wrote = false;
+	while (zpool_total_size(wb->pool) > target) {
+		unsigned int reclaimed = 0;
+		int ret = zpool_shrink(wb->pool, WB_CHUNK_PAGES, &reclaimed);
+
+		if (flush(wb) < 0)
+			return;
+		wrote |= reclaimed != 0;
+		if (ret < 0 || !reclaimed || wb->round_full ||
+		    __atomic_load_n(&wb->stopping, __ATOMIC_RELAXED))
+			break;
+	}
+	count(&wb->stats.busy_ns, now_ns() - t0);
+	if (wrote) {
+		count(&wb->stats.rounds, 1);
+		wb->backoff_ms = 0;
+	} else if (zpool_total_size(wb->pool) > target) {
+		/* Nothing could move (owners busy or going, the file full): not at once again. */
+		wb->retry_ns = now_ns() + WB_IDLE_BACKOFF_MS * 1000000u;
+	}
+}
+
+/* Writeback while the pool is over its threshold, and a segment of cleaning between. */
+static void write_and_clean(struct uzd_wb *wb)
+{
+	unsigned int cleaned = 0, n = 1;
+
+	for (unsigned int i = 0; i < WB_CLEAN_SEGS && n; i++) {
+		uint64_t t0;
+
+		if (zpool_total_size(wb->pool) > wb->accept && now_ns() >= wb->retry_ns)
+			write_back(wb);
+		t0 = now_ns();
+		n = uzd_bfile_clean(wb->bf, 1, wb_move, wb);
+		count(&wb->stats.clean_ns, now_ns() - t0);
+		cleaned += n;
+	}
+	/* The file is full and nothing in it can be compacted: not at once again. */
+	if (!cleaned && wb->round_full)
+		backoff(wb, WB_IDLE_BACKOFF_MS);
+	flush(wb);
+}
+
+static void run_round(struct uzd_wb *wb)
+{
+	bool may_write = now_ns() >= wb->retry_ns;
+
+	__atomic_store_n(&wb->kick_pending, false, __ATOMIC_RELAXED);
+	wb->round_full = false;
+	if (may_write && resolve(wb) != 0) {
+		backoff(wb, WB_ERROR_BACKOFF_MS);
+		may_write = false;
+	}
+	if (may_write)
+		write_and_clean(wb);
+	uzd_bfile_maintain(wb->bf);
+	round_release(wb);
+}
+
+static void wait_for_work(struct uzd_wb *wb)
+{
+	uint64_t now = now_ns(), until = now + WB_TICK_MS * 1000000u;
+	struct timespec ts;
+
+	/* While backing off, kicks wait too: they would only find the same trouble. */
+	if (wb->retry_ns > now && wb->retry_ns < until)
+		until = wb->retry_ns;
+	ts.tv_sec = (time_t)(until / 1000000000u);
+	ts.tv_nsec = (long)(until % 1000000000u);
+	pthread_mutex_lock(&wb->lock);
+	while (!wb->stopping && (!wb->kicked || now_ns() < wb->retry_ns))
+		if (pthread_cond_timedwait(&wb->cond, &wb->lock, &ts) == ETIMEDOUT)
+			break;
+	wb->kicked = false;
+	pthread_mutex_unlock(&wb->lock);
+}
+
+static void *wb_main(void *arg)
+{
+	struct uzd_wb *wb = arg;
+
+	/* As reclaim's: writeback must keep up with eviction, or stores are refused. */
+	if (setpriority(PRIO_PROCESS, 0, wb->nice) < 0)
+		fprintf(stderr, "uzswapd: warning: writeback thread: nice %d: %s\n", wb->nice,
+			strerror(errno));
+	while (!__atomic_load_n(&wb->stopping, __ATOMIC_RELAXED)) {
+		wait_for_work(wb);
+		run_round(wb);
+	}
+	return NULL;
+}
+
+/* ---- restores and frees ---- */
+
+int uzd_wb_read(struct uzd_wb *wb, uint64_t slot, void *buf, struct uzd_bfile_rec *h)
+{
+	return uzd_bfile_read(wb->bf, slot, buf, h);
+}
+
+void uzd_wb_restored(struct uzd_wb *wb, uint64_t ns)
+{
+	count(&wb->stats.restores, 1);
+	uzd_hist_record(&wb->stats.restore_ns, ns);
+}
+
+void uzd_wb_file_freed(struct uzd_wb *wb, struct uzd_client *c, uint64_t slot)
+{
+	uzd_bfile_free(wb->bf, slot);
+	uncount(&c->stats.file_bytes, uzd_bfile_slot_len(slot));
+}
+
+#define LOAD(f) (st->f = __atomic_load_n(&wb->stats.f, __ATOMIC_RELAXED))
+
+void uzd_wb_stats(struct uzd_wb *wb, struct uzd_wb_stats *st, struct uzd_bfile_stats *fst)
+{
+	memset(st, 0, sizeof(*st));
+	LOAD(rounds), LOAD(pool_full), LOAD(written_pages), LOAD(written_bytes);
+	LOAD(rejected_file_full), LOAD(rejected_write_error), LOAD(rejected_raced);
+	LOAD(rejected_owner_gone), LOAD(put_back), LOAD(put_back_failed), LOAD(restores);
+	LOAD(busy_ns), LOAD(clean_ns);
+	uzd_hist_merge(&st->restore_ns, &wb->stats.restore_ns);
+	st->accept_bytes = wb->accept;
+	/* The flag is cleared by the next store; until then it may be stale. */
+	st->pool_closed = __atomic_load_n(&wb->full, __ATOMIC_RELAXED) && wb->pool &&
+			  zpool_total_size(wb->pool) >= wb->accept;
+	uzd_bfile_stats(wb->bf, fst);
+}
+#undef LOAD
+
+/* ---- lifetime ---- */
+
+static int init_sync(struct uzd_wb *wb)
+{
+	pthread_condattr_t ca;
+	int ret = pthread_condattr_init(&ca);
+
+	if (ret)
+		return -ret;
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	ret = pthread_cond_init(&wb->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (ret)
+		return -ret;
+	ret = pthread_mutex_init(&wb->lock, NULL);
+	if (ret)
+		pthread_cond_destroy(&wb->cond);
+	return -ret;
+}
+
+int uzd_wb_create(const struct uzd_config *cfg, uzd_wb_find_fn find, void *arg, struct uzd_wb **out,
+		  char *why, size_t whylen)
+{
+	struct uzd_wb *wb = calloc(1, sizeof(*wb));
+	int ret;
+
+	if (!wb) {
+		snprintf(why, whylen, "out of memory");
+		return -ENOMEM;
+	}
+	wb->max = cfg->pool_max_size;
+	wb->accept = cfg->pool_max_size / 100 * cfg->accept_threshold +
+		     cfg->pool_max_size % 100 * cfg->accept_threshold / 100;
+	/* Write back a little below accept, so that a round moves a batch: 1/64 or 256 KiB. */
+	wb->margin = cfg->pool_max_size / 64 > WB_CHUNK_PAGES * UZD_PAGE_SIZE ?
+			     cfg->pool_max_size / 64 :
+			     WB_CHUNK_PAGES * UZD_PAGE_SIZE;
+	wb->nice = cfg->reclaim_nice;
+	wb->find = find;
+	wb->find_arg = arg;
+	ret = init_sync(wb);
+	if (ret < 0) {
+		snprintf(why, whylen, "%s", strerror(-ret));
+		goto err_free;
+	}
+	ret = uzd_rawtab_init(&wb->raw);
+	if (ret < 0) {
+		snprintf(why, whylen, "%s", strerror(-ret));
+		goto err_sync;
+	}
+	ret = uzd_bfile_open(cfg->backing_path, cfg->backing_max_size, &wb->bf, why, whylen);
+	if (ret < 0)
+		goto err_raw;
+	*out = wb;
+	return 0;
+
+err_raw:
+	uzd_rawtab_fini(&wb->raw);
+err_sync:
+	pthread_cond_destroy(&wb->cond);
+	pthread_mutex_destroy(&wb->lock);
+err_free:
+	free(wb);
+	return ret;
+}
+
+void uzd_wb_bind(struct uzd_wb *wb, struct zpool *pool)
+{
+	wb->pool = pool;
+}
+
+void uzd_wb_round(struct uzd_wb *wb)
+{
+	run_round(wb);
+}
+
+int uzd_wb_start(struct uzd_wb *wb, struct zpool *pool)
+{
+	int ret;
+
+	uzd_wb_bind(wb, pool);
+	ret = pthread_create(&wb->thread, NULL, wb_main, wb);
+	if (ret)
+		return -ret;
+	wb->started = true;
+	return 0;
+}
+
+void uzd_wb_stop(struct uzd_wb *wb)
+{
+	if (!wb || !wb->started)
+		return;
+	pthread_mutex_lock(&wb->lock);
+	__atomic_store_n(&wb->stopping, true, __ATOMIC_RELAXED);
+	pthread_cond_signal(&wb->cond);
+	pthread_mutex_unlock(&wb->lock);
+	pthread_join(wb->thread, NULL);
+	wb->started = false;
+}
+
+void uzd_wb_free(struct uzd_wb *wb)
+{
+	if (!wb)
+		return;
+	uzd_wb_stop(wb);
+	uzd_bfile_close(wb->bf);
+	uzd_rawtab_fini(&wb->raw);
+	pthread_cond_destroy(&wb->cond);
+	pthread_mutex_destroy(&wb->lock);
+	free(wb->round);
+	free(wb);
+}

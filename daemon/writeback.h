@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * daemon/writeback.h - tier 2: the pool's coldest objects to the backing
+ * file, and the pool limit that calls for it.
+ *
+ * The zpool contract of shared/reference/ applied by the daemon.  When the
+ * pool holds more than accept_threshold% of [pool] max_size, the writeback
+ * thread asks the allocator to shrink; the allocator takes its least
+ * recently used pool page and calls uzd_wb's evict callback for each live
+ * object in it, which
+ *
+ *   finds the owner (the object header, or daemon/rawtab.h for a RAW page)
+ *   -> checks the owner's entry still holds the handle (table read lock)
+ *   -> appends the object, checksummed, to the backing file's staging
+ *      buffer (daemon/bfile.h; flushing it when full)
+ *   -> repoints the entry POOL -> FILE in one compare-and-swap
+ *      (uzd_region_repoint: the entry is never BUSY, so a fault is never
+ *      left waiting, and is served from the pool before the swap and from
+ *      the staging buffer, in memory, after it until the write is done)
+ *   -> frees the handle.
+ *
+ * Pool limit: a store is refused (the page stays resident, counted as
+ * rejected_pool_full) once the pool reaches max_size, and until writeback
+ * has brought it below the accept threshold: zswap's hysteresis.  With
+ * writeback on, the allocator itself has no limit, so that objects whose
+ * write failed can always go back into it.
+ *
+ * Errors lose nothing: a full file (max_size, or ENOSPC) leaves objects in
+ * the pool; a failed write puts the written objects back into the pool
+ * (and while one cannot be, keeps it readable in the staging buffer);
+ * a failed or corrupt read is the fault path's to poison (fault.c).
+ *
+ * Locking.  The callback takes a client's table read lock around each
+ * look and swap, never across I/O; bfile's and rawtab's locks are leaves;
+ * wb->lock only wakes the thread.  Order: table lock, then pool, bfile or
+ * rawtab locks.  Clients are found by id through @find, with a reference
+ * that the thread keeps until its round ends (a client's last reference
+ * may thus be dropped here, outside any lock and outside the allocator).
+ *
+ * Never: write back from a fault thread; hold a table lock over a write;
+ * free a handle before its entry no longer names it.
+ */
+#ifndef UZSWAP_DAEMON_WRITEBACK_H
+#define UZSWAP_DAEMON_WRITEBACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alloc/zpool.h"
+#include "daemon/bfile.h"
+#include "daemon/client.h"
+#include "daemon/config.h"
+
+struct uzd_wb;
+
+/* The live client with id @id, with a reference (uzd_client_get), or NULL. */
+typedef struct uzd_client *(*uzd_wb_find_fn)(void *arg, uint32_t id);
+
+/*
+ * Counters.  An object the callback could not write back stays in the pool
+ * and counts once in a rejected_* by reason; one that went back to the pool
+ * after a failed write counts in put_back (and was counted written first).
+ */
+struct uzd_wb_stats {
+	uint64_t rounds;	       /* rounds of the writeback thread that wrote */
+	uint64_t pool_full;	       /* times the pool reached max_size and closed */
+	uint64_t written_pages;	       /* objects moved from the pool to the file */
+	uint64_t written_bytes;	       /* their compressed bytes */
+	uint64_t rejected_file_full;   /* the file is at max_size (or the disk was full) */
+	uint64_t rejected_write_error; /* writes were failing: writeback paused */
+	uint64_t rejected_raced;       /* the page changed while it was being written */
+	uint64_t rejected_owner_gone;  /* its client or region is going away */
+	uint64_t put_back;	       /* written, then back to the pool: the write failed */
+	uint64_t put_back_failed;      /* of those, kept in memory: the pool had no room */
+	uint64_t restores;	       /* pages restored from the file */
+	uint64_t busy_ns;	       /* time the thread spent writing back */
+	uint64_t clean_ns;	       /* and cleaning the file */
+	struct uzd_hist restore_ns;    /* their fault latency, message to wake */
+	uint64_t accept_bytes;	       /* the threshold, bytes */
+	bool pool_closed;	       /* full now: refusing stores until below it */
+};
+
+/*
+ * Set up the tier for @cfg (writeback must be on): opens the backing file.
+ * The thread starts with uzd_wb_start().  0 or -errno with @why filled.
+ */
+int uzd_wb_create(const struct uzd_config *cfg, uzd_wb_find_fn find, void *arg, struct uzd_wb **out,
+		  char *why, size_t whylen);
+/* The pool's settings: evict callback, and no limit of its own (see above). */
+void uzd_wb_pool_config(struct uzd_wb *wb, struct zpool_config *pc);
+/* Start the thread on @pool (created with uzd_wb_pool_config).  -errno. */
+int uzd_wb_start(struct uzd_wb *wb, struct zpool *pool);
+/*
+ * For tests and benchmarks: bind @pool without a thread, and run one round
+ * (resolve, write back, clean, punch) in the caller's thread.  Never while
+ * the thread runs.
+ */
+void uzd_wb_bind(struct uzd_wb *wb, struct zpool *pool);
+void uzd_wb_round(struct uzd_wb *wb);
+/* Stop and join the thread (it drops every reference it holds).  NULL: no-op. */
+void uzd_wb_stop(struct uzd_wb *wb);
+/* Close the file; after every client is gone.  NULL: no-op. */
+void uzd_wb_free(struct uzd_wb *wb);
+/* Run a round soon (cheap, any thread). */
+void uzd_wb_kick(struct uzd_wb *wb);
+
+/* ---- eviction (reclaim), with the client's table read lock held ---- */
+
+/* May a page be stored in the pool now?  false: it is full (the hysteresis above). */
+bool uzd_wb_pool_admit(struct uzd_wb *wb);
+/* A RAW object @handle was stored for page @addr of client @id; -ENOMEM. */
+int uzd_wb_raw_stored(struct uzd_wb *wb, unsigned long handle, uint32_t id, uint64_t addr);
+/* A RAW object is being freed (any thread, any path). */
+void uzd_wb_raw_freed(struct uzd_wb *wb, unsigned long handle);
+
+/* ---- restores (fault threads) and frees (anyone) ---- */
+
+/* The record of @slot, as uzd_bfile_read(). */
+int uzd_wb_read(struct uzd_wb *wb, uint64_t slot, void *buf, struct uzd_bfile_rec *h);
+/* Page restored from @slot in @ns (from the message to the wake). */
+void uzd_wb_restored(struct uzd_wb *wb, uint64_t ns);
+/* A FILE entry of client @c let go of @slot (restore, drop, exit): free it. */
+void uzd_wb_file_freed(struct uzd_wb *wb, struct uzd_client *c, uint64_t slot);
+
+/* A snapshot of the counters and of the file's figures. */
+void uzd_wb_stats(struct uzd_wb *wb, struct uzd_wb_stats *st, struct uzd_bfile_stats *fst);
+
+#endif /* UZSWAP_DAEMON_WRITEBACK_H */
