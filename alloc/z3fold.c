@@ -18,6 +18,8 @@
  * stale ones until the slot has been reused 2^21 times.
  *   unbuddied[n]  pages with a free slot whose free run is n chunks
  *   lru           pages not under reclaim, most recent allocation first
+ *   fill[n]       how many pages hold n objects (0: headless pages), for
+ *                 class stats
  *
  * Locks, in order: pool->lock, then a page lock; the provider's mutex is a
  * leaf.  Pool lock: lists, stats, refs, in_use, under_reclaim; malloc picks
@@ -101,6 +103,7 @@ struct z3_pool {
 	uint64_t nonempty[BITMAP_WORDS];     /* bit n: unbuddied[n] has pages */
 	struct list_node lru;		     /* tail: least recently allocated into */
 	struct zpool_stats stats;
+	size_t fill[NSLOTS + 1]; /* [n]: pages holding n objects; [0]: headless pages */
 };
 
 static unsigned int size_to_chunks(size_t size)
@@ -131,6 +134,18 @@ static unsigned long handle_index(unsigned long handle)
 static unsigned long slot_handle(const struct z3_page *m, unsigned int i)
 {
 	return encode(m, m->headless ? KIND_HEADLESS : i + 1, m->slot[i].seq);
+}
+
+/* The fill[] bucket of @m: its live slots, 0 for a headless page.  Page lock held. */
+static unsigned int fill_bucket(const struct z3_page *m)
+{
+	unsigned int n = 0;
+
+	if (m->headless)
+		return 0;
+	for (unsigned int i = 0; i < NSLOTS; i++)
+		n += m->slot[i].chunks != 0;
+	return n;
 }
 
 /* The meta of a page index, or NULL when that part of the table was never made. */
@@ -409,7 +424,10 @@ static int z3_malloc(void *priv, size_t size, unsigned long *handle)
 			goto out;
 	}
 	pthread_mutex_lock(&m->lock);
+	if (m->refs && !m->headless)
+		p->fill[fill_bucket(m)]--;
 	i = page_place(m, size, need);
+	p->fill[fill_bucket(m)]++;
 	page_file(p, m);
 	*handle = slot_handle(m, i);
 	pthread_mutex_unlock(&m->lock);
@@ -443,7 +461,10 @@ static int z3_free(void *priv, unsigned long handle)
 		if (i >= 0) {
 			p->stats.objects--;
 			p->stats.object_bytes -= m->slot[i].size;
+			p->fill[fill_bucket(m)]--;
 			m->slot[i].chunks = 0;
+			if (!m->headless && fill_bucket(m))
+				p->fill[fill_bucket(m)]++;
 			page_compact(p, m);
 			page_file(p, m);
 		}
@@ -647,6 +668,28 @@ static void z3_stats(void *priv, struct zpool_stats *st)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* Pages by how many objects they hold (enum zpool_class_kind, FILL). */
+static size_t z3_class_stats(void *priv, struct zpool_class_stat *out, size_t max)
+{
+	struct z3_pool *p = priv;
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (unsigned int k = 0; k <= NSLOTS; k++, n++) {
+		if (n >= max)
+			continue;
+		out[n] = (struct zpool_class_stat){
+			.index = k,
+			.objs_allocated = p->fill[k] * (k ? NSLOTS : 1),
+			.objs_used = p->fill[k] * (k ? k : 1),
+			.pages_used = p->fill[k],
+			.pages_per_zspage = 1,
+		};
+	}
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
 static void z3_destroy(void *priv)
 {
 	struct z3_pool *p = priv;
@@ -699,4 +742,6 @@ const struct zpool_driver z3fold_driver = {
 	.compact = z3_compact,
 	.total_size = z3_total_size,
 	.stats = z3_stats,
+	.class_stats = z3_class_stats,
+	.class_kind = ZPOOL_CLASSES_FILL,
 };

@@ -17,6 +17,7 @@
  *   unbuddied[n]  pages with exactly one object and n free chunks (n > 0)
  *   full          pages with no room left (two objects, or one of 64 chunks)
  *   lru           every page not under reclaim, most recent allocation first
+ *   fill[n]       how many pages hold n objects (1 or 2), for class stats
  *
  * A handle is (generation << 34 | page index << 2 | buddy), buddy 1 = first,
  * 2 = last: never 0, never a pointer.  Each buddy slot's generation (22
@@ -75,6 +76,7 @@ struct zbud_pool {
 	struct list_node full;
 	struct list_node lru;
 	struct zpool_stats stats;
+	size_t fill[3]; /* [n]: pages holding n objects, n = 1, 2 */
 };
 
 static unsigned int chunks(size_t size)
@@ -85,6 +87,20 @@ static unsigned int chunks(size_t size)
 static unsigned int free_chunks(const struct zbud_meta *m)
 {
 	return NCHUNKS - chunks(m->size[BUDDY_FIRST]) - chunks(m->size[BUDDY_LAST]);
+}
+
+static unsigned int objects_in(const struct zbud_meta *m)
+{
+	return (m->size[BUDDY_FIRST] != 0) + (m->size[BUDDY_LAST] != 0);
+}
+
+/* A page went from holding @from objects to @to; the mutex is held. */
+static void fill_move(struct zbud_pool *p, unsigned int from, unsigned int to)
+{
+	if (from)
+		p->fill[from]--;
+	if (to)
+		p->fill[to]++;
 }
 
 static unsigned long encode(const struct zbud_meta *m, enum buddy b)
@@ -181,6 +197,7 @@ static int zbud_malloc(void *priv, size_t size, unsigned long *handle)
 		if (err)
 			goto out;
 	}
+	fill_move(p, objects_in(m), objects_in(m) + 1);
 	m->size[b] = (uint16_t)size;
 	page_file(p, m);
 	if (list_linked(&m->lru))
@@ -221,6 +238,7 @@ static int zbud_free(void *priv, unsigned long handle)
 	}
 	p->stats.objects--;
 	p->stats.object_bytes -= m->size[handle & 3];
+	fill_move(p, objects_in(m), objects_in(m) - 1);
 	m->size[handle & 3] = 0;
 	m->gen[handle & 3] = (m->gen[handle & 3] + 1) & GEN_MASK;
 	if (!m->under_reclaim) {
@@ -362,6 +380,28 @@ static void zbud_stats(void *priv, struct zpool_stats *st)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/* Pages by how many objects they hold (enum zpool_class_kind, FILL). */
+static size_t zbud_class_stats(void *priv, struct zpool_class_stat *out, size_t max)
+{
+	struct zbud_pool *p = priv;
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (unsigned int k = 1; k <= 2; k++, n++) {
+		if (n >= max)
+			continue;
+		out[n] = (struct zpool_class_stat){
+			.index = k,
+			.objs_allocated = p->fill[k] * 2,
+			.objs_used = p->fill[k] * k,
+			.pages_used = p->fill[k],
+			.pages_per_zspage = 1,
+		};
+	}
+	pthread_mutex_unlock(&p->lock);
+	return n;
+}
+
 static void zbud_destroy(void *priv)
 {
 	struct zbud_pool *p = priv;
@@ -415,4 +455,6 @@ const struct zpool_driver zbud_driver = {
 	.compact = zbud_compact,
 	.total_size = zbud_total_size,
 	.stats = zbud_stats,
+	.class_stats = zbud_class_stats,
+	.class_kind = ZPOOL_CLASSES_FILL,
 };

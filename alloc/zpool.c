@@ -104,6 +104,11 @@ void zpool_stats(struct zpool *pool, struct zpool_stats *st)
 	pool->driver->stats(pool->priv, st);
 }
 
+enum zpool_class_kind zpool_class_kind(const struct zpool *pool)
+{
+	return pool->driver->class_stats ? pool->driver->class_kind : ZPOOL_CLASSES_NONE;
+}
+
 size_t zpool_class_stats(struct zpool *pool, struct zpool_class_stat *out, size_t max)
 {
 	if (!pool->driver->class_stats)

@@ -78,7 +78,21 @@ struct zpool_stats {
 	size_t meta_bytes; /* allocated beside the pool pages: handle and page tables, descriptors */
 };
 
-/* One size class (zsmalloc; other drivers report none). */
+/*
+ * What a driver's classes are.  SIZE: zsmalloc's size classes, smallest
+ * first.  FILL: drivers that pack a few objects into each page (z3fold,
+ * zbud) report their pages grouped by how many objects each holds: index
+ * is that count, 0 for z3fold's headless pages (one page-sized object),
+ * size is 0, pages_per_zspage 1, and pages_freeable 0 (their compaction
+ * never empties a page).
+ */
+enum zpool_class_kind {
+	ZPOOL_CLASSES_NONE,
+	ZPOOL_CLASSES_SIZE,
+	ZPOOL_CLASSES_FILL,
+};
+
+/* One class (see enum zpool_class_kind). */
 struct zpool_class_stat {
 	unsigned int index, size; /* class number, object size in bytes */
 	size_t objs_allocated;	  /* object slots in the class's zspages */
@@ -103,6 +117,7 @@ struct zpool_driver {
 	void (*stats)(void *priv, struct zpool_stats *st);
 	/* Optional: fills at most @max entries, returns how many classes exist. */
 	size_t (*class_stats)(void *priv, struct zpool_class_stat *out, size_t max);
+	enum zpool_class_kind class_kind; /* what class_stats reports */
 };
 
 /* The driver named @name, or NULL. */
@@ -145,6 +160,12 @@ size_t zpool_compact(struct zpool *pool);
 /* Bytes of pool pages held. */
 size_t zpool_total_size(struct zpool *pool);
 void zpool_stats(struct zpool *pool, struct zpool_stats *st);
+/*
+ * The driver's classes: fills at most @max entries and returns how many
+ * there are (0 for a driver without them); cheap enough for any thread
+ * (a class lock or the pool lock held for a few loads).
+ */
 size_t zpool_class_stats(struct zpool *pool, struct zpool_class_stat *out, size_t max);
+enum zpool_class_kind zpool_class_kind(const struct zpool *pool);
 
 #endif /* UZSWAP_ALLOC_ZPOOL_H */

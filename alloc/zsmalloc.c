@@ -1076,4 +1076,5 @@ const struct zpool_driver zsmalloc_driver = {
 	.total_size = zs_total_size,
 	.stats = zs_stats,
 	.class_stats = zs_class_stats,
+	.class_kind = ZPOOL_CLASSES_SIZE,
 };
