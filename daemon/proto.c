@@ -11,7 +11,9 @@
  *              SET_UFFD carries a userfaultfd, REGISTER a shared-memory file
  *              (memfd) that can be punched and is long enough
  *   fields     reserved flags zero, ranges page-aligned, non-empty, not
- *              wrapping, names NUL-terminated
+ *              wrapping, names NUL-terminated; an ADMIN op known, with a
+ *              pid and a size (non-zero, whole pages) exactly when the op
+ *              takes them
  * Everything that needs the daemon's state (whose range is it, is the
  * client in the right phase) is the caller's.
  *
@@ -36,7 +38,8 @@
 static const char *const type_names[UZP_TYPE_COUNT] = {
 	[UZP_HELLO] = "HELLO",	 [UZP_SET_UFFD] = "SET_UFFD",	  [UZP_REGISTER] = "REGISTER",
 	[UZP_STATUS] = "STATUS", [UZP_UNREGISTER] = "UNREGISTER", [UZP_STATS] = "STATS",
-	[UZP_REPLY] = "REPLY",	 [UZP_SHUTDOWN] = "SHUTDOWN",
+	[UZP_REPLY] = "REPLY",	 [UZP_SHUTDOWN] = "SHUTDOWN",	  [UZP_CLASSES] = "CLASSES",
+	[UZP_ADMIN] = "ADMIN",
 };
 
 static int refuse(char *why, size_t len, int err, const char *fmt, ...)
@@ -108,19 +111,19 @@ static int check_memfd(int fd, const struct uzp_register *r, char *why, size_t w
 	return 0;
 }
 
-/* STATUS: a memfd the daemon can write (the tool reads it back). */
-static int check_status_memfd(int fd, char *why, size_t wl)
+/* STATUS, CLASSES: a memfd the daemon can write (the tool reads it back). */
+static int check_status_memfd(const char *what, int fd, char *why, size_t wl)
 {
 	int seals = fcntl(fd, F_GET_SEALS);
 	int fl = fcntl(fd, F_GETFL);
 	struct stat st;
 
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || seals < 0 || fl < 0)
-		return refuse(why, wl, -EBADMSG, "STATUS: the descriptor is not a memfd");
+		return refuse(why, wl, -EBADMSG, "%s: the descriptor is not a memfd", what);
 	if ((fl & O_ACCMODE) != O_RDWR && (fl & O_ACCMODE) != O_WRONLY)
-		return refuse(why, wl, -EBADMSG, "STATUS: the memfd is not open for writing");
+		return refuse(why, wl, -EBADMSG, "%s: the memfd is not open for writing", what);
 	if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE | F_SEAL_GROW))
-		return refuse(why, wl, -EBADMSG, "STATUS: the memfd is sealed against writes");
+		return refuse(why, wl, -EBADMSG, "%s: the memfd is sealed against writes", what);
 	return 0;
 }
 
@@ -136,8 +139,8 @@ static int check_fds(const struct uzd_request *req, int nfds, char *why, size_t 
 		return refuse(why, wl, -EBADMSG, "SET_UFFD: the descriptor is not a userfaultfd");
 	if (type == UZP_REGISTER)
 		return check_memfd(req->fd, &req->body.reg, why, wl);
-	if (type == UZP_STATUS)
-		return check_status_memfd(req->fd, why, wl);
+	if (type == UZP_STATUS || type == UZP_CLASSES)
+		return check_status_memfd(type_names[type], req->fd, why, wl);
 	return 0;
 }
 
@@ -149,6 +152,40 @@ static int check_range(const char *what, uint64_t addr, uint64_t len, char *why,
 	if (len == 0 || addr + len < addr)
 		return refuse(why, wl, -EBADMSG, "%s: range %#llx+%#llx is empty or wraps", what,
 			      (unsigned long long)addr, (unsigned long long)len);
+	return 0;
+}
+
+/* Which fields each ADMIN op takes: a pid, a size. */
+static const struct {
+	const char *name;
+	bool pid, size;
+} admin_ops[UZP_ADMIN_OPS] = {
+	[UZP_ADMIN_SET_BUDGET] = { "SET_BUDGET", true, true },
+	[UZP_ADMIN_COMPACT] = { "COMPACT", false, false },
+	[UZP_ADMIN_RECLAIM] = { "RECLAIM", true, true },
+	[UZP_ADMIN_WRITEBACK] = { "WRITEBACK", false, true },
+	[UZP_ADMIN_RELOAD] = { "RELOAD", false, false },
+};
+
+static int check_admin(const struct uzp_admin *a, char *why, size_t wl)
+{
+	const char *op;
+
+	if (a->op == 0 || a->op >= UZP_ADMIN_OPS)
+		return refuse(why, wl, -EBADMSG, "ADMIN: unknown op %u", a->op);
+	op = admin_ops[a->op].name;
+	if (a->flags || a->reserved)
+		return refuse(why, wl, -EBADMSG, "ADMIN %s: unknown flags %#x or reserved %#x", op,
+			      a->flags, a->reserved);
+	if (admin_ops[a->op].pid != (a->pid != 0))
+		return refuse(why, wl, -EBADMSG, "ADMIN %s: %s", op,
+			      a->pid ? "takes no pid" : "needs a pid (0 is none)");
+	if (!admin_ops[a->op].size && a->size)
+		return refuse(why, wl, -EBADMSG, "ADMIN %s: takes no size", op);
+	if (admin_ops[a->op].size && (!a->size || a->size % PAGE))
+		return refuse(why, wl, -EBADMSG,
+			      "ADMIN %s: size %llu is not a non-zero multiple of %u bytes", op,
+			      (unsigned long long)a->size, PAGE);
 	return 0;
 }
 
@@ -172,6 +209,8 @@ static int check_fields(const struct uzd_request *req, char *why, size_t wl)
 	case UZP_UNREGISTER:
 		return check_range(type_names[req->h.type], req->body.range.addr,
 				   req->body.range.length, why, wl);
+	case UZP_ADMIN:
+		return check_admin(&req->body.admin, why, wl);
 	default:
 		return 0;
 	}

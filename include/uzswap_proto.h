@@ -24,13 +24,22 @@
  * HELLO; the state does not fit a datagram, so it travels in a memfd the
  * tool creates and the daemon writes (struct uzp_status, below):
  *   STATUS {} + a memfd            ------>  REPLY {status, STATUS_OK}
+ *   CLASSES {} + a memfd           ------>  REPLY {status, STATUS_OK}: the pool's
+ *                                           size classes (struct uzp_classes)
+ *   ADMIN {op, pid, size}          ------>  REPLY {status, ADMIN_OK}: set a budget,
+ *                                           compact, reclaim, write back, reload
+ * ADMIN is for root and the members of [clients] admin_group only; the
+ * reply to a reclaim or a writeback comes once the daemon's thread for it
+ * has done the work, and other requests on the connection may be answered
+ * first (match replies by seq).
  *
  * Every request gets exactly one REPLY with the request's seq.  A reply's
  * status is 0 or a negative errno, its body is the request's result (empty
- * on error) and it ends with a human-readable message (empty on success,
- * always set on error).  A message that is malformed or out of order is
- * answered with an error, and the daemon may then disconnect that client; no
- * other client notices.
+ * on error) and it ends with a human-readable message (always set on error;
+ * on success empty, except that an ADMIN reply may carry a note, such as
+ * the settings a reload could not apply).  A message that is malformed or
+ * out of order is answered with an error, and the daemon may then
+ * disconnect that client; no other client notices.
  */
 #ifndef UZSWAP_PROTO_H
 #define UZSWAP_PROTO_H
@@ -79,6 +88,8 @@ enum uzp_type {
 	UZP_STATS,	/* c->d  no body */
 	UZP_REPLY,	/* d->c  struct uzp_reply, then a body, then the message */
 	UZP_SHUTDOWN,	/* d->c  struct uzp_shutdown, then the message */
+	UZP_CLASSES,	/* c->d  no body; 1 fd: a memfd for struct uzp_classes */
+	UZP_ADMIN,	/* c->d  struct uzp_admin */
 	UZP_TYPE_COUNT,
 };
 
@@ -109,6 +120,28 @@ struct uzp_range {
 	uint64_t length;
 };
 
+/*
+ * ADMIN operations.  pid names a client process (every connection it has
+ * with a userfaultfd); size is bytes, a non-zero multiple of 4096 for the
+ * ops that take one.  A field an op does not take must be 0.
+ */
+enum uzp_admin_op {
+	UZP_ADMIN_SET_BUDGET = 1, /* pid, size: the process's resident budget, until it leaves */
+	UZP_ADMIN_COMPACT,	  /* the pool: move objects to give pool pages back */
+	UZP_ADMIN_RECLAIM,	  /* pid, size: evict up to size of its resident pages now */
+	UZP_ADMIN_WRITEBACK,	  /* size: move up to size of pool pages to the backing file */
+	UZP_ADMIN_RELOAD,	  /* re-read the config file (as SIGHUP does) */
+	UZP_ADMIN_OPS,
+};
+
+struct uzp_admin {
+	uint32_t op;	   /* enum uzp_admin_op */
+	uint32_t pid;	   /* SET_BUDGET, RECLAIM; else 0 */
+	uint64_t size;	   /* SET_BUDGET, RECLAIM, WRITEBACK; else 0 */
+	uint32_t flags;	   /* none defined yet: must be 0 */
+	uint32_t reserved; /* 0 */
+};
+
 /* Bodies of a successful REPLY, by the request they answer. */
 struct uzp_hello_ok {
 	uint32_t client_id;
@@ -120,6 +153,17 @@ struct uzp_hello_ok {
 struct uzp_registered {
 	uint32_t region_id;
 	uint32_t reserved; /* 0 */
+};
+
+/* What an ADMIN op did. */
+struct uzp_admin_ok {
+	uint32_t clients;  /* SET_BUDGET, RECLAIM: the clients of the process it applied to */
+	uint32_t reserved; /* 0 */
+	uint64_t pages;	   /* RECLAIM: pages evicted; COMPACT, WRITEBACK: pool pages freed */
+	uint64_t objects;  /* WRITEBACK: objects written to the backing file */
+	uint64_t bytes;	   /* WRITEBACK: their compressed bytes; SET_BUDGET: the budget set */
+	uint64_t changed;  /* RELOAD: settings that changed and now apply */
+	uint64_t kept;	   /* RELOAD: settings that changed but cannot while running */
 };
 
 struct uzp_client_stats {
@@ -237,6 +281,9 @@ struct uzp_status_client {
 	uint64_t sampled;		  /* resident pages unmapped for access sampling */
 	uint64_t sampled_touched;	  /* of which touched again: protected */
 	uint64_t sampled_idle;		  /* of which untouched: offered to eviction */
+	struct uzp_fault_lat faults_all;  /* every fault served, whatever it restored */
+	uint32_t budget_set;		  /* 1: the budget was set by an admin (uzswapctl set) */
+	uint32_t reserved;		  /* 0 */
 };
 
 struct uzp_status_region {
@@ -244,6 +291,37 @@ struct uzp_status_region {
 	char name[UZP_NAME_MAX];
 	uint64_t addr, length;
 	uint64_t resident_pages, same_pages, pool_pages, file_pages;
+};
+
+/*
+ * The pool's classes, as CLASSES writes them into the memfd from offset 0:
+ * one struct uzp_classes, then n_classes struct uzp_class.  What a class is
+ * depends on the allocator (kind): zsmalloc's size classes, smallest first;
+ * for z3fold and zbud, which pack a few objects per page, the pool pages
+ * grouped by how many objects each holds.
+ */
+enum uzp_classes_kind {
+	UZP_CLASSES_SIZE = 1, /* index: class number; size: bytes per object slot */
+	UZP_CLASSES_FILL,     /* index: objects in the page (0: a headless, page-sized one) */
+};
+
+struct uzp_classes {
+	uint32_t magic;	  /* UZP_MAGIC */
+	uint32_t version; /* UZP_VERSION */
+	uint32_t n_classes;
+	uint32_t kind;	    /* enum uzp_classes_kind */
+	char allocator[16]; /* NUL-terminated */
+};
+
+struct uzp_class {
+	uint32_t index;
+	uint32_t size;		   /* SIZE: object slot bytes; FILL: 0 */
+	uint32_t pages_per_zspage; /* SIZE: pages a zspage spans; FILL: 1 */
+	uint32_t reserved;	   /* 0 */
+	uint64_t objs_allocated;   /* object slots in the class's pages */
+	uint64_t objs_used;	   /* of which live */
+	uint64_t pages_used;	   /* pool pages of the class */
+	uint64_t pages_freeable;   /* pages compaction could free now (FILL: 0, none can) */
 };
 
 struct uzp_status_ok {
@@ -276,7 +354,10 @@ static inline long uzp_body_size(unsigned int type)
 	case UZP_SET_UFFD:
 	case UZP_STATS:
 	case UZP_STATUS:
+	case UZP_CLASSES:
 		return 0;
+	case UZP_ADMIN:
+		return sizeof(struct uzp_admin);
 	case UZP_REGISTER:
 		return sizeof(struct uzp_register);
 	case UZP_UNREGISTER:
@@ -291,14 +372,17 @@ static inline long uzp_body_size(unsigned int type)
 }
 
 /*
- * Descriptors a message of @type carries: SET_UFFD, REGISTER and STATUS
- * exactly one; a REPLY one only when it accepts a HELLO (/dev/userfaultfd);
- * no other message any.  A receiver closes every descriptor it did not
- * expect.
+ * Descriptors a message of @type carries: SET_UFFD, REGISTER, STATUS and
+ * CLASSES exactly one; a REPLY one only when it accepts a HELLO
+ * (/dev/userfaultfd); no other message any.  A receiver closes every
+ * descriptor it did not expect.
  */
 static inline int uzp_fds_required(unsigned int type)
 {
-	return type == UZP_SET_UFFD || type == UZP_REGISTER || type == UZP_STATUS ? 1 : 0;
+	return type == UZP_SET_UFFD || type == UZP_REGISTER || type == UZP_STATUS ||
+			       type == UZP_CLASSES ?
+		       1 :
+		       0;
 }
 
 static inline int uzp_fds_max(unsigned int type)
@@ -407,6 +491,10 @@ _Static_assert(sizeof(struct uzp_client_stats) == 104, "stats layout");
 _Static_assert(sizeof(struct uzp_status) % 8 == 0, "status layout");
 _Static_assert(sizeof(struct uzp_status_client) % 8 == 0, "status client layout");
 _Static_assert(sizeof(struct uzp_status_region) % 8 == 0, "status region layout");
+_Static_assert(sizeof(struct uzp_admin) == 24, "admin layout");
+_Static_assert(sizeof(struct uzp_admin_ok) == 48, "admin reply layout");
+_Static_assert(sizeof(struct uzp_classes) == 32, "classes layout");
+_Static_assert(sizeof(struct uzp_class) == 48, "class layout");
 _Static_assert(sizeof(struct uzp_header) + sizeof(struct uzp_reply) +
 			       sizeof(struct uzp_client_stats) + UZP_MESSAGE_MAX <=
 		       UZP_DATAGRAM_MAX,
