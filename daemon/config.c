@@ -22,12 +22,18 @@
  * set it, else the line of the key it depends on; the defaults alone always
  * pass them (the per-client defaults shrink to fit a small max_resident).
  *
+ * A reload (daemon/reload.c) compares two configs key by key through the
+ * same table (uzd_config_diff: by formatted value, so every type compares
+ * as it is written) and keeps a fixed key's running value
+ * (uzd_config_copy_key); each row says whether its key is live.
+ *
  * This file must never: write *cfg on failure, keep state outside the
  * context it is handed (the daemon may reload from another thread), or
  * accept a value it cannot dump back to the same struct.
  */
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -89,6 +95,7 @@ enum key_type {
 	T_NICE,
 	T_BOOL,
 	T_BPATH,
+	T_GROUP,
 };
 
 /* Ids of the keys the checks between keys name; the rest need none. */
@@ -98,6 +105,7 @@ enum key_id {
 	K_FAULT_THREADS,
 	K_LOG_LEVEL,
 	K_ALLOW_UIDS,
+	K_ADMIN_GROUP,
 	K_MAX_CLIENTS,
 	K_MAX_RESIDENT,
 	K_CLIENT_MAX_RESIDENT,
@@ -125,65 +133,80 @@ enum key_id {
 };
 
 /*
- * One key.  off is the field's offset in struct uzd_config (the codec and
- * the level both name cfg->codec: they are resolved together after the
- * file is read).  min and max bound T_UINT, T_MODE and T_CENTI (in
- * hundredths); min bounds T_SIZE.  percent: T_SIZE also takes "N%" of RAM.
+ * One key.  off and size are the field's offset and size in struct
+ * uzd_config (the codec and the level both name cfg->codec: they are
+ * resolved together after the file is read; allow_uids and admin_group
+ * also own the fields beside theirs, see copy_key()).  min and max bound
+ * T_UINT, T_MODE and T_CENTI (in hundredths); min bounds T_SIZE.
+ * percent: T_SIZE also takes "N%" of RAM.  live: a running daemon can
+ * take a new value on reload (daemon/reload.c); the others are fixed at
+ * start by what they built (the socket, threads, the pool, the backing
+ * file's tables).
  */
 struct key_def {
 	const char *section;
 	const char *name;
 	enum key_type type;
-	size_t off;
+	size_t off, size;
 	uint64_t min, max;
 	bool percent;
+	bool live;
 };
 
-#define KEY(id, sec, nm, ty, field, lo, hi, pct)            \
-	[id] = { .section = sec,                            \
-		 .name = nm,                                \
-		 .type = ty,                                \
-		 .off = offsetof(struct uzd_config, field), \
-		 .min = lo,                                 \
-		 .max = hi,                                 \
-		 .percent = pct }
+#define KEY(id, sec, nm, ty, fld, lo, hi, pct, lv)                 \
+	[id] = { .section = sec,                                   \
+		 .name = nm,                                       \
+		 .type = ty,                                       \
+		 .off = offsetof(struct uzd_config, fld),          \
+		 .size = sizeof(((struct uzd_config *)NULL)->fld), \
+		 .min = lo,                                        \
+		 .max = hi,                                        \
+		 .percent = pct,                                   \
+		 .live = lv }
+#define LIVE true
+#define FIXED false
 
 /* In file order: uzd_config_dump() writes them in this order. */
 static const struct key_def keys[K_COUNT] = {
-	KEY(K_SOCKET, "daemon", "socket", T_PATH, socket, 0, 0, false),
-	KEY(K_SOCKET_MODE, "daemon", "socket_mode", T_MODE, socket_mode, 0, 0777, false),
-	KEY(K_FAULT_THREADS, "daemon", "fault_threads", T_UINT, fault_threads, 1, 64, false),
-	KEY(K_LOG_LEVEL, "daemon", "log_level", T_LOGLEVEL, log_level, 0, 0, false),
-	KEY(K_ALLOW_UIDS, "clients", "allow_uids", T_UIDS, allow_uids, 0, 0, false),
-	KEY(K_MAX_CLIENTS, "clients", "max_clients", T_UINT, max_clients, 1, 65536, false),
-	KEY(K_MAX_RESIDENT, "budget", "max_resident", T_SIZE, max_resident, MIN_BUDGET, 0, true),
+	KEY(K_SOCKET, "daemon", "socket", T_PATH, socket, 0, 0, false, FIXED),
+	KEY(K_SOCKET_MODE, "daemon", "socket_mode", T_MODE, socket_mode, 0, 0777, false, FIXED),
+	KEY(K_FAULT_THREADS, "daemon", "fault_threads", T_UINT, fault_threads, 1, 64, false, FIXED),
+	KEY(K_LOG_LEVEL, "daemon", "log_level", T_LOGLEVEL, log_level, 0, 0, false, LIVE),
+	KEY(K_ALLOW_UIDS, "clients", "allow_uids", T_UIDS, allow_uids, 0, 0, false, LIVE),
+	KEY(K_ADMIN_GROUP, "clients", "admin_group", T_GROUP, admin_gid, 0, 0, false, LIVE),
+	KEY(K_MAX_CLIENTS, "clients", "max_clients", T_UINT, max_clients, 1, 65536, false, FIXED),
+	KEY(K_MAX_RESIDENT, "budget", "max_resident", T_SIZE, max_resident, MIN_BUDGET, 0, true,
+	    LIVE),
 	KEY(K_CLIENT_MAX_RESIDENT, "budget", "client_max_resident", T_SIZE, client_max_resident,
-	    MIN_BUDGET, 0, false),
-	KEY(K_HIGH_WATERMARK, "budget", "high_watermark", T_UINT, high_watermark, 50, 100, false),
-	KEY(K_LOW_WATERMARK, "budget", "low_watermark", T_UINT, low_watermark, 10, 100, false),
+	    MIN_BUDGET, 0, false, LIVE),
+	KEY(K_HIGH_WATERMARK, "budget", "high_watermark", T_UINT, high_watermark, 50, 100, false,
+	    LIVE),
+	KEY(K_LOW_WATERMARK, "budget", "low_watermark", T_UINT, low_watermark, 10, 100, false,
+	    LIVE),
 	KEY(K_CLIENT_MIN_RESIDENT, "budget", "client_min_resident", T_SIZE, client_min_resident, 0,
-	    0, false),
-	KEY(K_THROTTLE_ABOVE, "budget", "throttle_above", T_UINT, throttle_above, 0, 1000, false),
+	    0, false, LIVE),
+	KEY(K_THROTTLE_ABOVE, "budget", "throttle_above", T_UINT, throttle_above, 0, 1000, false,
+	    LIVE),
 	KEY(K_PSI_SOME_AVG10, "pressure", "psi_some_avg10", T_CENTI, psi_some_avg10_centi, 0, 10000,
-	    false),
-	KEY(K_MIN_AVAILABLE, "pressure", "min_available", T_SIZE, min_available, 0, 0, true),
-	KEY(K_INTERVAL_MS, "pressure", "interval_ms", T_UINT, interval_ms, 100, 60000, false),
-	KEY(K_CODEC, "compress", "codec", T_CODEC, codec, 0, 0, false),
-	KEY(K_LEVEL, "compress", "level", T_LEVEL, codec, 0, 0, false),
+	    false, LIVE),
+	KEY(K_MIN_AVAILABLE, "pressure", "min_available", T_SIZE, min_available, 0, 0, true, LIVE),
+	KEY(K_INTERVAL_MS, "pressure", "interval_ms", T_UINT, interval_ms, 100, 60000, false, LIVE),
+	KEY(K_CODEC, "compress", "codec", T_CODEC, codec, 0, 0, false, LIVE),
+	KEY(K_LEVEL, "compress", "level", T_LEVEL, codec, 0, 0, false, LIVE),
 	KEY(K_MAX_COMPRESSED, "compress", "max_compressed", T_UINT, max_compressed, 64,
-	    UZC_PAGE_SIZE, false),
-	KEY(K_ALLOCATOR, "pool", "allocator", T_ALLOCATOR, allocator, 0, 0, false),
-	KEY(K_POOL_MAX_SIZE, "pool", "max_size", T_SIZE, pool_max_size, MIN_BUDGET, 0, true),
+	    UZC_PAGE_SIZE, false, LIVE),
+	KEY(K_ALLOCATOR, "pool", "allocator", T_ALLOCATOR, allocator, 0, 0, false, FIXED),
+	KEY(K_POOL_MAX_SIZE, "pool", "max_size", T_SIZE, pool_max_size, MIN_BUDGET, 0, true, LIVE),
 	KEY(K_ACCEPT_THRESHOLD, "pool", "accept_threshold", T_UINT, accept_threshold, 50, 100,
-	    false),
-	KEY(K_WRITEBACK, "backing", "writeback", T_BOOL, writeback, 0, 0, false),
-	KEY(K_BACKING_PATH, "backing", "path", T_BPATH, backing_path, 0, 0, false),
+	    false, LIVE),
+	KEY(K_WRITEBACK, "backing", "writeback", T_BOOL, writeback, 0, 0, false, LIVE),
+	KEY(K_BACKING_PATH, "backing", "path", T_BPATH, backing_path, 0, 0, false, FIXED),
 	KEY(K_BACKING_MAX_SIZE, "backing", "max_size", T_SIZE, backing_max_size, MIN_BACKING_SIZE,
-	    0, true),
-	KEY(K_PAGE_CLUSTER, "fault", "page_cluster", T_UINT, page_cluster, 0, 5, false),
-	KEY(K_POLICY, "reclaim", "policy", T_POLICY, policy, 0, 0, false),
-	KEY(K_NICE, "reclaim", "nice", T_NICE, reclaim_nice, 0, 0, false),
-	KEY(K_SAMPLE_PCT, "reclaim", "sample_pct", T_UINT, sample_pct, 0, 90, false),
+	    0, true, FIXED),
+	KEY(K_PAGE_CLUSTER, "fault", "page_cluster", T_UINT, page_cluster, 0, 5, false, LIVE),
+	KEY(K_POLICY, "reclaim", "policy", T_POLICY, policy, 0, 0, false, LIVE),
+	KEY(K_NICE, "reclaim", "nice", T_NICE, reclaim_nice, 0, 0, false, LIVE),
+	KEY(K_SAMPLE_PCT, "reclaim", "sample_pct", T_UINT, sample_pct, 0, 90, false, LIVE),
 };
 
 static const char *const log_level_names[] = {
@@ -771,6 +794,55 @@ static int parse_bpath(struct parse_ctx *ctx, const struct key_def *k, const cha
 	return 0;
 }
 
+/*
+ * A group for admin commands: "none", a numeric gid, or a group name
+ * resolved now (getgrnam_r: a reload may run beside other threads).  Kept
+ * as the gid, which dump writes, so a file naming a group reads back the
+ * same even if the name is renamed meanwhile.
+ */
+static int parse_group(struct parse_ctx *ctx, const struct key_def *k, const char *v)
+{
+	struct uzd_config *cfg = &ctx->cfg;
+	struct group gr, *found = NULL;
+	char buf[4096];
+	const char *end;
+	uint64_t gid;
+	int rc;
+
+	if (strcmp(v, "none") == 0) {
+		cfg->admin_group_set = false;
+		cfg->admin_gid = 0;
+		return 0;
+	}
+	if (isdigit((unsigned char)v[0])) {
+		if (scan_u64(v, 10, &gid, &end) || *end)
+			return key_fail(ctx, k,
+					"\"%s\" is not a gid (use a group name, a gid or none)", v);
+		if (gid >= (gid_t)-1)
+			return key_fail(ctx, k, "%s is out of range for a gid", v);
+		cfg->admin_group_set = true;
+		cfg->admin_gid = (gid_t)gid;
+		return 0;
+	}
+	rc = getgrnam_r(v, &gr, buf, sizeof(buf), &found);
+	if (rc || !found)
+		return key_fail(ctx, k, "no group \"%s\"%s%s (use a group name, a gid or none)", v,
+				rc ? ": " : "", rc ? strerror(rc) : "");
+	cfg->admin_group_set = true;
+	cfg->admin_gid = found->gr_gid;
+	return 0;
+}
+
+static void format_group(const struct uzd_config *cfg, const struct key_def *k, char *buf,
+			 size_t len)
+{
+	(void)k;
+	if (cfg->admin_group_set)
+		snprintf(buf, len, "%u", (unsigned int)cfg->admin_gid);
+	else
+		snprintf(buf, len, "none");
+}
+
 struct type_ops {
 	int (*parse)(struct parse_ctx *ctx, const struct key_def *k, const char *v);
 	void (*format)(const struct uzd_config *cfg, const struct key_def *k, char *buf,
@@ -792,6 +864,7 @@ static const struct type_ops type_ops[] = {
 	[T_NICE] = { parse_nice, format_nice },
 	[T_BOOL] = { parse_bool, format_bool },
 	[T_BPATH] = { parse_bpath, format_path },
+	[T_GROUP] = { parse_group, format_group },
 };
 
 /* Big enough for any value: the longest is a full list of uids. */
@@ -818,6 +891,7 @@ void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes)
 	cfg->log_level = UZD_LOG_INFO;
 
 	cfg->allow_all_uids = true;
+	cfg->admin_group_set = false;
 	cfg->max_clients = 256;
 
 	cfg->max_resident = percent_of(ram_bytes, DEF_MAX_RESIDENT_PCT);
@@ -1167,4 +1241,46 @@ int uzd_config_dump(const struct uzd_config *cfg, FILE *f)
 	if (fflush(f) || ferror(f))
 		return errno ? -errno : -EIO;
 	return 0;
+}
+
+/* ---- what a reload changes ---- */
+
+unsigned int uzd_config_diff(const struct uzd_config *a, const struct uzd_config *b,
+			     uzd_config_diff_fn fn, void *arg)
+{
+	char va[VALUE_MAX], vb[VALUE_MAX];
+	unsigned int n = 0;
+
+	for (int id = 0; id < K_COUNT; id++) {
+		format_key(a, (enum key_id)id, va, sizeof(va));
+		format_key(b, (enum key_id)id, vb, sizeof(vb));
+		if (strcmp(va, vb) == 0)
+			continue;
+		n++;
+		if (fn)
+			fn(arg, id, keys[id].section, keys[id].name, keys[id].live);
+	}
+	return n;
+}
+
+/* The fields a key owns: its own, and for two of them the ones beside it. */
+void uzd_config_copy_key(struct uzd_config *dst, const struct uzd_config *src, int key)
+{
+	const struct key_def *k;
+
+	if (key < 0 || key >= K_COUNT)
+		return;
+	k = &keys[key];
+	memcpy(field(dst, k), cfield(src, k), k->size);
+	if (k->type == T_UIDS) {
+		dst->allow_all_uids = src->allow_all_uids;
+		dst->n_allow_uids = src->n_allow_uids;
+	} else if (k->type == T_GROUP) {
+		dst->admin_group_set = src->admin_group_set;
+	}
+}
+
+int uzd_config_key_id(const char *section, const char *name)
+{
+	return key_find(section, name);
 }

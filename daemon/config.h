@@ -67,6 +67,8 @@ struct uzd_config {
 	unsigned int n_allow_uids;	      /* entries used in allow_uids[] */
 	uid_t allow_uids[UZD_MAX_ALLOW_UIDS]; /* distinct, in file order */
 	unsigned int max_clients;	      /* connected at once */
+	bool admin_group_set;		      /* admin_group names a group (else "none") */
+	gid_t admin_gid;		      /* its members may use admin commands, as root */
 
 	/* [budget] all in bytes; watermarks in percent of a budget */
 	uint64_t max_resident;	      /* all managed memory resident at most */
@@ -133,5 +135,21 @@ int uzd_config_parse_size(const char *s, uint64_t ram_bytes, bool allow_percent,
  * fails.
  */
 int uzd_config_dump(const struct uzd_config *cfg, FILE *f);
+
+/*
+ * A reload's view of the keys (daemon/reload.c).  uzd_config_diff() calls
+ * @fn (may be NULL) for every key whose value differs between @a and @b,
+ * in file order, with its id, its section and name, and whether a running
+ * daemon can take a new value (live; etc/uzswapd.conf and uzswapd.conf(5)
+ * say which); it returns how many differ.  uzd_config_copy_key() gives
+ * @dst the value @src has for key @id, and uzd_config_key_id() finds a
+ * key's id (-1: no such key).
+ */
+typedef void (*uzd_config_diff_fn)(void *arg, int id, const char *section, const char *name,
+				   bool live);
+unsigned int uzd_config_diff(const struct uzd_config *a, const struct uzd_config *b,
+			     uzd_config_diff_fn fn, void *arg);
+void uzd_config_copy_key(struct uzd_config *dst, const struct uzd_config *src, int id);
+int uzd_config_key_id(const char *section, const char *name);
 
 #endif /* UZSWAP_DAEMON_CONFIG_H */
