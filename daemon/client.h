@@ -32,7 +32,13 @@
  *   stats      counters, updated with relaxed atomic adds by any thread
  *   pid, uid, comm  who the client is (SO_PEERCRED and its HELLO), for
  *              statistics and logs; fixed once the client is shared
- *   budget_pages  resident pages the client may keep (its granted budget)
+ *   budget_pages  resident pages the client may keep (its granted budget):
+ *              set at HELLO, by an admin (uzswapctl set) and by a reload;
+ *              read by reclaim and the fault threads: relaxed atomics, see
+ *              uzd_client_budget()
+ *   asked_bytes   the budget its HELLO asked for (0: the default), so that a
+ *              reload can grant it again under the new default (server loop)
+ *   budget_set    an admin set the budget: a reload leaves it (server loop)
  *   sample_pages  how many pages reclaim keeps in the inactive stage; 0: the
  *              client is not sampled.  Set by reclaim each round
  *   reclaim_stalled  reclaim's last try on this client evicted nothing (pool
@@ -118,6 +124,8 @@ struct uzd_client {
 	bool reclaim_stalled;
 	int refs;
 	struct uzd_wb *wb;
+	uint64_t asked_bytes;
+	bool budget_set;
 };
 
 /*
@@ -149,6 +157,18 @@ void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry
  * zpool_free()'s -EINVAL.
  */
 int uzd_client_pool_free(struct uzd_client *c, unsigned long handle, bool raw);
+
+/* The client's budget in pages now (any thread; it may change at any time). */
+static inline uint64_t uzd_client_budget(const struct uzd_client *c)
+{
+	return __atomic_load_n(&c->budget_pages, __ATOMIC_RELAXED);
+}
+
+/* A new budget, for reclaim and the fault threads to see at their next look. */
+static inline void uzd_client_set_budget(struct uzd_client *c, uint64_t pages)
+{
+	__atomic_store_n(&c->budget_pages, pages ? pages : 1, __ATOMIC_RELAXED);
+}
 
 /* Resident pages of the client now (takes the table read lock). */
 uint64_t uzd_client_resident(struct uzd_client *c);

@@ -10,6 +10,9 @@
  *           with it); runs of consecutive indexes become one system call
  *   buf     UZD_EVICT_BATCH page buffers, pg[i] captured into page i
  *   cbuf    the compressor's output for the page being stored
+ *   pool_limit  bytes of pool pages past which stores are refused when the
+ *           client has no backing-file tier (0: none); set by reclaim from
+ *           [pool] max_size, so that a reload can move it
  *
  * Order, and why (design.md §1, region.h "The page protocol"):
  *  - claim before fence: a page is ours (BUSY) before we change its
@@ -81,6 +84,7 @@ struct uzd_evict_ctx {
 	struct iovec iov[UZD_EVICT_BATCH];
 	unsigned char *buf;
 	unsigned char cbuf[UZC_PAGE_SIZE];
+	uint64_t pool_limit;
 };
 
 int uzd_evict_ctx_new(const struct uzc_spec *spec, size_t max_len, struct uzd_evict_ctx **out)
@@ -109,6 +113,11 @@ err_buf:
 err_free:
 	free(ec);
 	return ret;
+}
+
+void uzd_evict_ctx_set_pool_limit(struct uzd_evict_ctx *ec, uint64_t bytes)
+{
+	ec->pool_limit = bytes;
 }
 
 void uzd_evict_ctx_free(struct uzd_evict_ctx *ec)
@@ -466,6 +475,12 @@ static void store_page(struct uzd_evict_ctx *ec, struct uzd_client *c, const str
 	}
 	/* Full, and not yet drained below the accept threshold (writeback.h). */
 	if (c->wb && !uzd_wb_pool_admit(c->wb)) {
+		p->fate = FATE_KEEP;
+		res->rejected_pool_full++;
+		return;
+	}
+	/* No tier to drain it: full is full, until restores give room back. */
+	if (!c->wb && ec->pool_limit && zpool_total_size(c->pool) >= ec->pool_limit) {
 		p->fate = FATE_KEEP;
 		res->rejected_pool_full++;
 		return;

@@ -73,6 +73,15 @@ int uzd_evict_ctx_new(const struct uzc_spec *spec, size_t max_len, struct uzd_ev
 void uzd_evict_ctx_free(struct uzd_evict_ctx *ec);
 
 /*
+ * The pool limit for clients without the backing-file tier (c->wb NULL):
+ * a page is stored only while the pool holds less than @bytes (its pages
+ * may then exceed it by the one allocation that crosses it, a zspage at
+ * most); 0: no limit.  With the tier, writeback's accept threshold rules
+ * instead (daemon/writeback.h).  The owner's thread only.
+ */
+void uzd_evict_ctx_set_pool_limit(struct uzd_evict_ctx *ec, uint64_t bytes);
+
+/*
  * Evict pages @pgidx[0..n) of region @r of client @c (n <= UZD_EVICT_BATCH;
  * order and duplicates do not matter).  The table read lock is held.
  *

@@ -11,6 +11,8 @@
  *   members    every membership it holds (a reference each), and removed,
  *              those the server has asked it to let go; both under lock
  *   nclients   members not yet removed, for picking the least loaded thread
+ *   cluster, cluster_want  the readahead its fault context has, and the one
+ *              a reload asked for (relaxed atomic), applied by the thread
  *
  * A membership is freed only by its thread, after the epoll batch that may
  * still name it: the thread takes the removal list before looking at the
@@ -63,6 +65,7 @@ struct fthread {
 	bool stop;
 	unsigned int nclients;
 	unsigned int nmuted; /* members muted now (thread only) */
+	unsigned int cluster, cluster_want;
 };
 
 struct uzd_fthreads {
@@ -207,6 +210,15 @@ static struct uzd_fthread_member *take_removed(struct fthread *t, bool *stop)
 	return list;
 }
 
+/* A reload's readahead, into this thread's own context (between batches). */
+static void apply_cluster(struct fthread *t)
+{
+	unsigned int want = __atomic_load_n(&t->cluster_want, __ATOMIC_RELAXED);
+
+	if (want != t->cluster && uzd_fault_ctx_set_cluster(t->fc, want) == 0)
+		t->cluster = want;
+}
+
 static void *fthread_main(void *arg)
 {
 	struct epoll_event ev[FTHREAD_EVENTS];
@@ -237,6 +249,7 @@ static void *fthread_main(void *arg)
 		 * wake-up pending, so the next epoll_wait returns at once.
 		 */
 		drain_wake(t);
+		apply_cluster(t);
 		gone = take_removed(t, &stop);
 		for (int i = 0; i < n; i++)
 			if (ev[i].data.ptr)
@@ -271,6 +284,7 @@ static int fthread_init(struct uzd_fthreads *ft, struct fthread *t, const struct
 	if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->evfd, &ev) < 0)
 		return -errno;
 	ret = uzd_fault_ctx_new(spec, &t->fc);
+	t->cluster = t->cluster_want = page_cluster;
 	return ret < 0 ? ret : uzd_fault_ctx_set_cluster(t->fc, page_cluster);
 }
 
@@ -384,6 +398,17 @@ void uzd_fthreads_remove(struct uzd_fthreads *ft, struct uzd_fthread_member *m)
 	t->removed = m;
 	pthread_mutex_unlock(&t->lock);
 	wake(t);
+}
+
+int uzd_fthreads_set_cluster(struct uzd_fthreads *ft, unsigned int page_cluster)
+{
+	if (page_cluster > UZD_FAULT_MAX_CLUSTER)
+		return -EINVAL;
+	for (unsigned int i = 0; i < ft->n; i++) {
+		__atomic_store_n(&ft->t[i].cluster_want, page_cluster, __ATOMIC_RELAXED);
+		wake(&ft->t[i]);
+	}
+	return 0;
 }
 
 void uzd_fthreads_stop(struct uzd_fthreads *ft)

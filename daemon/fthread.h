@@ -57,6 +57,14 @@ int uzd_fthreads_add(struct uzd_fthreads *ft, struct uzd_client *c, struct uzd_f
  */
 void uzd_fthreads_remove(struct uzd_fthreads *ft, struct uzd_fthread_member *m);
 
+/*
+ * Readahead of 2^@page_cluster pages from now on (a reload; any thread):
+ * each thread takes the value at its next wake-up, which this causes, and
+ * applies it to its own fault context, so no context is changed under a
+ * fault being served.  -EINVAL above UZD_FAULT_MAX_CLUSTER.
+ */
+int uzd_fthreads_set_cluster(struct uzd_fthreads *ft, unsigned int page_cluster);
+
 /* Stop and join every thread; each drops the references it holds. */
 void uzd_fthreads_stop(struct uzd_fthreads *ft);
 

@@ -4,7 +4,10 @@
  *
  * struct uzd_reclaim is the thread's whole state:
  *   cfg        a copy of the daemon's settings (budgets, watermarks,
- *              pressure thresholds, policy, codec)
+ *              pressure thresholds, policy, codec); the thread's alone
+ *   next_cfg, cfg_pending  a reload's settings, under lock, until the top
+ *              of the next round copies them into cfg (apply_config)
+ *   reqs, reqs_tail  admin requests, under lock, in arrival order
  *   pool       the shared pool, compacted when it refuses an object
  *   snapshot   how clients are found (the server's list), with arg
  *   ec         the eviction context: codec and batch buffers, reused
@@ -69,6 +72,9 @@ struct uzd_reclaim {
 	bool kicked, stopping;
 	uint64_t pressure_read_ns;
 	struct uzd_reclaim_stats stats;
+	struct uzd_config next_cfg;
+	bool cfg_pending;
+	struct uzd_reclaim_req *reqs, *reqs_tail;
 };
 
 static uint64_t now_ns(void)
@@ -541,7 +547,7 @@ uint64_t uzd_reclaim_client(struct uzd_evict_ctx *ec, struct uzd_client *c, uint
 		rebuilt = true;
 		(*rebuilds)++;
 	}
-	demote(c, c->budget_pages / 100 * RECLAIM_PROTECTED_PCT);
+	demote(c, uzd_client_budget(c) / 100 * RECLAIM_PROTECTED_PCT);
 	/*
 	 * Every queued page may be passed over once (HOT) before one is
 	 * evicted, and a sampled one judged once more.
@@ -639,6 +645,8 @@ static bool check_pressure(struct uzd_reclaim *rc)
 
 /* ---- rounds ---- */
 
+static bool stopping(struct uzd_reclaim *rc);
+
 /* Take every goal a chunk per client in turn; returns pages evicted, *pool_full if refused. */
 static uint64_t evict_goals(struct uzd_reclaim *rc, size_t n, bool *pool_full)
 {
@@ -646,7 +654,8 @@ static uint64_t evict_goals(struct uzd_reclaim *rc, size_t n, bool *pool_full)
 	bool left = true, full;
 
 	*pool_full = false;
-	while (left && !*pool_full) {
+	/* A stop need not wait for a round's every chunk: each is whole when it ends. */
+	while (left && !*pool_full && !stopping(rc)) {
 		left = false;
 		for (size_t i = 0; i < n && !*pool_full; i++) {
 			uint64_t chunk = rc->needs[i].goal < RECLAIM_CHUNK ? rc->needs[i].goal :
@@ -709,15 +718,16 @@ static void run_round(struct uzd_reclaim *rc)
 
 	for (size_t i = 0; i < n; i++) {
 		struct uzd_client *c = rc->clients[i];
+		uint64_t budget = uzd_client_budget(c);
 		uint64_t sample = sampling && uzd_sampler_active(&c->sampler) ?
-					  pct(c->budget_pages, rc->cfg.sample_pct) :
+					  pct(budget, rc->cfg.sample_pct) :
 					  0;
 
 		rc->needs[i].resident = uzd_client_resident(c);
-		rc->needs[i].budget = c->budget_pages;
+		rc->needs[i].budget = budget;
 		__atomic_store_n(&c->sample_pages, sample, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->hot_distance,
-				 uzd_reclaim_hot_distance(rc->cfg.policy, c->budget_pages, sample),
+				 uzd_reclaim_hot_distance(rc->cfg.policy, budget, sample),
 				 __ATOMIC_RELAXED);
 	}
 	uzd_reclaim_goals(&rc->cfg, max_pages, floor, pressure, rc->needs, n);
@@ -742,7 +752,7 @@ static void wait_for_work(struct uzd_reclaim *rc)
 		ts.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&rc->lock);
-	while (!rc->kicked && !rc->stopping)
+	while (!rc->kicked && !rc->stopping && !rc->reqs && !rc->cfg_pending)
 		if (pthread_cond_timedwait(&rc->cond, &rc->lock, &ts) == ETIMEDOUT)
 			break;
 	rc->kicked = false;
@@ -759,10 +769,10 @@ static bool stopping(struct uzd_reclaim *rc)
 	return s;
 }
 
-static void *reclaim_main(void *arg)
-{
-	struct uzd_reclaim *rc = arg;
+/* ---- settings from a reload, and admin requests ---- */
 
+static void apply_nice(struct uzd_reclaim *rc)
+{
 	/*
 	 * A client faulting at full speed on a machine with few CPUs would
 	 * otherwise outrun eviction and grow far past its budget (measured:
@@ -772,8 +782,144 @@ static void *reclaim_main(void *arg)
 	if (setpriority(PRIO_PROCESS, 0, rc->cfg.reclaim_nice) < 0)
 		fprintf(stderr, "uzswapd: warning: reclaim thread: nice %d: %s\n",
 			rc->cfg.reclaim_nice, strerror(errno));
+}
 
+/*
+ * A reload's settings, whole, between two rounds.  A new codec gets a new
+ * eviction context first; if it cannot be had, eviction keeps the old
+ * codec (and says so) rather than stop.
+ */
+static void apply_config(struct uzd_reclaim *rc)
+{
+	struct uzd_config next;
+	struct uzd_evict_ctx *ec;
+	int ret;
+
+	pthread_mutex_lock(&rc->lock);
+	if (!rc->cfg_pending) {
+		pthread_mutex_unlock(&rc->lock);
+		return;
+	}
+	next = rc->next_cfg;
+	rc->cfg_pending = false;
+	pthread_mutex_unlock(&rc->lock);
+	if (next.codec.id != rc->cfg.codec.id || next.codec.level != rc->cfg.codec.level ||
+	    next.max_compressed != rc->cfg.max_compressed) {
+		ret = uzd_evict_ctx_new(&next.codec, next.max_compressed, &ec);
+		if (ret < 0) {
+			fprintf(stderr,
+				"uzswapd: error: reclaim: codec %s level %d: %s: evictions keep "
+				"%s level %d\n",
+				uzc_codec_name(next.codec.id), next.codec.level, strerror(-ret),
+				uzc_codec_name(rc->cfg.codec.id), rc->cfg.codec.level);
+			next.codec = rc->cfg.codec;
+			next.max_compressed = rc->cfg.max_compressed;
+		} else {
+			uzd_evict_ctx_free(rc->ec);
+			rc->ec = ec;
+			if (next.log_level >= UZD_LOG_INFO)
+				fprintf(stderr,
+					"uzswapd: info: reclaim: evictions now compress with %s level "
+					"%d (max_compressed %u)\n",
+					uzc_codec_name(next.codec.id), next.codec.level,
+					next.max_compressed);
+		}
+	}
+	uzd_evict_ctx_set_pool_limit(rc->ec, next.pool_max_size);
+	ret = next.reclaim_nice != rc->cfg.reclaim_nice;
+	rc->cfg = next;
+	if (ret)
+		apply_nice(rc);
+}
+
+/* One client's part of an EVICT request: a chunk at a time, as rounds do. */
+static uint64_t request_evict_client(struct uzd_reclaim *rc, struct uzd_client *c, uint64_t goal,
+				     bool *pool_full)
+{
+	uint64_t got = 0, rebuilds = 0, t0 = now_ns();
+
+	*pool_full = false;
+	while (got < goal && !*pool_full && !stopping(rc)) {
+		uint64_t chunk = goal - got < RECLAIM_CHUNK ? goal - got : RECLAIM_CHUNK;
+		uint64_t n = uzd_reclaim_client(rc->ec, c, chunk, pool_full, &rebuilds);
+
+		got += n;
+		if (n < chunk)
+			break; /* nothing more to give now: passed over, busy, or gone */
+	}
+	__atomic_fetch_add(&c->stats.evict_ns, now_ns() - t0, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&rc->lock);
+	rc->stats.rebuilds += rebuilds;
+	rc->stats.evicted += got;
+	pthread_mutex_unlock(&rc->lock);
+	return got;
+}
+
+static void run_request(struct uzd_reclaim *rc, struct uzd_reclaim_req *req)
+{
+	bool full = false;
+
+	req->status = 0;
+	req->done_pages = 0;
+	if (req->kind == UZD_RECLAIM_COMPACT) {
+		size_t freed = zpool_compact(rc->pool);
+
+		pthread_mutex_lock(&rc->lock);
+		rc->stats.compactions++;
+		rc->stats.compacted_pages += freed;
+		pthread_mutex_unlock(&rc->lock);
+		req->done_pages = freed;
+	}
+	for (size_t i = 0; req->kind == UZD_RECLAIM_EVICT && i < req->n_clients; i++) {
+		if (req->done_pages < req->pages && !full)
+			req->done_pages += request_evict_client(
+				rc, req->clients[i], req->pages - req->done_pages, &full);
+	}
+	if (full && req->done_pages < req->pages)
+		req->status = -ENOSPC;
+	else if (stopping(rc) && req->done_pages < req->pages)
+		req->status = -ESHUTDOWN;
+}
+
+/* Answer a request: its references go first, so done() may free it. */
+static void finish_request(struct uzd_reclaim_req *req)
+{
+	for (size_t i = 0; i < req->n_clients; i++)
+		uzd_client_put(req->clients[i]);
+	req->n_clients = 0;
+	req->done(req);
+}
+
+static struct uzd_reclaim_req *take_requests(struct uzd_reclaim *rc)
+{
+	struct uzd_reclaim_req *list;
+
+	pthread_mutex_lock(&rc->lock);
+	list = rc->reqs;
+	rc->reqs = rc->reqs_tail = NULL;
+	pthread_mutex_unlock(&rc->lock);
+	return list;
+}
+
+static void run_requests(struct uzd_reclaim *rc)
+{
+	struct uzd_reclaim_req *req = take_requests(rc), *next;
+
+	for (; req; req = next) {
+		next = req->next;
+		run_request(rc, req);
+		finish_request(req);
+	}
+}
+
+static void *reclaim_main(void *arg)
+{
+	struct uzd_reclaim *rc = arg;
+
+	apply_nice(rc);
 	while (!stopping(rc)) {
+		apply_config(rc);
+		run_requests(rc);
 		run_round(rc);
 		wait_for_work(rc);
 	}
@@ -823,6 +969,7 @@ int uzd_reclaim_start(const struct uzd_config *cfg, struct zpool *pool,
 	ret = uzd_evict_ctx_new(&cfg->codec, cfg->max_compressed, &rc->ec);
 	if (ret < 0)
 		goto err_free;
+	uzd_evict_ctx_set_pool_limit(rc->ec, cfg->pool_max_size);
 	ret = init_sync(rc);
 	if (ret < 0)
 		goto err_ec;
@@ -853,12 +1000,46 @@ void uzd_reclaim_stop(struct uzd_reclaim *rc)
 	pthread_cond_signal(&rc->cond);
 	pthread_mutex_unlock(&rc->lock);
 	pthread_join(rc->thread, NULL);
+	/* Queued after the last round: answered, not run. */
+	for (struct uzd_reclaim_req *req = take_requests(rc), *next; req; req = next) {
+		next = req->next;
+		req->status = -ESHUTDOWN;
+		req->done_pages = 0;
+		finish_request(req);
+	}
 	pthread_cond_destroy(&rc->cond);
 	pthread_mutex_destroy(&rc->lock);
 	uzd_evict_ctx_free(rc->ec);
 	free(rc->needs);
 	free(rc->clients);
 	free(rc);
+}
+
+void uzd_reclaim_set_config(struct uzd_reclaim *rc, const struct uzd_config *cfg)
+{
+	pthread_mutex_lock(&rc->lock);
+	rc->next_cfg = *cfg;
+	rc->cfg_pending = true;
+	pthread_cond_signal(&rc->cond);
+	pthread_mutex_unlock(&rc->lock);
+}
+
+int uzd_reclaim_request(struct uzd_reclaim *rc, struct uzd_reclaim_req *req)
+{
+	pthread_mutex_lock(&rc->lock);
+	if (rc->stopping) {
+		pthread_mutex_unlock(&rc->lock);
+		return -ESHUTDOWN;
+	}
+	req->next = NULL;
+	if (rc->reqs_tail)
+		rc->reqs_tail->next = req;
+	else
+		rc->reqs = req;
+	rc->reqs_tail = req;
+	pthread_cond_signal(&rc->cond);
+	pthread_mutex_unlock(&rc->lock);
+	return 0;
 }
 
 void uzd_reclaim_kick(struct uzd_reclaim *rc)

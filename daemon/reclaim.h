@@ -38,6 +38,17 @@
  * that reclaim drops when its round is done.  Locks taken: a client's
  * region table (read), its lru, the pool's (inside eviction); never the
  * server's.
+ *
+ * Two things reach the thread from outside, both under its lock and both
+ * taken at the top of a round, so that the thread alone ever reads its
+ * settings and its eviction context:
+ *   - a reload's settings (uzd_reclaim_set_config): a copy, applied whole
+ *     between two rounds, so no round sees half of the old settings and
+ *     half of the new; a new codec or max_compressed gets a new eviction
+ *     context there (restores decode any codec, daemon/fault.h);
+ *   - admin requests (uzd_reclaim_request): evict up to N pages of given
+ *     clients, or compact the pool, answered through the request's done
+ *     callback on the reclaim thread, in the order they came.
  */
 #ifndef UZSWAP_DAEMON_RECLAIM_H
 #define UZSWAP_DAEMON_RECLAIM_H
@@ -92,8 +103,46 @@ void uzd_reclaim_goals(const struct uzd_config *cfg, uint64_t max_resident, uint
 int uzd_reclaim_start(const struct uzd_config *cfg, struct zpool *pool,
 		      uzd_reclaim_snapshot_fn snapshot, void *arg, struct uzd_reclaim **out);
 
-/* Stop and join the thread, free everything.  NULL is a no-op. */
+/*
+ * Stop and join the thread, free everything.  A request still queued is
+ * answered first, with -ESHUTDOWN.  NULL is a no-op.
+ */
 void uzd_reclaim_stop(struct uzd_reclaim *rc);
+
+/* New settings from @cfg (copied), for the rounds after the current one (any thread). */
+void uzd_reclaim_set_config(struct uzd_reclaim *rc, const struct uzd_config *cfg);
+
+enum uzd_reclaim_req_kind {
+	UZD_RECLAIM_EVICT,   /* up to pages of clients[], in their order */
+	UZD_RECLAIM_COMPACT, /* the pool */
+};
+
+/*
+ * An admin request.  The submitter fills kind, clients (each with a
+ * reference, which the thread drops), n_clients, pages and done; the
+ * thread owns the request until it calls done(req) (on the reclaim thread,
+ * no lock held), having set
+ *   status  0; -ENOSPC: the pool refused pages before the goal was met;
+ *           -ESHUTDOWN: the daemon stopped first (nothing more was done)
+ *   done_pages  pages evicted (EVICT) or pool pages freed (COMPACT)
+ */
+struct uzd_reclaim_req {
+	enum uzd_reclaim_req_kind kind;
+	struct uzd_client **clients;
+	size_t n_clients;
+	uint64_t pages;
+	void (*done)(struct uzd_reclaim_req *req);
+	void *arg; /* the submitter's */
+	int status;
+	uint64_t done_pages;
+	struct uzd_reclaim_req *next; /* the queue (reclaim's) */
+};
+
+/*
+ * Queue @req (any thread) and wake the thread.  -ESHUTDOWN when it is
+ * stopping: the request is then the caller's again (references included).
+ */
+int uzd_reclaim_request(struct uzd_reclaim *rc, struct uzd_reclaim_req *req);
 
 /* Run a round now (cheap; any thread). */
 void uzd_reclaim_kick(struct uzd_reclaim *rc);

@@ -7,6 +7,10 @@
  *   pool, bf, raw     the shared pool, the backing file, RAW owners
  *   max, accept       [pool] max_size and accept_threshold% of it, bytes;
  *                     margin: how far below accept a round writes back
+ *                     (relaxed atomics: a reload moves them, lim_*())
+ *   enabled           [backing] writeback, as a reload left it (atomic)
+ *   nice, nice_want   the thread's nice value, and a reload's (atomic)
+ *   reqs, reqs_tail   admin requests, under lock, in arrival order
  *   full              the pool reached max and has not drained below
  *                     accept yet: stores are refused (relaxed atomic)
  *   kick_pending      a kick since the round began (relaxed atomic): the
@@ -26,6 +30,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +74,8 @@ struct uzd_wb {
 	struct uzd_bfile *bf;
 	struct uzd_rawtab raw;
 	uint64_t max, accept, margin;
-	int nice;
+	int nice, nice_want;
+	bool enabled;
 	bool full;
 	bool kick_pending;
 	uzd_wb_find_fn find;
@@ -86,6 +92,7 @@ struct uzd_wb {
 	pthread_cond_t cond;
 	bool kicked, stopping;
 	struct uzd_wb_stats stats;
+	struct uzd_wb_req *reqs, *reqs_tail;
 };
 
 static uint64_t now_ns(void)
@@ -108,22 +115,45 @@ static void uncount(uint64_t *c, uint64_t v)
 
 /* ---- the pool limit ---- */
 
+static uint64_t lim_max(const struct uzd_wb *wb)
+{
+	return __atomic_load_n(&wb->max, __ATOMIC_RELAXED);
+}
+
+static uint64_t lim_accept(const struct uzd_wb *wb)
+{
+	return __atomic_load_n(&wb->accept, __ATOMIC_RELAXED);
+}
+
+static uint64_t lim_margin(const struct uzd_wb *wb)
+{
+	return __atomic_load_n(&wb->margin, __ATOMIC_RELAXED);
+}
+
+bool uzd_wb_enabled(struct uzd_wb *wb)
+{
+	return __atomic_load_n(&wb->enabled, __ATOMIC_RELAXED);
+}
+
 bool uzd_wb_pool_admit(struct uzd_wb *wb)
 {
 	uint64_t total = zpool_total_size(wb->pool);
 
+	/* Turned off: nothing drains the pool, so no hysteresis, as with writeback = no. */
+	if (!uzd_wb_enabled(wb))
+		return total < lim_max(wb);
 	if (__atomic_load_n(&wb->full, __ATOMIC_RELAXED)) {
-		if (total >= wb->accept)
+		if (total >= lim_accept(wb))
 			return false;
 		__atomic_store_n(&wb->full, false, __ATOMIC_RELAXED);
 	}
-	if (total >= wb->max) {
+	if (total >= lim_max(wb)) {
 		__atomic_store_n(&wb->full, true, __ATOMIC_RELAXED);
 		count(&wb->stats.pool_full, 1);
 		uzd_wb_kick(wb);
 		return false;
 	}
-	if (total > wb->accept && !__atomic_load_n(&wb->kick_pending, __ATOMIC_RELAXED))
+	if (total > lim_accept(wb) && !__atomic_load_n(&wb->kick_pending, __ATOMIC_RELAXED))
 		uzd_wb_kick(wb);
 	return true;
 }
@@ -507,7 +537,8 @@ static int wb_move(void *arg, uint64_t old_slot, const struct uzd_bfile_rec *h, 
 /* Shrink the pool down to accept - margin, a chunk and a flush at a time. */
 static void write_back(struct uzd_wb *wb)
 {
-	uint64_t target = wb->accept > wb->margin ? wb->accept - wb->margin : 0, t0 = now_ns();
+	uint64_t accept = lim_accept(wb), margin = lim_margin(wb);
+	uint64_t target = accept > margin ? accept - margin : 0, t0 = now_ns();
 	bool wrote = false;
 	while (zpool_total_size(wb->pool) > target) {
 		unsigned int reclaimed = 0;
@@ -538,7 +569,8 @@ static void write_and_clean(struct uzd_wb *wb)
 	for (unsigned int i = 0; i < WB_CLEAN_SEGS && n; i++) {
 		uint64_t t0;
 
-		if (zpool_total_size(wb->pool) > wb->accept && now_ns() >= wb->retry_ns)
+		if (uzd_wb_enabled(wb) && zpool_total_size(wb->pool) > lim_accept(wb) &&
+		    now_ns() >= wb->retry_ns)
 			write_back(wb);
 		t0 = now_ns();
 		n = uzd_bfile_clean(wb->bf, 1, wb_move, wb);
@@ -549,6 +581,134 @@ static void write_and_clean(struct uzd_wb *wb)
 	if (!cleaned && wb->round_full)
 		backoff(wb, WB_IDLE_BACKOFF_MS);
 	flush(wb);
+}
+
+/* ---- admin requests ---- */
+
+/* Free up to req->pages pool pages by writing back, a chunk and a flush at a time. */
+static void run_request(struct uzd_wb *wb, struct uzd_wb_req *req)
+{
+	uint64_t objects = __atomic_load_n(&wb->stats.written_pages, __ATOMIC_RELAXED);
+	uint64_t bytes = __atomic_load_n(&wb->stats.written_bytes, __ATOMIC_RELAXED);
+	uint64_t t0 = now_ns();
+	int ret = 0;
+
+	req->status = 0;
+	req->freed_pages = 0;
+	if (!uzd_wb_enabled(wb))
+		req->status = -EOPNOTSUPP;
+	while (!req->status && req->freed_pages < req->pages) {
+		uint64_t left = req->pages - req->freed_pages;
+		unsigned int reclaimed = 0;
+
+		if (__atomic_load_n(&wb->stopping, __ATOMIC_RELAXED)) {
+			req->status = -ESHUTDOWN;
+			break;
+		}
+		ret = zpool_shrink(wb->pool,
+				   left < WB_CHUNK_PAGES ? (unsigned int)left : WB_CHUNK_PAGES,
+				   &reclaimed);
+		req->freed_pages += reclaimed;
+		ret = flush(wb) < 0 ? -EIO : ret;
+		if (ret == -EIO)
+			req->status = -EIO;
+		else if (!reclaimed || wb->round_full)
+			break;
+	}
+	count(&wb->stats.busy_ns, now_ns() - t0);
+	req->written_objects = __atomic_load_n(&wb->stats.written_pages, __ATOMIC_RELAXED) -
+			       objects;
+	req->written_bytes = __atomic_load_n(&wb->stats.written_bytes, __ATOMIC_RELAXED) - bytes;
+	if (!req->status && req->freed_pages < req->pages && !req->freed_pages)
+		req->status = wb->round_full ? -ENOSPC : -EAGAIN;
+	if (req->freed_pages)
+		count(&wb->stats.rounds, 1);
+}
+
+static struct uzd_wb_req *take_requests(struct uzd_wb *wb)
+{
+	struct uzd_wb_req *list;
+
+	pthread_mutex_lock(&wb->lock);
+	list = wb->reqs;
+	wb->reqs = wb->reqs_tail = NULL;
+	pthread_mutex_unlock(&wb->lock);
+	return list;
+}
+
+/* Each request is answered after the round's references are dropped: done() may free it. */
+static void run_requests(struct uzd_wb *wb)
+{
+	struct uzd_wb_req *req = take_requests(wb), *next, *done = NULL;
+
+	for (; req; req = next) {
+		next = req->next;
+		wb->round_full = false;
+		run_request(wb, req);
+		req->next = done;
+		done = req;
+	}
+	round_release(wb);
+	for (; done; done = next) {
+		next = done->next;
+		done->done(done);
+	}
+}
+
+int uzd_wb_request(struct uzd_wb *wb, struct uzd_wb_req *req)
+{
+	pthread_mutex_lock(&wb->lock);
+	if (!wb->started || wb->stopping) {
+		pthread_mutex_unlock(&wb->lock);
+		return -ESHUTDOWN;
+	}
+	req->next = NULL;
+	if (wb->reqs_tail)
+		wb->reqs_tail->next = req;
+	else
+		wb->reqs = req;
+	wb->reqs_tail = req;
+	pthread_cond_signal(&wb->cond);
+	pthread_mutex_unlock(&wb->lock);
+	return 0;
+}
+
+/* ---- settings ---- */
+
+static void set_limits(struct uzd_wb *wb, const struct uzd_config *cfg)
+{
+	uint64_t max = cfg->pool_max_size;
+	uint64_t accept = max / 100 * cfg->accept_threshold +
+			  max % 100 * cfg->accept_threshold / 100;
+	/* Write back a little below accept, so that a round moves a batch: 1/64 or 256 KiB. */
+	uint64_t margin = max / 64 > WB_CHUNK_PAGES * UZD_PAGE_SIZE ?
+				  max / 64 :
+				  WB_CHUNK_PAGES * UZD_PAGE_SIZE;
+
+	__atomic_store_n(&wb->max, max, __ATOMIC_RELAXED);
+	__atomic_store_n(&wb->accept, accept, __ATOMIC_RELAXED);
+	__atomic_store_n(&wb->margin, margin, __ATOMIC_RELAXED);
+}
+
+void uzd_wb_set_config(struct uzd_wb *wb, const struct uzd_config *cfg)
+{
+	set_limits(wb, cfg);
+	__atomic_store_n(&wb->enabled, cfg->writeback, __ATOMIC_RELAXED);
+	__atomic_store_n(&wb->nice_want, cfg->reclaim_nice, __ATOMIC_RELAXED);
+	uzd_wb_kick(wb);
+}
+
+/* As reclaim's: writeback must keep up with eviction, or stores are refused. */
+static void apply_nice(struct uzd_wb *wb)
+{
+	int want = __atomic_load_n(&wb->nice_want, __ATOMIC_RELAXED);
+
+	if (want == wb->nice)
+		return;
+	wb->nice = want;
+	if (setpriority(PRIO_PROCESS, 0, wb->nice) < 0)
+		fprintf(stderr, "uzswapd: warning: writeback thread: nice %d: %s\n", wb->nice,
+			strerror(errno));
 }
 
 static void run_round(struct uzd_wb *wb)
@@ -578,7 +738,7 @@ static void wait_for_work(struct uzd_wb *wb)
 	ts.tv_sec = (time_t)(until / 1000000000u);
 	ts.tv_nsec = (long)(until % 1000000000u);
 	pthread_mutex_lock(&wb->lock);
-	while (!wb->stopping && (!wb->kicked || now_ns() < wb->retry_ns))
+	while (!wb->stopping && !wb->reqs && (!wb->kicked || now_ns() < wb->retry_ns))
 		if (pthread_cond_timedwait(&wb->cond, &wb->lock, &ts) == ETIMEDOUT)
 			break;
 	wb->kicked = false;
@@ -589,12 +749,11 @@ static void *wb_main(void *arg)
 {
 	struct uzd_wb *wb = arg;
 
-	/* As reclaim's: writeback must keep up with eviction, or stores are refused. */
-	if (setpriority(PRIO_PROCESS, 0, wb->nice) < 0)
-		fprintf(stderr, "uzswapd: warning: writeback thread: nice %d: %s\n", wb->nice,
-			strerror(errno));
+	wb->nice = INT_MIN; /* not set yet: apply_nice() sets it */
 	while (!__atomic_load_n(&wb->stopping, __ATOMIC_RELAXED)) {
+		apply_nice(wb);
 		wait_for_work(wb);
+		run_requests(wb);
 		run_round(wb);
 	}
 	return NULL;
@@ -629,10 +788,10 @@ void uzd_wb_stats(struct uzd_wb *wb, struct uzd_wb_stats *st, struct uzd_bfile_s
 	LOAD(rejected_owner_gone), LOAD(put_back), LOAD(put_back_failed), LOAD(restores);
 	LOAD(busy_ns), LOAD(clean_ns);
 	uzd_hist_merge(&st->restore_ns, &wb->stats.restore_ns);
-	st->accept_bytes = wb->accept;
+	st->accept_bytes = lim_accept(wb);
 	/* The flag is cleared by the next store; until then it may be stale. */
 	st->pool_closed = __atomic_load_n(&wb->full, __ATOMIC_RELAXED) && wb->pool &&
-			  zpool_total_size(wb->pool) >= wb->accept;
+			  uzd_wb_enabled(wb) && zpool_total_size(wb->pool) >= lim_accept(wb);
 	uzd_bfile_stats(wb->bf, fst);
 }
 #undef LOAD
@@ -667,14 +826,9 @@ int uzd_wb_create(const struct uzd_config *cfg, uzd_wb_find_fn find, void *arg, 
 		snprintf(why, whylen, "out of memory");
 		return -ENOMEM;
 	}
-	wb->max = cfg->pool_max_size;
-	wb->accept = cfg->pool_max_size / 100 * cfg->accept_threshold +
-		     cfg->pool_max_size % 100 * cfg->accept_threshold / 100;
-	/* Write back a little below accept, so that a round moves a batch: 1/64 or 256 KiB. */
-	wb->margin = cfg->pool_max_size / 64 > WB_CHUNK_PAGES * UZD_PAGE_SIZE ?
-			     cfg->pool_max_size / 64 :
-			     WB_CHUNK_PAGES * UZD_PAGE_SIZE;
-	wb->nice = cfg->reclaim_nice;
+	set_limits(wb, cfg);
+	wb->enabled = true;
+	wb->nice = wb->nice_want = cfg->reclaim_nice;
 	wb->find = find;
 	wb->find_arg = arg;
 	ret = init_sync(wb);
@@ -735,6 +889,13 @@ void uzd_wb_stop(struct uzd_wb *wb)
 	pthread_mutex_unlock(&wb->lock);
 	pthread_join(wb->thread, NULL);
 	wb->started = false;
+	/* Queued after the thread's last look: answered, not run. */
+	for (struct uzd_wb_req *req = take_requests(wb), *next; req; req = next) {
+		next = req->next;
+		req->status = -ESHUTDOWN;
+		req->freed_pages = req->written_objects = req->written_bytes = 0;
+		req->done(req);
+	}
 }
 
 void uzd_wb_free(struct uzd_wb *wb)

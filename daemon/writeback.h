@@ -37,6 +37,17 @@
  * that the thread keeps until its round ends (a client's last reference
  * may thus be dropped here, outside any lock and outside the allocator).
  *
+ * A reload moves the limits, the switch and the thread's nice value
+ * (uzd_wb_set_config): each is a relaxed atomic that every reader loads
+ * afresh, so the eviction path (reclaim), the thread and the status writer
+ * see the new values at their next look; no reader needs two of them to
+ * agree (a store admitted under the old accept threshold is harmless).
+ * Turned off, the tier writes nothing more but keeps what the file holds
+ * readable and its space managed, and the pool limit holds without the
+ * hysteresis, as if the daemon had started with writeback = no.  An admin
+ * request (uzd_wb_request) writes back a given number of pool pages now,
+ * on the writeback thread, and is answered through its done callback.
+ *
  * Never: write back from a fault thread; hold a table lock over a write;
  * free a handle before its entry no longer names it.
  */
@@ -104,6 +115,36 @@ void uzd_wb_stop(struct uzd_wb *wb);
 void uzd_wb_free(struct uzd_wb *wb);
 /* Run a round soon (cheap, any thread). */
 void uzd_wb_kick(struct uzd_wb *wb);
+
+/*
+ * A reload's [pool] max_size and accept_threshold, [backing] writeback and
+ * [reclaim] nice (any thread; see above).  The backing file's own settings
+ * (path, max_size) stay as they were opened.
+ */
+void uzd_wb_set_config(struct uzd_wb *wb, const struct uzd_config *cfg);
+/* Is the tier writing back (not turned off by a reload)? */
+bool uzd_wb_enabled(struct uzd_wb *wb);
+
+/*
+ * An admin request: free up to @pages pool pages by writing back their
+ * objects, now.  The thread owns it until done(req) (on the writeback
+ * thread), having set status (0; -EOPNOTSUPP: writeback is off; -ENOSPC:
+ * the file is full; -EIO or the write's error: writes are failing; -EAGAIN:
+ * nothing could move; -ESHUTDOWN: the daemon stopped first) and what moved.
+ */
+struct uzd_wb_req {
+	uint64_t pages;
+	void (*done)(struct uzd_wb_req *req);
+	void *arg; /* the submitter's */
+	int status;
+	uint64_t freed_pages;	  /* pool pages freed */
+	uint64_t written_objects; /* objects written to the file */
+	uint64_t written_bytes;	  /* their compressed bytes */
+	struct uzd_wb_req *next;  /* the queue (writeback's) */
+};
+
+/* Queue @req and wake the thread (any thread); -ESHUTDOWN when it is not running. */
+int uzd_wb_request(struct uzd_wb *wb, struct uzd_wb_req *req);
 
 /* ---- eviction (reclaim), with the client's table read lock held ---- */
 
