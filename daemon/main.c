@@ -6,8 +6,10 @@
  *   uzswapd --check-config FILE             check a file: exit 0, or
  *                                           FILE:LINE: what is wrong, exit 1
  *
- * Options on the command line override the file.  Everything else (the
- * loop, the threads) is daemon/server.c; the settings are daemon/config.c.
+ * Options on the command line override the file, now and when SIGHUP or
+ * `uzswapctl reload` reads it again (daemon/reload.c).  Everything else
+ * (the loop, the threads) is daemon/server.c; the settings are
+ * daemon/config.c.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -110,5 +112,5 @@ int main(int argc, char **argv)
 	}
 	if (load(config, &cfg) < 0 || (socket && set_socket(&cfg, socket) < 0))
 		return 1;
-	return uzd_server_run(&cfg);
+	return uzd_server_run_file(&cfg, config, socket != NULL);
 }

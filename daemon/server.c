@@ -14,6 +14,9 @@
  *          the client joins the list reclaim works on
  *   READY  REGISTER, UNREGISTER, STATS, STATUS
  *
+ * CLASSES and ADMIN (uzswapctl) are answered in any state by
+ * daemon/admin.c, which also owns SIGHUP (reload, daemon/reload.c).
+ *
  * A malformed or out-of-order request gets an error reply with a message
  * and is logged with the client's pid (rate-limited per connection); a
  * connection that keeps sending them is dropped.  Nothing a client sends
@@ -43,9 +46,11 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "daemon/admin.h"
 #include "daemon/fthread.h"
 #include "daemon/proto.h"
 #include "daemon/reclaim.h"
+#include "daemon/reload.h"
 #include "daemon/sdnotify.h"
 #include "daemon/server.h"
 #include "daemon/uffd.h"
@@ -187,7 +192,10 @@ static void after_drain(void *arg, struct uzd_client *c)
 {
 	struct uzd_daemon *d = arg;
 
-	if (uzd_client_resident(c) > pct_of(c->budget_pages, d->cfg.high_watermark))
+	/* A reload may move the watermark and the budget: both are read afresh (reload.c). */
+	if (uzd_client_resident(c) >
+	    pct_of(uzd_client_budget(c),
+		   __atomic_load_n(&d->live_high_watermark, __ATOMIC_RELAXED)))
 		uzd_reclaim_kick(d->rc);
 }
 
@@ -205,9 +213,11 @@ static uint64_t before_drain(void *arg, struct uzd_client *c)
 {
 	struct uzd_daemon *d = arg;
 
-	if (!d->cfg.throttle_above || __atomic_load_n(&c->reclaim_stalled, __ATOMIC_RELAXED))
+	unsigned int throttle = __atomic_load_n(&d->live_throttle_above, __ATOMIC_RELAXED);
+
+	if (!throttle || __atomic_load_n(&c->reclaim_stalled, __ATOMIC_RELAXED))
 		return 0;
-	if (uzd_client_resident(c) <= pct_of(c->budget_pages, d->cfg.throttle_above))
+	if (uzd_client_resident(c) <= pct_of(uzd_client_budget(c), throttle))
 		return 0;
 	uzd_reclaim_kick(d->rc);
 	return UZD_THROTTLE_NS;
@@ -298,12 +308,7 @@ static bool uid_allowed(const struct uzd_daemon *d, uid_t uid)
 /* The client's budget: what it asked for, within the configured one, whole pages. */
 static uint64_t pick_budget(const struct uzd_daemon *d, uint64_t asked)
 {
-	uint64_t b = d->cfg.client_max_resident;
-
-	if (asked && asked < b)
-		b = asked;
-	b /= UZD_PAGE_SIZE;
-	return b ? b : 1;
+	return uzd_reload_budget_pages(&d->cfg, asked);
 }
 
 static size_t live_clients(const struct uzd_daemon *d)
@@ -367,6 +372,7 @@ static void on_hello(struct uzd_session *s, const struct uzd_request *req)
 	memcpy(c->comm, h->comm, sizeof(c->comm));
 	c->comm[sizeof(c->comm) - 1] = '\0';
 	c->budget_pages = pick_budget(d, h->max_resident);
+	c->asked_bytes = h->max_resident;
 	c->hot_distance = uzd_reclaim_hot_distance(d->cfg.policy, c->budget_pages, 0);
 	open_sampler(s, c);
 	s->c = c;
@@ -583,13 +589,30 @@ static void on_status(struct uzd_session *s, struct uzd_request *req)
 		return reply_error(s, req->h.seq, -EACCES, "uid %u is not in allow_uids",
 				   (unsigned int)s->uid);
 	}
-	ret = uzd_status_write(s->d, s->uid, req->fd, &ok.bytes);
+	ret = uzd_status_write_as(s->d, s->uid, uzd_admin_peer_is_admin(s->d, s->sock, s->uid),
+				  req->fd, &ok.bytes);
 	close(req->fd);
 	req->fd = -1;
 	if (ret < 0)
 		return reply_error(s, req->h.seq, ret, "STATUS: writing the memfd: %s",
 				   strerror(-ret));
 	reply_ok(s, req->h.seq, &ok, sizeof(ok), -1);
+}
+
+/* uzswapctl's CLASSES and ADMIN, in any state (daemon/admin.h). */
+static void on_admin(struct uzd_session *s, struct uzd_request *req)
+{
+	struct uzd_admin_peer peer = {
+		.sock = s->sock, .seq = req->h.seq, .pid = s->pid, .uid = s->uid
+	};
+	char msg[UZP_MESSAGE_MAX];
+	int ret = uzd_admin_request(s->d, &peer, req, msg, sizeof(msg));
+
+	if (req->fd >= 0)
+		close(req->fd);
+	req->fd = -1;
+	if (ret < 0)
+		reply_error(s, req->h.seq, ret, "%s", msg);
 }
 
 static void dispatch(struct uzd_session *s, struct uzd_request *req)
@@ -607,6 +630,9 @@ static void dispatch(struct uzd_session *s, struct uzd_request *req)
 		return on_stats(s, req);
 	case UZP_STATUS:
 		return on_status(s, req);
+	case UZP_CLASSES:
+	case UZP_ADMIN:
+		return on_admin(s, req);
 	default:
 		/* proto.c lets through requests only. */
 		if (req->fd >= 0)
@@ -819,6 +845,7 @@ static void stop_serving(struct server *sv, const char *why)
 	uzd_sd_notify("STOPPING=1");
 	uv_close((uv_handle_t *)&sv->sigterm, NULL);
 	uv_close((uv_handle_t *)&sv->sigint, NULL);
+	uzd_admin_stop(d);
 	for (struct uzd_session *s = d->sessions; s; s = s->next) {
 		if (s->c)
 			uzd_proto_shutdown(s->sock, 0, "uzswapd is stopping (%s)", why);
@@ -914,7 +941,8 @@ static int start_loop(struct server *sv)
 /* The backing file first: the pool's evict callback is writeback's. */
 static int open_pool(struct uzd_daemon *d)
 {
-	struct zpool_config pc = { .max_pages = d->cfg.pool_max_size / UZD_PAGE_SIZE };
+	/* No limit of its own: eviction keeps the pool within max_size, which a reload may move. */
+	struct zpool_config pc = { .max_pages = 0 };
 	char why[512];
 	int ret;
 
@@ -969,6 +997,8 @@ static void teardown(struct server *sv)
 	uzd_fthreads_stop(d->ft);
 	uzd_reclaim_stop(d->rc);
 	uzd_wb_stop(d->wb);
+	/* After the threads: each answered its admin requests as it stopped. */
+	uzd_admin_free(d);
 	if (d->pool)
 		zpool_destroy(d->pool);
 	/* Every client is gone by now, and with them every record of the file. */
@@ -985,6 +1015,27 @@ static void teardown(struct server *sv)
 
 int uzd_server_run(const struct uzd_config *cfg)
 {
+	return uzd_server_run_file(cfg, NULL, false);
+}
+
+/*
+ * The path a reload reads: absolute, since the working directory is not
+ * ours to rely on; symbolic links are not resolved, so that a reload reads
+ * what the name points to then.
+ */
+static void config_path_keep(struct uzd_daemon *d, const char *path)
+{
+	char cwd[sizeof(d->config_path)];
+
+	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)))
+		snprintf(d->config_path, sizeof(d->config_path), "%.2000s/%.2000s", cwd, path);
+	else
+		snprintf(d->config_path, sizeof(d->config_path), "%s", path);
+}
+
+int uzd_server_run_file(const struct uzd_config *cfg, const char *config_path,
+			bool socket_overridden)
+{
 	struct server *sv = calloc(1, sizeof(*sv));
 	struct uzd_daemon *d;
 	int status = 1;
@@ -995,6 +1046,11 @@ int uzd_server_run(const struct uzd_config *cfg)
 	}
 	d = &sv->d;
 	d->cfg = *cfg;
+	d->live_high_watermark = cfg->high_watermark;
+	d->live_throttle_above = cfg->throttle_above;
+	d->socket_overridden = socket_overridden;
+	if (config_path)
+		config_path_keep(d, config_path);
 	d->listen_fd = d->dev_uffd = -1;
 	d->start_ns = uzd_now_ns();
 	pthread_mutex_init(&d->clients_lock, NULL);
@@ -1008,7 +1064,7 @@ int uzd_server_run(const struct uzd_config *cfg)
 	if (open_pool(d) < 0 || listen_socket(d) < 0)
 		goto out;
 	open_dev_uffd(d);
-	if (start_threads(d) < 0 || start_loop(sv) < 0)
+	if (start_threads(d) < 0 || start_loop(sv) < 0 || uzd_admin_start(d) < 0)
 		goto out;
 	slog(d, UZD_LOG_INFO,
 	     "ready: pool %s (max %" PRIu64 " MiB), codec %s level %d, %u fault thread(s), "

@@ -11,7 +11,9 @@
  * writes the daemon's state for uzswapctl.
  *
  * Fields:
- *   cfg         settings, fixed after start
+ *   cfg         the running settings; the loop thread's: a reload
+ *               (daemon/reload.c) replaces them there and hands each
+ *               thread its part
  *   pool        every client's evicted pages (alloc/zpool.h)
  *   ft, rc      fault threads (daemon/fthread.h), reclaim (daemon/reclaim.h)
  *   wb          the backing-file tier and its thread (daemon/writeback.h);
@@ -23,6 +25,14 @@
  *               status read (each taking references)
  *   sessions    every connection (loop thread only)
  *   counters    accepted, refused, dropped, protocol errors (loop thread)
+ *   admin       uzswapctl's admin commands and SIGHUP (daemon/admin.h)
+ *   config_path the file the daemon started with, which a reload reads
+ *               again ("" when none); socket_overridden: --socket was
+ *               given, so a reload keeps the running socket
+ *   live_high_watermark, live_throttle_above  the two settings the fault
+ *               threads read (the server's drain callbacks): relaxed
+ *               atomics, so a reload can move them under the threads
+ *               (daemon/reload.c); cfg itself is the loop thread's
  *
  * Lock order: clients_lock, then a client's region table lock.  The loop
  * thread never waits on a fault thread or reclaim while holding either.
@@ -42,6 +52,7 @@ struct uzd_session;
 struct uzd_fthreads;
 struct uzd_reclaim;
 struct uzd_wb;
+struct uzd_admin;
 
 struct uzd_daemon_counters {
 	uint64_t clients_accepted, clients_refused, clients_dropped, protocol_errors;
@@ -66,6 +77,10 @@ struct uzd_daemon {
 	struct uzd_daemon_counters counters;
 	void *loop; /* uv_loop_t, kept opaque to status.c */
 	int exit_status;
+	struct uzd_admin *admin;
+	char config_path[4096];
+	bool socket_overridden;
+	unsigned int live_high_watermark, live_throttle_above;
 };
 
 /*
@@ -78,12 +93,24 @@ struct uzd_daemon {
 int uzd_server_run(const struct uzd_config *cfg);
 
 /*
+ * uzd_server_run() for a daemon whose settings came from @config_path
+ * (NULL: none), which SIGHUP and `uzswapctl reload` read again; with
+ * @socket_overridden the socket came from the command line and a reload
+ * keeps it.
+ */
+int uzd_server_run_file(const struct uzd_config *cfg, const char *config_path,
+			bool socket_overridden);
+
+/*
  * Write the daemon's state (struct uzp_status and what follows it, see
  * include/uzswap_proto.h) into @fd from offset 0; *bytes gets the size.
  * A @viewer other than root sees only its own clients (the daemon-wide
  * figures are for everyone).  Loop thread.  0 or -errno.
  */
 int uzd_status_write(struct uzd_daemon *d, uid_t viewer, int fd, uint64_t *bytes);
+
+/* The same, showing every client when @see_all (an admin, daemon/admin.h). */
+int uzd_status_write_as(struct uzd_daemon *d, uid_t viewer, bool see_all, int fd, uint64_t *bytes);
 
 /* Milliseconds since CLOCK_MONOTONIC's start, for uptime. */
 uint64_t uzd_now_ns(void);

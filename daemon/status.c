@@ -75,11 +75,13 @@ static void fill_client(struct uzp_status_client *sc, struct uzd_client *c)
 	sc->uid = (uint32_t)c->uid;
 	memcpy(sc->comm, c->comm, sizeof(sc->comm));
 	sc->comm[sizeof(sc->comm) - 1] = '\0';
-	sc->budget_bytes = c->budget_pages * UZD_PAGE_SIZE;
+	sc->budget_bytes = uzd_client_budget(c) * UZD_PAGE_SIZE;
+	sc->budget_set = c->budget_set;
 	sc->pool_bytes = ld(&cs->pool_bytes);
 	for (int k = 0; k < UZP_FAULT_KINDS; k++)
 		fill_lat(&sc->faults[k], &cs->kind_ns[k]);
 	fill_lat(&sc->faults_file, &cs->kind_ns[UZD_FAULT_FILE]);
+	fill_lat(&sc->faults_all, &cs->fault_ns);
 	sc->written_back = ld(&cs->written_back);
 	sc->file_bytes = ld(&cs->file_bytes);
 	sc->faults_raced = ld(&cs->faults_raced);
@@ -224,6 +226,11 @@ static int write_all(int fd, const void *buf, size_t len, off_t off)
 
 int uzd_status_write(struct uzd_daemon *d, uid_t viewer, int fd, uint64_t *bytes)
 {
+	return uzd_status_write_as(d, viewer, viewer == 0, fd, bytes);
+}
+
+int uzd_status_write_as(struct uzd_daemon *d, uid_t viewer, bool see_all, int fd, uint64_t *bytes)
+{
 	struct sbuf out = { 0 }, regions = { 0 };
 	struct uzd_client **cs;
 	size_t n;
@@ -235,8 +242,8 @@ int uzd_status_write(struct uzd_daemon *d, uid_t viewer, int fd, uint64_t *bytes
 	pthread_mutex_lock(&d->clients_lock);
 	n = 0;
 	for (size_t i = 0; i < d->n_clients; i++) {
-		/* Who runs what where is not every user's business: root sees all. */
-		if (viewer != 0 && d->clients[i]->uid != viewer)
+		/* Who runs what where is not every user's business: admins see all. */
+		if (!see_all && d->clients[i]->uid != viewer)
 			continue;
 		cs[n] = d->clients[i];
 		uzd_client_get(cs[n++]);
