@@ -17,6 +17,10 @@
  * an admin's terminal), and the JSON escapes them so that its output is
  * always valid JSON in valid UTF-8.
  *
+ * The other read commands print parts of the same view: clients (one row
+ * each), the regions of one process; and classes prints the pool's class
+ * buffer (CLASSES), which uzctl_classes_parse() checks as thoroughly.
+ *
  * Nothing here allocates or keeps state; output goes only to the FILE the
  * caller gives, and a write error is reported, never ignored.
  */
@@ -726,6 +730,11 @@ static void json_faults(struct json *j, const struct uzp_status_client *c)
 		json_u64(j, "p99_ns", l->p99_ns);
 		json_close(j, '}');
 	}
+	json_open(j, "all", '{');
+	json_u64(j, "count", c->faults_all.count);
+	json_u64(j, "p50_ns", c->faults_all.p50_ns);
+	json_u64(j, "p99_ns", c->faults_all.p99_ns);
+	json_close(j, '}');
 	json_close(j, '}');
 }
 
@@ -740,6 +749,7 @@ static void json_client(struct json *j, const struct uzp_status_client *c,
 	json_str(j, "comm", c->comm);
 	json_u64(j, "n_regions", c->n_regions);
 	json_u64(j, "budget_bytes", c->budget_bytes);
+	json_u64(j, "budget_set", c->budget_set);
 	json_u64(j, "managed_pages", c->managed_pages);
 	json_u64(j, "resident_pages", c->resident_pages);
 	json_u64(j, "same_pages", c->same_pages);
@@ -779,6 +789,293 @@ int uzctl_print_json(FILE *f, const struct uzctl_status_view *v)
 	for (uint32_t i = 0; i < v->st->n_clients; i++) {
 		json_client(&j, &v->clients[i], regions);
 		regions += v->clients[i].n_regions;
+	}
+	json_close(&j, ']');
+	json_close(&j, '}');
+	fputc('\n', f);
+	return flush_status(f);
+}
+
+/* ---- clients: one row each ---- */
+
+size_t uzctl_utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	return utf8_next(s, n, cp);
+}
+
+const char *uzctl_size_str(char *buf, uint64_t bytes)
+{
+	return size_str(buf, bytes);
+}
+
+static uint64_t evicted_pages(const struct uzp_status_client *c)
+{
+	return c->same_pages + c->pool_pages + c->file_pages;
+}
+
+#define CLIENTS_COLS "%7s %10s %-15s %9s %8s %8s %8s %8s %8s %9s %7s\n"
+
+int uzctl_print_clients_table(FILE *f, const struct uzctl_status_view *v)
+{
+	char a[9][NUM_BUF];
+
+	if (!v->st->n_clients) {
+		fprintf(f, "no clients\n");
+		return flush_status(f);
+	}
+	fprintf(f, CLIENTS_COLS, "PID", "UID", "COMM", "BUDGET", "MANAGED", "RESIDENT", "EVICTED",
+		"POOL", "FILE", "FAULTS", "p99 µs");
+	for (uint32_t i = 0; i < v->st->n_clients; i++) {
+		const struct uzp_status_client *c = &v->clients[i];
+		const struct uzp_fault_lat *l = &c->faults_all;
+
+		fprintf(f, "%7" PRIu32 " %10" PRIu32 " ", c->pid, c->uid);
+		put_name(f, c->comm, COMM_W);
+		size_str(a[0], c->budget_bytes);
+		/* An admin's budget (uzswapctl set) is marked: a reload leaves it. */
+		if (c->budget_set)
+			strcat(a[0], "*");
+		fprintf(f, " %9s %8s %8s %8s %8s %8s %9s %7s\n", a[0],
+			pages_str(a[1], c->managed_pages), pages_str(a[2], c->resident_pages),
+			pages_str(a[3], evicted_pages(c)), size_str(a[4], c->pool_bytes),
+			size_str(a[5], c->file_bytes), count_str(a[6], l->count, 9),
+			lat_str(a[7], l->count, l->p99_ns));
+	}
+	fprintf(f, "(POOL and FILE: compressed bytes; * a budget set with uzswapctl set)\n");
+	return flush_status(f);
+}
+
+int uzctl_print_clients_json(FILE *f, const struct uzctl_status_view *v)
+{
+	struct json j = { .f = f };
+
+	json_open(&j, NULL, '{');
+	json_open(&j, "clients", '[');
+	for (uint32_t i = 0; i < v->st->n_clients; i++) {
+		const struct uzp_status_client *c = &v->clients[i];
+
+		json_open(&j, NULL, '{');
+		json_u64(&j, "id", c->id);
+		json_u64(&j, "pid", c->pid);
+		json_u64(&j, "uid", c->uid);
+		json_str(&j, "comm", c->comm);
+		json_u64(&j, "budget_bytes", c->budget_bytes);
+		json_u64(&j, "budget_set", c->budget_set);
+		json_u64(&j, "managed_bytes", c->managed_pages * UZCTL_PAGE_SIZE);
+		json_u64(&j, "resident_bytes", c->resident_pages * UZCTL_PAGE_SIZE);
+		json_u64(&j, "evicted_bytes", evicted_pages(c) * UZCTL_PAGE_SIZE);
+		json_u64(&j, "pool_bytes", c->pool_bytes);
+		json_u64(&j, "file_bytes", c->file_bytes);
+		json_u64(&j, "faults", c->faults_all.count);
+		json_u64(&j, "fault_p50_ns", c->faults_all.p50_ns);
+		json_u64(&j, "fault_p99_ns", c->faults_all.p99_ns);
+		json_close(&j, '}');
+	}
+	json_close(&j, ']');
+	json_close(&j, '}');
+	fputc('\n', f);
+	return flush_status(f);
+}
+
+/* ---- the regions of one process ---- */
+
+/* Does any client of the view have @pid? */
+static bool has_pid(const struct uzctl_status_view *v, uint32_t pid)
+{
+	for (uint32_t i = 0; i < v->st->n_clients; i++)
+		if (v->clients[i].pid == pid)
+			return true;
+	return false;
+}
+
+int uzctl_print_regions_table(FILE *f, const struct uzctl_status_view *v, uint32_t pid)
+{
+	const struct uzp_status_region *g = v->regions;
+	char a[8][NUM_BUF];
+
+	if (!has_pid(v, pid))
+		return -ESRCH;
+	fprintf(f, REGION_COLS, "CLIENT", "REGION", "ADDR", "SIZE", "RESIDENT", "SAME", "POOL",
+		"FILE", "NAME");
+	for (uint32_t i = 0; i < v->st->n_clients; g += v->clients[i++].n_regions) {
+		if (v->clients[i].pid != pid)
+			continue;
+		for (uint32_t r = 0; r < v->clients[i].n_regions; r++) {
+			snprintf(a[2], NUM_BUF, "0x%012" PRIx64, g[r].addr);
+			fprintf(f, "%6" PRIu32 " %6" PRIu32 " %16s %8s %8s %8s %8s %8s ",
+				g[r].client_id, g[r].region_id, a[2], size_str(a[3], g[r].length),
+				pages_str(a[4], g[r].resident_pages),
+				pages_str(a[5], g[r].same_pages), pages_str(a[6], g[r].pool_pages),
+				pages_str(a[7], g[r].file_pages));
+			put_name(f, g[r].name, 0);
+			fputc('\n', f);
+		}
+	}
+	return flush_status(f);
+}
+
+int uzctl_print_regions_json(FILE *f, const struct uzctl_status_view *v, uint32_t pid)
+{
+	const struct uzp_status_region *g = v->regions;
+	struct json j = { .f = f };
+
+	if (!has_pid(v, pid))
+		return -ESRCH;
+	json_open(&j, NULL, '{');
+	json_u64(&j, "pid", pid);
+	json_open(&j, "regions", '[');
+	for (uint32_t i = 0; i < v->st->n_clients; g += v->clients[i++].n_regions)
+		for (uint32_t r = 0; v->clients[i].pid == pid && r < v->clients[i].n_regions; r++)
+			json_region(&j, &g[r]);
+	json_close(&j, ']');
+	json_close(&j, '}');
+	fputc('\n', f);
+	return flush_status(f);
+}
+
+/* ---- the pool's classes ---- */
+
+static int check_class(const struct uzctl_classes_view *v, uint32_t i, char *err, size_t errlen)
+{
+	const struct uzp_class *c = &v->classes[i];
+
+	if (c->objs_used > c->objs_allocated || c->pages_freeable > c->pages_used)
+		return bad(err, errlen,
+			   "class %" PRIu32 ": %" PRIu64 " of %" PRIu64 " objects used, %" PRIu64
+			   " of %" PRIu64 " pages freeable",
+			   c->index, c->objs_used, c->objs_allocated, c->pages_freeable,
+			   c->pages_used);
+	if (v->hdr->kind == UZP_CLASSES_SIZE && i && c->size <= v->classes[i - 1].size)
+		return bad(err, errlen,
+			   "class %" PRIu32 " (%" PRIu32 " bytes) is not larger than the "
+			   "one before it",
+			   c->index, c->size);
+	if (v->hdr->kind == UZP_CLASSES_FILL && (c->size || c->pages_per_zspage != 1))
+		return bad(err, errlen, "fill class %" PRIu32 " has a size or a multi-page unit",
+			   c->index);
+	return 0;
+}
+
+int uzctl_classes_parse(const void *buf, size_t len, struct uzctl_classes_view *v, char *err,
+			size_t errlen)
+{
+	const struct uzp_classes *h = buf;
+	uint64_t want;
+
+	if ((uintptr_t)buf % 8) {
+		bad(err, errlen, "classes buffer is not 8-byte aligned");
+		return -EINVAL;
+	}
+	if (len < sizeof(*h))
+		return bad(err, errlen, "truncated classes: %zu bytes, the header alone is %zu",
+			   len, sizeof(*h));
+	if (h->magic != UZP_MAGIC || h->version != UZP_VERSION)
+		return bad(err, errlen,
+			   "not uzswapd classes of version %d: magic 0x%08" PRIx32
+			   " version %" PRIu32,
+			   UZP_VERSION, h->magic, h->version);
+	want = sizeof(*h) + (uint64_t)h->n_classes * sizeof(struct uzp_class);
+	if (len != want)
+		return bad(err, errlen,
+			   "%s classes: %zu bytes, but %" PRIu32 " classes take %" PRIu64,
+			   len < want ? "truncated" : "oversized", len, h->n_classes, want);
+	if (h->kind != UZP_CLASSES_SIZE && h->kind != UZP_CLASSES_FILL)
+		return bad(err, errlen, "unknown kind of classes %" PRIu32, h->kind);
+	if (!terminated(h->allocator, sizeof(h->allocator)))
+		return bad(err, errlen, "allocator name is not NUL-terminated");
+	v->hdr = h;
+	v->classes = (const struct uzp_class *)(h + 1);
+	for (uint32_t i = 0; i < h->n_classes; i++)
+		if (check_class(v, i, err, errlen))
+			return -EBADMSG;
+	return 0;
+}
+
+/* A FILL class's name: "headless" for index 0 (one page-sized object), else the count. */
+static const char *fill_name(char *buf, uint32_t index)
+{
+	if (index == 0)
+		snprintf(buf, NUM_BUF, "headless");
+	else
+		snprintf(buf, NUM_BUF, "%" PRIu32, index);
+	return buf;
+}
+
+static void print_size_classes(FILE *f, const struct uzctl_classes_view *v)
+{
+	uint32_t shown = 0;
+	char a[4][NUM_BUF];
+
+	fprintf(f, "%5s %6s %10s %10s %8s %12s %9s\n", "CLASS", "SIZE", "OBJ-ALLOC", "OBJ-USED",
+		"PAGES", "PAGES/ZSPAGE", "FREEABLE");
+	for (uint32_t i = 0; i < v->hdr->n_classes; i++) {
+		const struct uzp_class *c = &v->classes[i];
+
+		if (!c->objs_allocated && !c->pages_used)
+			continue;
+		shown++;
+		fprintf(f, "%5" PRIu32 " %6" PRIu32 " %10s %10s %8s %12" PRIu32 " %9s\n", c->index,
+			c->size, count_str(a[0], c->objs_allocated, 10),
+			count_str(a[1], c->objs_used, 10), count_str(a[2], c->pages_used, 8),
+			c->pages_per_zspage, count_str(a[3], c->pages_freeable, 9));
+	}
+	fprintf(f, "(%" PRIu32 " of %" PRIu32 " classes hold pages; --json lists them all)\n",
+		shown, v->hdr->n_classes);
+}
+
+static void print_fill_classes(FILE *f, const struct uzctl_classes_view *v)
+{
+	char a[5][NUM_BUF];
+
+	fprintf(f, "%12s %8s %10s %10s\n", "OBJECTS/PAGE", "PAGES", "OBJECTS", "SLOTS");
+	for (uint32_t i = 0; i < v->hdr->n_classes; i++) {
+		const struct uzp_class *c = &v->classes[i];
+
+		fprintf(f, "%12s %8s %10s %10s\n", fill_name(a[0], c->index),
+			count_str(a[1], c->pages_used, 8), count_str(a[2], c->objs_used, 10),
+			count_str(a[3], c->objs_allocated, 10));
+	}
+	fprintf(f, "(pages grouped by the objects each holds; none can be freed by compaction)\n");
+}
+
+int uzctl_print_classes_table(FILE *f, const struct uzctl_classes_view *v)
+{
+	fprintf(f, "allocator ");
+	put_name(f, v->hdr->allocator, 0);
+	fprintf(f, ": %s\n",
+		v->hdr->kind == UZP_CLASSES_SIZE ? "size classes" : "pages by objects held");
+	if (v->hdr->kind == UZP_CLASSES_SIZE)
+		print_size_classes(f, v);
+	else
+		print_fill_classes(f, v);
+	return flush_status(f);
+}
+
+int uzctl_print_classes_json(FILE *f, const struct uzctl_classes_view *v)
+{
+	struct json j = { .f = f };
+	char a[NUM_BUF];
+
+	json_open(&j, NULL, '{');
+	json_str(&j, "allocator", v->hdr->allocator);
+	json_str(&j, "kind", v->hdr->kind == UZP_CLASSES_SIZE ? "size" : "fill");
+	json_open(&j, "classes", '[');
+	for (uint32_t i = 0; i < v->hdr->n_classes; i++) {
+		const struct uzp_class *c = &v->classes[i];
+
+		json_open(&j, NULL, '{');
+		json_u64(&j, "index", c->index);
+		if (v->hdr->kind == UZP_CLASSES_SIZE) {
+			json_u64(&j, "size", c->size);
+			json_u64(&j, "pages_per_zspage", c->pages_per_zspage);
+		} else {
+			json_str(&j, "objects_per_page", fill_name(a, c->index));
+		}
+		json_u64(&j, "objs_allocated", c->objs_allocated);
+		json_u64(&j, "objs_used", c->objs_used);
+		json_u64(&j, "pages_used", c->pages_used);
+		json_u64(&j, "pages_freeable", c->pages_freeable);
+		json_close(&j, '}');
 	}
 	json_close(&j, ']');
 	json_close(&j, '}');
