@@ -136,6 +136,51 @@ static struct zpool *make_pool(struct evictor *ev, size_t max_pages)
 	return pool;
 }
 
+/* Pages by objects held, from the class statistics: [0] headless, [1..3]. */
+static bool fill_is(struct zpool *pool, const size_t want[4])
+{
+	struct zpool_class_stat cs[8];
+	size_t n = zpool_class_stats(pool, cs, 8);
+	bool same = n == 4;
+
+	for (size_t k = 0; same && k < 4; k++)
+		same = cs[k].index == k && cs[k].pages_used == want[k] &&
+		       cs[k].objs_used == want[k] * (k ? k : 1) && !cs[k].pages_freeable;
+	if (!same)
+		tap_diag("expected %zu headless and %zu/%zu/%zu pages of 1/2/3; saw %zu classes: "
+			 "%zu %zu %zu %zu",
+			 want[0], want[1], want[2], want[3], n, n > 0 ? cs[0].pages_used : 0,
+			 n > 1 ? cs[1].pages_used : 0, n > 2 ? cs[2].pages_used : 0,
+			 n > 3 ? cs[3].pages_used : 0);
+	return same;
+}
+
+static void test_class_stats_count_pages_by_objects(void)
+{
+	struct evictor ev = { 0 };
+	struct zpool *pool = make_pool(&ev, 0);
+	unsigned long h[5] = { 0 };
+
+	if (!ok(pool && zpool_class_kind(pool) == ZPOOL_CLASSES_FILL,
+		"z3fold reports fill classes"))
+		goto out;
+	for (int i = 0; i < 3; i++)
+		zpool_malloc(pool, 1000, &h[i]);
+	zpool_malloc(pool, 4096, &h[3]);
+	zpool_malloc(pool, 1000, &h[4]);
+	ok(fill_is(pool, (const size_t[4]){ 1, 1, 0, 1 }),
+	   "three small objects fill a page, a page-sized one is headless, the fifth starts a page");
+	zpool_free(pool, h[1]);
+	ok(fill_is(pool, (const size_t[4]){ 1, 1, 1, 0 }), "a free moves a page from 3 to 2");
+	zpool_free(pool, h[3]);
+	zpool_free(pool, h[4]);
+	ok(fill_is(pool, (const size_t[4]){ 0, 0, 1, 0 }),
+	   "freeing a headless object and a page's last takes both pages off the counts");
+out:
+	if (pool)
+		zpool_destroy(pool);
+}
+
 /* a, b, c of 1000 bytes in one page: a first, b last, c middle. */
 static bool three_in_a_page(struct zpool *pool, struct obj *o)
 {
@@ -539,6 +584,7 @@ int main(void)
 	free_during_reclaim(1, true);
 	free_during_reclaim(2, true);
 	test_bad_handles_are_refused();
+	test_class_stats_count_pages_by_objects();
 	test_provider_limit_gives_enomem();
 	test_random_churn_keeps_every_object();
 	for (size_t i = 0; i < TESTDATA_NFILES; i++) {

@@ -2,8 +2,9 @@
 /*
  * tests/test_alloc_zbud.c - what is particular to zbud: where objects sit
  * in a page, which objects pair up, that reclaim follows allocation order,
- * that handles are checked, and the ratio it reaches on real compressed
- * sizes.  The behaviour every driver shares is tested in test_alloc_*.c.
+ * that handles are checked, that its class statistics count pages by the
+ * objects they hold through allocation, free and reclaim, and the ratio it
+ * reaches on real compressed sizes.  The behaviour every driver shares is tested in test_alloc_*.c.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -145,6 +146,47 @@ out:
 	zpool_destroy(pool);
 }
 
+/* Pages holding one and two objects, from the class statistics. */
+static bool fill_is(struct zpool *pool, size_t one, size_t two)
+{
+	struct zpool_class_stat cs[4];
+	size_t n = zpool_class_stats(pool, cs, 4);
+
+	if (n == 2 && cs[0].index == 1 && cs[0].pages_used == one && cs[0].objs_used == one &&
+	    cs[0].objs_allocated == 2 * one && cs[1].index == 2 && cs[1].pages_used == two &&
+	    cs[1].objs_used == 2 * two && !cs[0].pages_freeable && !cs[1].pages_freeable)
+		return true;
+	tap_diag("expected %zu pages of one object and %zu of two; saw %zu classes: %zu and %zu",
+		 one, two, n, n > 0 ? cs[0].pages_used : 0, n > 1 ? cs[1].pages_used : 0);
+	return false;
+}
+
+static void test_class_stats_count_pages_by_objects(void)
+{
+	struct evict_log log = { 0 };
+	struct zpool *pool = make_pool(&log);
+	unsigned long h[5] = { 0 };
+	unsigned int reclaimed = 0;
+
+	if (!ok(pool && zpool_class_kind(pool) == ZPOOL_CLASSES_FILL, "zbud reports fill classes"))
+		goto out;
+	/* 1000 + 3000 share a page; 2000 + 2500 do not: two pages of one. */
+	zpool_malloc(pool, 1000, &h[0]);
+	zpool_malloc(pool, 3000, &h[1]);
+	zpool_malloc(pool, 2000, &h[2]);
+	zpool_malloc(pool, 2500, &h[3]);
+	ok(fill_is(pool, 2, 1), "after four objects: one page of two, two of one");
+	zpool_free(pool, h[1]);
+	ok(fill_is(pool, 3, 0), "freeing one of a pair leaves a page of one");
+	zpool_free(pool, h[0]);
+	ok(fill_is(pool, 2, 0), "freeing the last object of a page takes the page away");
+	ok(zpool_shrink(pool, 1, &reclaimed) == 0 && reclaimed == 1 && fill_is(pool, 1, 0),
+	   "reclaim of a page takes it off the counts");
+out:
+	if (pool)
+		zpool_destroy(pool);
+}
+
 static void test_ratio_on_real_sizes(const char *file)
 {
 	struct evict_log log = { 0 };
@@ -179,6 +221,7 @@ int main(void)
 	test_a_whole_page_object_fits_and_frees_its_page();
 	test_reclaim_takes_the_least_recently_allocated_page();
 	test_bad_handles_are_refused();
+	test_class_stats_count_pages_by_objects();
 	for (size_t i = 0; i < TESTDATA_NFILES; i++) {
 		if (testdata_path(files[i], path, sizeof(path)))
 			tap_skip("no page data at %s", path);

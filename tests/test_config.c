@@ -83,6 +83,8 @@ static const char *config_diff(const struct uzd_config *a, const struct uzd_conf
 	for (unsigned int i = 0; i < a->n_allow_uids && i < UZD_MAX_ALLOW_UIDS; i++)
 		SAME(allow_uids[i]);
 	SAME(max_clients);
+	SAME(admin_group_set);
+	SAME(admin_gid);
 	SAME(max_resident);
 	SAME(client_max_resident);
 	SAME(high_watermark);
@@ -152,6 +154,7 @@ CHECK(log_level_set, c->log_level == UZD_LOG_DEBUG)
 CHECK(allow_uids_set, !c->allow_all_uids && c->n_allow_uids == 3 && c->allow_uids[0] == 0 &&
 			      c->allow_uids[1] == 1000 && c->allow_uids[2] == 65534)
 CHECK(max_clients_set, c->max_clients == 8)
+CHECK(admin_group_set, c->admin_group_set && c->admin_gid == 4242)
 CHECK(max_resident_set, c->max_resident == 2 * GIB)
 CHECK(client_max_resident_set, c->client_max_resident == 64 * MIB)
 CHECK(high_watermark_set, c->high_watermark == 95)
@@ -182,6 +185,7 @@ static const struct key_case key_cases[] = {
 	{ "daemon", "log_level", "debug", log_level_set },
 	{ "clients", "allow_uids", "0, 1000,65534", allow_uids_set },
 	{ "clients", "max_clients", "8", max_clients_set },
+	{ "clients", "admin_group", "4242", admin_group_set },
 	{ "budget", "max_resident", "2G", max_resident_set },
 	{ "budget", "client_max_resident", "64MiB", client_max_resident_set },
 	{ "budget", "high_watermark", "95", high_watermark_set },
@@ -799,6 +803,143 @@ static void test_roundtrip(void)
 	roundtrip(&cfg, RAM, "negative zstd level, 16 ten-digit uids, psi 0.05, no min_available");
 }
 
+/* ---- admin_group ---- */
+
+static void test_admin_group(void)
+{
+	char path[64], err[ERRLEN];
+	struct uzd_config cfg;
+	int rc;
+
+	uzd_config_defaults(&cfg, RAM);
+	ok(!cfg.admin_group_set, "by default there is no admin group: admin commands are root's");
+	rc = load_text("[clients]\nadmin_group = root\n", RAM, &cfg, err, path, sizeof(path));
+	ok(rc == 0 && cfg.admin_group_set && cfg.admin_gid == 0,
+	   "admin_group = root resolves the name to gid 0 (%d: %s)", rc, err);
+	rc = load_text("[clients]\nadmin_group = none\n", RAM, &cfg, err, path, sizeof(path));
+	ok(rc == 0 && !cfg.admin_group_set, "admin_group = none sets no group (%d: %s)", rc, err);
+	rc = load_text("[clients]\nadmin_group = no-such-group-uzswap\n", RAM, &cfg, err, path,
+		       sizeof(path));
+	ok(rc == -EINVAL && strstr(err, ":2: [clients] admin_group: no group "
+					"\"no-such-group-uzswap\""),
+	   "an unknown group name is refused with its line (%s)", err);
+	rc = load_text("[clients]\nadmin_group = 12ab\n", RAM, &cfg, err, path, sizeof(path));
+	ok(rc == -EINVAL && strstr(err, "\"12ab\" is not a gid"), "a bad gid is refused (%s)", err);
+	rc = load_text("[clients]\nadmin_group = 4294967295\n", RAM, &cfg, err, path, sizeof(path));
+	ok(rc == -EINVAL && strstr(err, "out of range for a gid"), "the gid -1 is refused (%s)",
+	   err);
+	uzd_config_defaults(&cfg, RAM);
+	cfg.admin_group_set = true;
+	cfg.admin_gid = 123456;
+	roundtrip(&cfg, RAM, "an admin group by gid");
+}
+
+/* ---- what a reload sees ---- */
+
+struct seen {
+	char names[32][48];
+	bool live[32];
+	unsigned int n;
+};
+
+static void seen_key(void *arg, int id, const char *section, const char *name, bool live)
+{
+	struct seen *s = arg;
+
+	(void)id;
+	if (s->n < 32) {
+		snprintf(s->names[s->n], sizeof(s->names[0]), "[%s] %s", section, name);
+		s->live[s->n++] = live;
+	}
+}
+
+static int seen_find(const struct seen *s, const char *name)
+{
+	for (unsigned int i = 0; i < s->n; i++)
+		if (!strcmp(s->names[i], name))
+			return (int)i;
+	return -1;
+}
+
+static void test_reload_view(void)
+{
+	static const char *const fixed[] = {
+		"[daemon] socket",	 "[daemon] socket_mode", "[daemon] fault_threads",
+		"[clients] max_clients", "[pool] allocator",	 "[backing] path",
+		"[backing] max_size",
+	};
+	static const char *const live[] = {
+		"[budget] client_max_resident",
+		"[compress] codec",
+		"[compress] level",
+		"[pool] max_size",
+		"[backing] writeback",
+		"[fault] page_cluster",
+		"[clients] admin_group",
+		"[daemon] log_level",
+	};
+	char text[2048], path[64], err[ERRLEN];
+	struct uzd_config a, b;
+	struct seen s = { .n = 0 };
+	bool right = true;
+	unsigned int n;
+	int rc;
+
+	uzd_config_defaults(&a, RAM);
+	b = a;
+	ok(uzd_config_diff(&a, &b, seen_key, &s) == 0 && s.n == 0,
+	   "a config does not differ from itself");
+	all_keys_text(text, sizeof(text));
+	rc = load_text(text, RAM, &b, err, path, sizeof(path));
+	n = uzd_config_diff(&a, &b, seen_key, &s);
+	ok(rc == 0 && n == N_KEYS && s.n == N_KEYS,
+	   "with every key changed, every key differs (%u of %zu)", n, N_KEYS);
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		int k = seen_find(&s, fixed[i]);
+
+		if (k < 0 || s.live[k]) {
+			tap_diag("%s: expected fixed, saw %s", fixed[i],
+				 k < 0 ? "nothing" : "live");
+			right = false;
+		}
+	}
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+		int k = seen_find(&s, live[i]);
+
+		if (k < 0 || !s.live[k]) {
+			tap_diag("%s: expected live, saw %s", live[i], k < 0 ? "nothing" : "fixed");
+			right = false;
+		}
+	}
+	ok(right, "the keys a running daemon cannot change are marked fixed, the rest live");
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		char section[16], name[32];
+
+		sscanf(fixed[i], "[%15[^]]] %31s", section, name);
+		uzd_config_copy_key(&b, &a, uzd_config_key_id(section, name));
+	}
+	s.n = 0;
+	n = uzd_config_diff(&a, &b, seen_key, &s);
+	right = n == N_KEYS - sizeof(fixed) / sizeof(fixed[0]);
+	for (unsigned int i = 0; i < s.n; i++)
+		right &= s.live[i];
+	ok(right, "copying the fixed keys back leaves only live keys different (%u left)", n);
+	b = a;
+	b.allow_all_uids = false;
+	b.n_allow_uids = 2;
+	b.allow_uids[0] = 1;
+	b.allow_uids[1] = 2;
+	b.admin_group_set = true;
+	b.admin_gid = 7;
+	uzd_config_copy_key(&a, &b, uzd_config_key_id("clients", "allow_uids"));
+	uzd_config_copy_key(&a, &b, uzd_config_key_id("clients", "admin_group"));
+	ok(uzd_config_diff(&a, &b, NULL, NULL) == 0,
+	   "copying allow_uids and admin_group takes the fields beside them too");
+	ok(uzd_config_key_id("backing", "writeback") >= 0 &&
+		   uzd_config_key_id("backing", "nope") == -1,
+	   "keys are found by section and name, and an unknown one is not");
+}
+
 static void test_dump_refuses_what_cannot_read_back(void)
 {
 	char text[4096];
@@ -832,6 +973,8 @@ int main(void)
 	test_syntax_accepted();
 	test_derived_client_budget();
 	test_roundtrip();
+	test_admin_group();
+	test_reload_view();
 	test_dump_refuses_what_cannot_read_back();
 	return tap_done();
 }

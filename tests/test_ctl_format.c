@@ -6,6 +6,14 @@
  * the JSON is one valid object that escapes those names; a truncated or
  * inconsistent buffer is refused with a message saying why.
  *
+ * The other read commands: clients (one aligned row per client, its
+ * budget marked when an admin set it), regions PID (that process's only,
+ * or -ESRCH), classes (a CLASSES buffer, size or fill classes, checked as
+ * strictly), and metrics, which tests/promcheck.c holds to the Prometheus
+ * text format (HELP and TYPE, name rules, label escaping, one group per
+ * family, no duplicate series) before its values are compared; the
+ * checker itself is shown to refuse each kind of mistake.
+ *
  * The buffers are built here, not by the daemon: this tests the
  * formatter's reading of the layout in include/uzswap_proto.h.
  */
@@ -16,8 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/promcheck.h"
 #include "tests/tap.h"
 #include "tools/ctl_format.h"
+#include "tools/ctl_metrics.h"
 
 /* A comm and a region name as a hostile client might choose them. */
 #define EVIL_COMM "a\"b\\c\x01"
@@ -628,8 +638,446 @@ static void test_bad_buffers(void)
 	free(s.buf);
 }
 
+/* ---- clients, regions ---- */
+
+static void sample_clients(struct sample *s)
+{
+	sample_full(s);
+	s->c[0].faults_all = (struct uzp_fault_lat){ 642, 2500, 9000 };
+	s->c[0].budget_set = 1;
+	s->c[0].file_bytes = 3ULL << 20;
+	s->c[1].faults_all = (struct uzp_fault_lat){ UINT64_MAX, UINT64_MAX, UINT64_MAX };
+}
+
+/* The first @rows lines of @out all have one length (the columns line up). */
+static bool rows_equal_length(const char *out, size_t rows)
+{
+	const char *p = out;
+	size_t want = 0;
+
+	for (size_t i = 0; p && i < rows; i++) {
+		const char *e = strchr(p, '\n');
+
+		if (!e)
+			return false;
+		if (!want)
+			want = (size_t)(e - p);
+		if ((size_t)(e - p) != want) {
+			tap_diag("line %zu is %td bytes, the first %zu:\n%s", i + 1, e - p, want,
+				 out);
+			return false;
+		}
+		p = e + 1;
+	}
+	return p != NULL;
+}
+
+static void test_clients(void)
+{
+	struct sample s;
+	char *out;
+
+	sample_clients(&s);
+	out = render(&s, uzctl_print_clients_table);
+	ok(contains(out, "  31337       1000 redis-server") && contains(out, "256 MiB*"),
+	   "clients: a row has the pid, uid, comm and budget, marked * when an admin set it");
+	ok(contains(out, "1.00 GiB") && contains(out, " 256 MiB ") && contains(out, "3.91 MiB") &&
+		   contains(out, "1.37 MiB") && contains(out, "3.00 MiB"),
+	   "clients: managed, resident, evicted, pool and file sizes are shown");
+	ok(contains(out, "      642     9.0"), "clients: faults and their p99 in µs are shown");
+	ok(contains(out, "a\"b\\c?"), "clients: a comm's control byte is defanged");
+	ok(rows_equal_length(out, 3), "clients: the rows line up, even for saturated counters");
+	free(out);
+	out = render(&s, uzctl_print_clients_json);
+	ok(is_one_json_value(out) && contains(out, "\"comm\": \"a\\\"b\\\\c\\u0001\""),
+	   "clients --json: one valid JSON value, the comm escaped");
+	ok(contains(out, "\"budget_set\": 1") && contains(out, "\"faults\": 642") &&
+		   contains(out, "\"fault_p99_ns\": 9000") &&
+		   contains(out, "\"resident_bytes\": 268435456") &&
+		   contains(out, "\"evicted_bytes\": 4096000"),
+	   "clients --json: exact numbers, sizes in bytes");
+	free(out);
+	free(s.buf);
+}
+
+static char *render_pid(struct sample *s, uint32_t pid, bool json, int *ret)
+{
+	struct uzctl_status_view v;
+	char err[256], *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	*ret = uzctl_status_parse(s->buf, s->len, &v, err, sizeof(err));
+	if (*ret < 0)
+		return NULL;
+	f = open_memstream(&out, &len);
+	if (!f)
+		return NULL;
+	*ret = json ? uzctl_print_regions_json(f, &v, pid) : uzctl_print_regions_table(f, &v, pid);
+	fclose(f);
+	return out;
+}
+
+static void test_regions(void)
+{
+	struct sample s;
+	char *out;
+	int r;
+
+	sample_clients(&s);
+	out = render_pid(&s, 31337, false, &r);
+	ok(r == 0 && contains(out, "keys") && contains(out, "cache \"hot\" \\ ?[31m red") && out &&
+		   !strstr(out, "not utf-8"),
+	   "regions PID: that process's regions, names defanged, and no other's");
+	free(out);
+	out = render_pid(&s, 4194304, true, &r);
+	ok(r == 0 && is_one_json_value(out) && contains(out, "\"pid\": 4194304") &&
+		   contains(out, "\"\\ufffd\\ufffd not utf-8\"") && !strstr(out, "keys"),
+	   "regions PID --json: one valid JSON value with that process's regions only");
+	free(out);
+	out = render_pid(&s, 1, false, &r);
+	ok(r == -ESRCH && out && !*out,
+	   "regions of a pid no client has: -ESRCH and nothing printed (saw %d)", r);
+	free(out);
+	free(s.buf);
+}
+
+/* ---- classes ---- */
+
+struct csample {
+	void *buf;
+	size_t len;
+	struct uzp_classes *h;
+	struct uzp_class *c;
+};
+
+static void csample_alloc(struct csample *s, uint32_t kind, uint32_t n)
+{
+	s->len = sizeof(*s->h) + n * sizeof(*s->c);
+	s->buf = calloc(1, s->len + 64);
+	if (!s->buf) {
+		perror("calloc");
+		exit(1);
+	}
+	s->h = s->buf;
+	s->c = (struct uzp_class *)(s->h + 1);
+	s->h->magic = UZP_MAGIC;
+	s->h->version = UZP_VERSION;
+	s->h->kind = kind;
+	s->h->n_classes = n;
+}
+
+/* zsmalloc: three classes, the middle one empty. */
+static void csample_size(struct csample *s)
+{
+	csample_alloc(s, UZP_CLASSES_SIZE, 3);
+	strcpy(s->h->allocator, "zsmalloc");
+	s->c[0] = (struct uzp_class){ 1, 48, 3, 0, 256, 200, 12, 3 };
+	s->c[1] = (struct uzp_class){ 2, 64, 1, 0, 0, 0, 0, 0 };
+	s->c[2] = (struct uzp_class){ 7, 4096, 1, 0, 9, 9, 9, 0 };
+}
+
+/* z3fold: headless, 1, 2 and 3 objects a page. */
+static void csample_fill(struct csample *s)
+{
+	csample_alloc(s, UZP_CLASSES_FILL, 4);
+	strcpy(s->h->allocator, "z3fold");
+	for (uint32_t i = 0; i < 4; i++)
+		s->c[i] = (struct uzp_class){ .index = i,
+					      .pages_per_zspage = 1,
+					      .objs_allocated = 10 * (i ? 3 : 1),
+					      .objs_used = 10 * (i ? i : 1),
+					      .pages_used = 10 };
+}
+
+static char *render_classes(struct csample *s, bool json)
+{
+	struct uzctl_classes_view v;
+	char err[256] = "", *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (uzctl_classes_parse(s->buf, s->len, &v, err, sizeof(err)) < 0) {
+		tap_diag("classes parse refused the sample: %s", err);
+		return NULL;
+	}
+	f = open_memstream(&out, &len);
+	if (!f)
+		return NULL;
+	if ((json ? uzctl_print_classes_json(f, &v) : uzctl_print_classes_table(f, &v)) < 0) {
+		fclose(f);
+		free(out);
+		return NULL;
+	}
+	fclose(f);
+	return out;
+}
+
+static void test_classes(void)
+{
+	struct csample s;
+	char *out;
+
+	csample_size(&s);
+	out = render_classes(&s, false);
+	ok(contains(out, "    1     48        256        200       12            3         3") &&
+		   contains(out, "4096") && out && !strstr(out, "\n    2 "),
+	   "classes: a row per size class holding pages (size, objects, pages, per zspage, "
+	   "freeable); empty ones are left out");
+	ok(contains(out, "2 of 3 classes hold pages"),
+	   "classes: the table says how many it left out");
+	free(out);
+	out = render_classes(&s, true);
+	ok(is_one_json_value(out) && contains(out, "\"kind\": \"size\"") &&
+		   contains(out, "\"index\": 2") && contains(out, "\"pages_per_zspage\": 3") &&
+		   contains(out, "\"pages_freeable\": 3"),
+	   "classes --json: one valid value listing every class");
+	free(out);
+	free(s.buf);
+	csample_fill(&s);
+	out = render_classes(&s, false);
+	ok(contains(out, "headless") &&
+		   contains(out, "           3       10         30         30"),
+	   "classes of a fill allocator: pages by objects held, headless pages apart");
+	free(out);
+	out = render_classes(&s, true);
+	ok(is_one_json_value(out) && contains(out, "\"kind\": \"fill\"") &&
+		   contains(out, "\"objects_per_page\": \"headless\""),
+	   "classes --json of a fill allocator: valid, headless named");
+	free(out);
+	free(s.buf);
+}
+
+static bool classes_refused(struct csample *s, size_t len, const char *why)
+{
+	struct uzctl_classes_view v;
+	char err[256] = "";
+	int r = uzctl_classes_parse(s->buf, len, &v, err, sizeof(err));
+
+	if (r == -EBADMSG && strstr(err, why))
+		return true;
+	tap_diag("expected -EBADMSG mentioning \"%s\", saw %d: %s", why, r, err);
+	return false;
+}
+
+static void test_bad_classes(void)
+{
+	struct uzctl_classes_view v;
+	struct csample s;
+	char err[256];
+
+	csample_size(&s);
+	ok(classes_refused(&s, s.len - 1, "truncated"), "a truncated classes buffer is refused");
+	ok(classes_refused(&s, s.len + 8, "oversized"), "an oversized classes buffer is refused");
+	s.h->magic ^= 1;
+	ok(classes_refused(&s, s.len, "magic"), "classes of another magic are refused");
+	s.h->magic ^= 1;
+	s.h->kind = 7;
+	ok(classes_refused(&s, s.len, "unknown kind"), "an unknown kind of classes is refused");
+	s.h->kind = UZP_CLASSES_SIZE;
+	s.c[0].objs_used = 257;
+	ok(classes_refused(&s, s.len, "objects used"),
+	   "a class with more objects used than allocated is refused");
+	s.c[0].objs_used = 200;
+	s.c[2].size = 48;
+	ok(classes_refused(&s, s.len, "not larger"), "size classes out of order are refused");
+	s.c[2].size = 4096;
+	memset(s.h->allocator, 'x', sizeof(s.h->allocator));
+	ok(classes_refused(&s, s.len, "NUL"), "an unterminated allocator name is refused");
+	strcpy(s.h->allocator, "zsmalloc");
+	ok(uzctl_classes_parse((char *)s.buf + 4, s.len, &v, err, sizeof(err)) == -EINVAL &&
+		   uzctl_classes_parse(s.buf, s.len, &v, err, sizeof(err)) == 0,
+	   "a misaligned classes buffer is refused, the sample restored is accepted");
+	free(s.buf);
+}
+
+/* ---- metrics ---- */
+
+static char *render_metrics(struct sample *s, struct csample *cs)
+{
+	struct uzctl_status_view v;
+	struct uzctl_classes_view cv;
+	char err[256], *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (uzctl_status_parse(s->buf, s->len, &v, err, sizeof(err)) < 0 ||
+	    (cs && uzctl_classes_parse(cs->buf, cs->len, &cv, err, sizeof(err)) < 0)) {
+		tap_diag("a sample was refused: %s", err);
+		return NULL;
+	}
+	f = open_memstream(&out, &len);
+	if (!f)
+		return NULL;
+	if (uzctl_print_metrics(f, &v, cs ? &cv : NULL) < 0) {
+		fclose(f);
+		free(out);
+		return NULL;
+	}
+	fclose(f);
+	return out;
+}
+
+static bool valid_prom(const char *out)
+{
+	char why[256];
+
+	if (out && prom_check(out, why, sizeof(why)) == 0)
+		return true;
+	tap_diag("not valid Prometheus text: %s\n%s", out ? why : "no output", out ? out : "");
+	return false;
+}
+
+static bool value_is(const char *out, const char *series, double want)
+{
+	double v = -1;
+
+	if (out && prom_value(out, series, &v) == 0 && v == want)
+		return true;
+	tap_diag("expected %s %.17g, saw %.17g", series, want, v);
+	return false;
+}
+
+static bool label_is(const char *out, const char *metric, const char *client, const char *label,
+		     const char *want)
+{
+	char got[256] = "";
+
+	if (out && prom_label(out, metric, "client", client, label, got, sizeof(got)) == 0 &&
+	    !strcmp(got, want))
+		return true;
+	tap_diag("expected %s{client=\"%s\"} to have %s \"%s\", saw \"%s\"", metric, client, label,
+		 want, got);
+	return false;
+}
+
+static void test_metrics(void)
+{
+	struct sample s;
+	struct csample cs;
+	char *out;
+
+	sample_writeback(&s);
+	s.c[0].faults_all = (struct uzp_fault_lat){ 642, 2500, 9000 };
+	strcpy(s.c[0].comm, "red\nis\xfe");
+	csample_size(&cs);
+	out = render_metrics(&s, &cs);
+	ok(valid_prom(out),
+	   "metrics: valid exposition text (HELP and TYPE for every family, name rules, "
+	   "escaping, one group per family, no duplicate series, counters end in _total)");
+	ok(value_is(out, "uzswap_pool_bytes", 2097152) &&
+		   value_is(out, "uzswap_uptime_seconds", 90123.999) &&
+		   value_is(out, "uzswap_memory_pressure_some_avg10_ratio", 0.0012) &&
+		   value_is(out, "uzswap_writeback_objects_total", 123456) &&
+		   value_is(out, "uzswap_writeback_busy_seconds_total", 2.5),
+	   "metrics: daemon-wide values, in bytes and seconds");
+	ok(value_is(out, "uzswap_backing_file_restore_latency_seconds{quantile=\"0.5\"}",
+		    0.0000456) &&
+		   value_is(out, "uzswap_writeback_rejected_total{reason=\"owner_gone\"}", 4) &&
+		   value_is(out, "uzswap_backing_file_read_errors_total{error=\"corrupt\"}", 13),
+	   "metrics: labelled daemon series (quantiles, reasons, errors)");
+	ok(contains(out, "uzswap_info{allocator=\"zsmalloc\",codec=\"lz4\",level=\"1\"} 1"),
+	   "metrics: uzswap_info names the allocator and the codec");
+	ok(value_is(out,
+		    "uzswap_client_memory_bytes{client=\"7\",pid=\"31337\",uid=\"1000\",comm=\"red"
+		    "\\nis\xef\xbf\xbd\",state=\"resident\"}",
+		    268435456.0),
+	   "metrics: a client's series carry client, pid, uid and comm; a line feed is "
+	   "escaped, a byte that is not UTF-8 becomes U+FFFD");
+	ok(label_is(out, "uzswap_client_budget_bytes", "9", "comm", EVIL_COMM) &&
+		   label_is(out, "uzswap_client_budget_bytes", "7", "comm", "red\nis\xef\xbf\xbd"),
+	   "metrics: comm labels unescape to the client's name (quote, backslash and control "
+	   "byte included)");
+	ok(value_is(out,
+		    "uzswap_client_fault_latency_seconds{client=\"7\",pid=\"31337\",uid=\"1000\","
+		    "comm=\"red\\nis\xef\xbf\xbd\",kind=\"all\",quantile=\"0.99\"}",
+		    0.000009) &&
+		   value_is(out,
+			    "uzswap_client_faults_total{client=\"7\",pid=\"31337\",uid=\"1000\","
+			    "comm=\"red\\nis\xef\xbf\xbd\",kind=\"file\"}",
+			    40),
+	   "metrics: a client's faults by kind and latency quantiles");
+	ok(value_is(out, "uzswap_pool_class_pages{allocator=\"zsmalloc\",class=\"1\",size=\"48\"}",
+		    12) &&
+		   value_is(out,
+			    "uzswap_pool_class_freeable_pages{allocator=\"zsmalloc\",class=\"1\","
+			    "size=\"48\"}",
+			    3) &&
+		   out && !strstr(out, "class=\"2\""),
+	   "metrics: the pool's size classes holding pages, by class and size");
+	free(out);
+	free(cs.buf);
+	csample_fill(&cs);
+	out = render_metrics(&s, &cs);
+	ok(valid_prom(out) &&
+		   value_is(
+			   out,
+			   "uzswap_pool_class_pages{allocator=\"z3fold\",objects_per_page=\"headless\"}",
+			   10) &&
+		   !strstr(out, "uzswap_pool_class_freeable_pages"),
+	   "metrics: a fill allocator's classes by objects per page, and no freeable pages");
+	free(out);
+	free(cs.buf);
+	free(s.buf);
+	sample_alloc(&s, 0, 0);
+	out = render_metrics(&s, NULL);
+	ok(valid_prom(out) && contains(out, "# TYPE uzswap_client_faults_total counter"),
+	   "metrics with no client are valid, every family still described");
+	free(out);
+	free(s.buf);
+}
+
+/* The checker refuses each kind of mistake (so that passing it means something). */
+static void test_promcheck(void)
+{
+	static const struct {
+		const char *what, *text, *why;
+	} bad[] = {
+		{ "a sample before its TYPE", "# HELP a_b x\na_b 1\n", "before its TYPE" },
+		{ "a name starting with a digit", "# HELP 9a x\n", "valid metric name" },
+		{ "a counter not ending in _total", "# HELP a x\n# TYPE a counter\na 1\n",
+		  "_total" },
+		{ "a label escape other than \\\\, \\\" and \\n",
+		  "# HELP a x\n# TYPE a gauge\na{l=\"\\t\"} 1\n", "escape" },
+		{ "a series given twice, its labels in another order",
+		  "# HELP a x\n# TYPE a gauge\na{x=\"1\",y=\"2\"} 1\na{y=\"2\",x=\"1\"} 2\n",
+		  "twice" },
+		{ "a family in two groups",
+		  "# HELP a x\n# TYPE a gauge\na 1\n# HELP b x\n# TYPE b gauge\nb 1\na{l=\"2\"} 2\n",
+		  "one group" },
+		{ "a label value that is not UTF-8",
+		  "# HELP a x\n# TYPE a gauge\na{l=\"\xff\"} 1\n", "UTF-8" },
+		{ "no final line feed", "# HELP a x\n# TYPE a gauge\na 1", "line feed" },
+		{ "a value that is not a number", "# HELP a x\n# TYPE a gauge\na one\n", "number" },
+		{ "a reserved label name", "# HELP a x\n# TYPE a gauge\na{__x=\"1\"} 1\n",
+		  "reserved" },
+		{ "a label given twice", "# HELP a x\n# TYPE a gauge\na{x=\"1\",x=\"2\"} 1\n",
+		  "twice" },
+		{ "a family without HELP", "# TYPE a gauge\n", "no HELP" },
+		{ "a timestamp", "# HELP a x\n# TYPE a gauge\na 1 1700000000\n", "timestamp" },
+	};
+	char why[256];
+
+	ok(prom_check(
+		   "# HELP a_total x \\\\ \\n\n# TYPE a_total counter\na_total{l=\"\\\"\\n\"} 1.5\n",
+		   why, sizeof(why)) == 0,
+	   "promcheck accepts a valid family (%s)", why);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = prom_check(bad[i].text, why, sizeof(why));
+
+		ok(r == -EINVAL && strstr(why, bad[i].why), "promcheck refuses %s (saw %d: %s)",
+		   bad[i].what, r, why);
+	}
+}
+
 int main(void)
 {
+	test_clients();
+	test_regions();
+	test_classes();
+	test_bad_classes();
+	test_metrics();
+	test_promcheck();
 	test_table();
 	test_json();
 	test_writeback();

@@ -712,6 +712,48 @@ out:
 	uzd_evict_ctx_free(ec);
 }
 
+/*
+ * The limit the eviction context keeps for a client without the backing
+ * file (a reload may move it): a pool of unlimited pages still refuses
+ * stores once it holds the limit, and takes them again once it is raised.
+ */
+static void test_context_pool_limit(void)
+{
+	static unsigned char want[64 * PG];
+	size_t idx[64], total;
+	struct uzd_evict_ctx *ec = evict_ctx();
+	struct uzd_evict_result res, again;
+	struct fx f;
+	int ret;
+
+	for (size_t i = 0; i < 64; i++) {
+		random_page(want + i * PG, 2000 + i);
+		memcpy(want + i * PG, real + ((i * 5 + 100) % nreal) * PG, PG / 2);
+		idx[i] = i;
+	}
+	if (fx_open(&f, want, 64, 0) < 0 || !ec) {
+		ok(false, "a context's pool limit refuses pages past it");
+		goto out;
+	}
+	uzd_evict_ctx_set_pool_limit(ec, 4 * PG);
+	ret = fx_evict(&f, ec, idx, 64, &res);
+	total = zpool_total_size(f.c.pool);
+	ok(ret == 0 && res.evicted > 0 && res.rejected_pool_full > 0 &&
+		   res.evicted + res.rejected_pool_full == 64 && total < 4 * PG + 8 * PG,
+	   "a limit of 4 pages: %zu evicted, %zu refused, the pool at %zu bytes (one zspage "
+	   "over at most)",
+	   res.evicted, res.rejected_pool_full, total);
+	uzd_evict_ctx_set_pool_limit(ec, 0);
+	ret = fx_evict(&f, ec, idx, 64, &again);
+	ok(ret == 0 && again.evicted == res.rejected_pool_full && !again.rejected_pool_full,
+	   "without the limit the refused pages are taken (%zu evicted, %zu refused)",
+	   again.evicted, again.rejected_pool_full);
+out:
+	fx_release(&f);
+	fx_close(&f);
+	uzd_evict_ctx_free(ec);
+}
+
 /* A writer blocked on the fence: its write lands on the evicted page's bytes. */
 static void test_blocked_writer(void)
 {
@@ -1057,6 +1099,7 @@ int main(void)
 	test_long_compressed_page_is_stored_raw();
 	test_hot_and_busy();
 	test_pool_full();
+	test_context_pool_limit();
 	test_blocked_writer();
 	test_racing_writer();
 	test_eagain();

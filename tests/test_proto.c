@@ -6,7 +6,9 @@
  * refused with its own message and its descriptors closed; 10,000 random
  * and mutated datagrams are all either accepted or refused, with no
  * descriptor leaked (counted in /proc/self/fd); replies and shutdowns read
- * back as sent.
+ * back as sent.  uzswapctl's requests: CLASSES needs a writable memfd;
+ * an ADMIN op is accepted only when known, with a pid and a size (whole
+ * pages, non-zero) exactly when it takes them, and no flags.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -313,6 +315,77 @@ static void test_bad_fields(struct pair *p)
 	expect_refused(p, &c);
 }
 
+static void test_admin_requests(struct pair *p)
+{
+	static const struct {
+		const char *name, *expect;
+		struct uzp_admin a;
+	} bad[] = {
+		{ "an ADMIN of op 0", "unknown op", { .op = 0 } },
+		{ "an ADMIN of an unknown op", "unknown op", { .op = UZP_ADMIN_OPS } },
+		{ "a RECLAIM without a pid",
+		  "needs a pid",
+		  { .op = UZP_ADMIN_RECLAIM, .size = 4096 } },
+		{ "a COMPACT with a pid", "takes no pid", { .op = UZP_ADMIN_COMPACT, .pid = 1 } },
+		{ "a RELOAD with a size",
+		  "takes no size",
+		  { .op = UZP_ADMIN_RELOAD, .size = 4096 } },
+		{ "a WRITEBACK of a size that is not whole pages",
+		  "not a non-zero multiple",
+		  { .op = UZP_ADMIN_WRITEBACK, .size = 4097 } },
+		{ "a SET_BUDGET of size 0",
+		  "not a non-zero multiple",
+		  { .op = UZP_ADMIN_SET_BUDGET, .pid = 1 } },
+		{ "an ADMIN with flags", "unknown flags", { .op = UZP_ADMIN_COMPACT, .flags = 1 } },
+		{ "an ADMIN with its reserved field set",
+		  "reserved",
+		  { .op = UZP_ADMIN_COMPACT, .reserved = 2 } },
+	};
+	struct uzp_admin good = { .op = UZP_ADMIN_RECLAIM, .pid = 77, .size = 8192 };
+	char why[UZD_PROTO_WHY_MAX];
+	unsigned char buf[128];
+	struct uzd_request req;
+	struct bad_case c;
+	int memfd = make_memfd(0, 0), err;
+
+	send_raw(p->client, buf, build(buf, UZP_ADMIN, &good, sizeof(good)), NULL, 0);
+	err = recv_req(p, &req, why);
+	ok(!err && req.h.type == UZP_ADMIN && req.body.admin.pid == 77 &&
+		   req.body.admin.size == 8192 && req.fd < 0,
+	   "a RECLAIM with a pid and whole pages is accepted with its fields (%d: %s)", err, why);
+	send_raw(p->client, buf, build(buf, UZP_CLASSES, NULL, 0), &memfd, 1);
+	err = recv_req(p, &req, why);
+	ok(!err && req.h.type == UZP_CLASSES && req.fd >= 0,
+	   "a CLASSES with a writable memfd is accepted (%d: %s)", err, why);
+	if (req.fd >= 0)
+		close(req.fd);
+	close(memfd);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&c, 0, sizeof(c));
+		c.name = bad[i].name;
+		c.expect = bad[i].expect;
+		c.err = -EBADMSG;
+		c.len = build(c.buf, UZP_ADMIN, &bad[i].a, sizeof(bad[i].a));
+		expect_refused(p, &c);
+	}
+	memset(&c, 0, sizeof(c));
+	c.name = "a CLASSES without a memfd";
+	c.expect = "needs a descriptor";
+	c.err = -EBADMSG;
+	c.len = build(c.buf, UZP_CLASSES, NULL, 0);
+	expect_refused(p, &c);
+	c.name = "a CLASSES with a sealed memfd";
+	c.expect = "CLASSES: the memfd is sealed";
+	c.fds[0] = make_memfd(4096, F_SEAL_WRITE);
+	c.nfds = 1;
+	expect_refused(p, &c);
+	c.name = "an ADMIN carrying a descriptor";
+	c.expect = "ADMIN carries no descriptor";
+	c.len = build(c.buf, UZP_ADMIN, &good, sizeof(good));
+	c.fds[0] = make_memfd(4096, 0);
+	expect_refused(p, &c);
+}
+
 static void test_oversize_and_eof(void)
 {
 	unsigned char big[UZP_DATAGRAM_MAX + 100];
@@ -434,6 +507,7 @@ int main(void)
 	test_bad_frames(&p);
 	test_bad_descriptors(&p);
 	test_bad_fields(&p);
+	test_admin_requests(&p);
 	test_fuzz(&p, &r);
 	test_replies(&p);
 	close(p.client);

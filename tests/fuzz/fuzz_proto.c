@@ -8,7 +8,8 @@
  * one, a memfd); the rest is the datagram, sent over a SOCK_SEQPACKET pair
  * as a client would send it.  uzd_proto_recv() must then
  *   - accept only what the protocol allows: a request type, the magic and
- *     version, a length equal to what came and to what the type says;
+ *     version, a length equal to what came and to what the type says; an
+ *     ADMIN op only when known, with its sizes in whole pages;
  *   - never leave a descriptor open that it did not hand back (the lowest
  *     free descriptor is the same before and after: a leak would take it);
  *   - always say why when it refuses.
@@ -85,6 +86,16 @@ static void check_accepted(const struct uzd_request *req)
 	FUZZ_ASSERT(req->h.magic == UZP_MAGIC && req->h.version == UZP_VERSION);
 	FUZZ_ASSERT(body >= 0 && req->h.length == (uint32_t)body);
 	FUZZ_ASSERT(req->h.type != UZP_REPLY && req->h.type != UZP_SHUTDOWN);
+	/* An ADMIN op the daemon would run: known, reserved fields zero, sizes whole pages. */
+	if (req->h.type == UZP_ADMIN) {
+		const struct uzp_admin *a = &req->body.admin;
+
+		FUZZ_ASSERT(a->op >= 1 && a->op < UZP_ADMIN_OPS && !a->flags && !a->reserved);
+		FUZZ_ASSERT(a->size % 4096 == 0);
+		FUZZ_ASSERT(req->fd < 0);
+	}
+	if (req->h.type == UZP_CLASSES)
+		FUZZ_ASSERT(req->fd >= 0);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
