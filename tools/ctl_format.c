@@ -824,7 +824,7 @@ int uzctl_print_clients_table(FILE *f, const struct uzctl_status_view *v)
 		return flush_status(f);
 	}
 	fprintf(f, CLIENTS_COLS, "PID", "UID", "COMM", "BUDGET", "MANAGED", "RESIDENT", "EVICTED",
-		"POOL", "FILE", "FAULTS", "p99 µs");
+		"POOL", "FILE", "FAULTS", "p99");
 	for (uint32_t i = 0; i < v->st->n_clients; i++) {
 		const struct uzp_status_client *c = &v->clients[i];
 		const struct uzp_fault_lat *l = &c->faults_all;
@@ -841,7 +841,8 @@ int uzctl_print_clients_table(FILE *f, const struct uzctl_status_view *v)
 			size_str(a[5], c->file_bytes), count_str(a[6], l->count, 9),
 			lat_str(a[7], l->count, l->p99_ns));
 	}
-	fprintf(f, "(POOL and FILE: compressed bytes; * a budget set with uzswapctl set)\n");
+	fprintf(f, "(POOL, FILE: compressed bytes; p99: fault latency in µs; *: a budget set "
+		   "with uzswapctl set)\n");
 	return flush_status(f);
 }
 
