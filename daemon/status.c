@@ -140,7 +140,7 @@ static void fill_writeback(struct uzp_status *st, struct uzd_daemon *d)
 	if (!d->wb)
 		return;
 	uzd_wb_stats(d->wb, &ws, &fs);
-	st->writeback = 1;
+	st->writeback = uzd_wb_enabled(d->wb) ? 1 : 2;
 	st->pool_closed = ws.pool_closed;
 	st->pool_accept_bytes = ws.accept_bytes;
 	st->pool_full_events = ws.pool_full;

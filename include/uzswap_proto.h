@@ -226,7 +226,9 @@ struct uzp_status {
 	uint64_t clients_dropped;	/* for protocol errors */
 	uint64_t protocol_errors;	/* malformed or refused requests */
 	/* The pool limit and the backing-file tier (writeback). */
-	uint32_t writeback;		  /* 1: the tier is on; the file_* and wb_* below count */
+	uint32_t writeback;		  /* 1: the tier is on; the file_* and wb_* below count;
+					   * 2: a reload turned it off: they still count, and
+					   * the file's pages are still restored */
 	uint32_t pool_closed;		  /* 1: full, refusing stores until below the threshold */
 	uint64_t pool_accept_bytes;	  /* once full, stores resume below this */
 	uint64_t pool_full_events;	  /* times the pool reached its limit */

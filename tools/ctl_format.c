@@ -359,6 +359,10 @@ static void print_writeback(FILE *f, const struct uzp_status *st)
 		fprintf(f, LABEL "off\n", "writeback");
 		return;
 	}
+	if (st->writeback == 2)
+		fprintf(f,
+			LABEL "off (a reload turned it off; the file's pages are still restored)\n",
+			"writeback");
 	fprintf(f,
 		LABEL "%" PRIu64 " pages, %s compressed, in %.1f s; pool full %" PRIu64 " times\n",
 		"written back", st->wb_written_pages, size_str(a, st->wb_written_bytes),

@@ -35,10 +35,11 @@ enum mtype {
 /* How a field becomes the family's unit. */
 enum scale {
 	AS_IS,
-	PAGES,	   /* pages -> bytes */
-	FROM_MS,   /* ms -> seconds */
-	FROM_NS,   /* ns -> seconds */
-	FROM_CENTI /* hundredths of a percent -> a ratio (0..1) */
+	PAGES,	    /* pages -> bytes */
+	FROM_MS,    /* ms -> seconds */
+	FROM_NS,    /* ns -> seconds */
+	FROM_CENTI, /* hundredths of a percent -> a ratio (0..1) */
+	IS_ONE	    /* 1 when the field is 1, else 0 (status's writeback: 2 is "off") */
 };
 
 struct msample {
@@ -410,6 +411,9 @@ static void put_value(FILE *f, uint64_t v, enum scale scale)
 		break;
 	case FROM_CENTI:
 		fprintf(f, "%" PRIu64 ".%04" PRIu64, v / 10000, v % 10000);
+		break;
+	case IS_ONE:
+		fputc(v == 1 ? '1' : '0', f);
 		break;
 	}
 }
