@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -588,7 +589,26 @@ static void drain_pipes(int fds[2], struct sbuf bufs[2], uint64_t deadline)
 			close(fds[i]);
 }
 
+/* In a new child of hd_run_as: become @cred, or say why not and exit 126. */
+static void become(const struct hd_cred *cred)
+{
+	if (!cred)
+		return;
+	if (setgroups(cred->ngroups, cred->groups) < 0 || setgid(cred->gid) < 0 ||
+	    setuid(cred->uid) < 0) {
+		dprintf(STDERR_FILENO, "becoming uid %u gid %u: %s\n", (unsigned int)cred->uid,
+			(unsigned int)cred->gid, strerror(errno));
+		_exit(126);
+	}
+}
+
 int hd_run(const char *const argv[], int timeout_ms, char **out, char **err, int *wstatus)
+{
+	return hd_run_as(NULL, argv, timeout_ms, out, err, wstatus);
+}
+
+int hd_run_as(const struct hd_cred *cred, const char *const argv[], int timeout_ms, char **out,
+	      char **err, int *wstatus)
 {
 	struct sbuf bufs[2] = { { .keep = out != NULL }, { .keep = err != NULL } };
 	uint64_t deadline = hd_now_ms() + (uint64_t)timeout_ms;
@@ -612,6 +632,7 @@ int hd_run(const char *const argv[], int timeout_ms, char **out, char **err, int
 		dup2(nul, STDIN_FILENO);
 		dup2(po[1], STDOUT_FILENO);
 		dup2(pe[1], STDERR_FILENO);
+		become(cred);
 		execv(argv[0], (char *const *)argv);
 		dprintf(STDERR_FILENO, "exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
@@ -955,7 +976,32 @@ void hd_print_log(const struct hd_daemon *d, size_t max_lines)
 	fclose(f);
 }
 
-/* ---- uzswapctl status --json ---- */
+/* ---- uzswapctl ---- */
+
+#define CTL_MAX_ARGS 16
+
+int hd_ctl(const struct hd_daemon *d, const struct hd_cred *cred, char **out, char **err, ...)
+{
+	const char *argv[CTL_MAX_ARGS + 4] = { hd_uzswapctl(), "--socket", d->socket };
+	size_t n = 3;
+	char how[96];
+	int st = 0, r;
+	va_list ap;
+
+	va_start(ap, err);
+	for (const char *a; n < CTL_MAX_ARGS + 3 && (a = va_arg(ap, const char *));)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	r = hd_run_as(cred, argv, 60000, out, err, &st);
+	if (r < 0 || !WIFEXITED(st)) {
+		tap_diag("uzswapctl %s ...: %s (%s)", argv[3],
+			 r < 0 ? strerror(-r) : "did not exit",
+			 hd_wstatus_str(st, how, sizeof(how)));
+		return -1;
+	}
+	return WEXITSTATUS(st);
+}
 
 char *hd_status_json(struct hd_daemon *d)
 {

@@ -140,6 +140,28 @@ void *hd_shared(size_t len);
  */
 int hd_run(const char *const argv[], int timeout_ms, char **out, char **err, int *wstatus);
 
+/* Who hd_run_as() runs a program as: a uid, a gid and supplementary groups. */
+struct hd_cred {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups; /* ngroups of them; none when 0 */
+	size_t ngroups;
+};
+
+/*
+ * hd_run() as @cred (NULL: as this process): the child sets its groups,
+ * gid and uid before it runs @argv, and exits 126 saying why if it cannot.
+ */
+int hd_run_as(const struct hd_cred *cred, const char *const argv[], int timeout_ms, char **out,
+	      char **err, int *wstatus);
+
+/*
+ * `uzswapctl --socket SOCKET ARGS...` (a NULL-terminated list) as @cred
+ * (NULL: as this process), within 60 s: its exit status, or -1 after a
+ * diag when it did not exit; *@out and *@err (may be NULL) malloc'd.
+ */
+int hd_ctl(const struct hd_daemon *d, const struct hd_cred *cred, char **out, char **err, ...);
+
 /* $UZSWAPD or $UZSWAPCTL, checked to be executable; bails out if not. */
 const char *hd_uzswapd(void);
 const char *hd_uzswapctl(void);
