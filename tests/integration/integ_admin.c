@@ -130,7 +130,7 @@ static void test_reads(void)
 	ok(st == 0 && has(out, "held"), "regions PID: a table naming the region (exit %d)", st);
 	free(out);
 	out = NULL;
-	st = hd_ctl(&daemon_, NULL, &out, &err, "regions", "999999", NULL);
+	st = hd_ctl(&daemon_, NULL, NULL, &err, "regions", "999999", NULL);
 	ok(st == 1 && has(err, "no client with pid 999999"),
 	   "regions of a pid no client has: exit 1 and why (exit %d: %s)", st, hd_one_line(err));
 	free(err);
