@@ -98,10 +98,16 @@ static int refuse(char *msg, size_t len, int err, const char *fmt, ...)
 	return err;
 }
 
-/* "12.0 MiB", for messages a person reads. */
-static const char *mib(char *buf, size_t len, uint64_t bytes)
+/* "512 KiB", "12.0 MiB", "1.0 TiB": a size for messages a person reads. */
+static const char *human_size(char *buf, size_t len, uint64_t bytes)
 {
-	snprintf(buf, len, "%.1f MiB", (double)bytes / (1 << 20));
+	static const char units[] = "KMGTPE";
+	double v = (double)bytes / 1024;
+	int u = 0;
+
+	while (v >= 1024 && u < 5)
+		v /= 1024, u++;
+	snprintf(buf, len, "%.1f %ciB", v, units[u]);
 	return buf;
 }
 
@@ -287,7 +293,7 @@ static void answer_reclaim(struct admin_op *op, char *msg, size_t len)
 		return reply_ok(op, &ok, NULL);
 	}
 	snprintf(msg, len, "reclaim pid %d %s: %" PRIu64 " pages evicted", (int)op->pid,
-		 mib(a, sizeof(a), op->asked), r->done_pages);
+		 human_size(a, sizeof(a), op->asked), r->done_pages);
 	if (r->status == -ESHUTDOWN && !r->done_pages)
 		return reply_err(op, -ESHUTDOWN, "reclaim: uzswapd is stopping");
 	if (r->status == -ENOSPC && !r->done_pages)
@@ -329,7 +335,7 @@ static void answer_writeback(struct admin_op *op, char *msg, size_t len)
 	snprintf(msg, len,
 		 "writeback %s: %" PRIu64 " objects (%" PRIu64 " bytes) written, %" PRIu64
 		 " pool pages freed",
-		 mib(a, sizeof(a), op->asked), w->written_objects, w->written_bytes,
+		 human_size(a, sizeof(a), op->asked), w->written_objects, w->written_bytes,
 		 w->freed_pages);
 	if (w->freed_pages || !w->status)
 		return reply_ok(op, &ok, wb_partial_note(w->status));
@@ -506,7 +512,8 @@ static int op_set_budget(struct uzd_daemon *d, const struct uzd_admin_peer *peer
 		return refuse(msg, len, -EINVAL,
 			      "set: %s is above [budget] max_resident (%s): one client cannot "
 			      "hold more than all of them together",
-			      mib(a, sizeof(a), req->size), mib(b, sizeof(b), d->cfg.max_resident));
+			      human_size(a, sizeof(a), req->size),
+			      human_size(b, sizeof(b), d->cfg.max_resident));
 	n = clients_of(d, (pid_t)req->pid, &cs);
 	if (!n)
 		return refuse(msg, len, -ESRCH, "set: no client with pid %" PRIu32, req->pid);
@@ -520,7 +527,8 @@ static int op_set_budget(struct uzd_daemon *d, const struct uzd_admin_peer *peer
 	ok.clients = (uint32_t)n;
 	uzd_log(d->cfg.log_level, UZD_LOG_INFO,
 		"admin (pid %d uid %u): set pid %" PRIu32 " max-resident %s (%zu client(s))",
-		(int)peer->pid, (unsigned int)peer->uid, req->pid, mib(a, sizeof(a), req->size), n);
+		(int)peer->pid, (unsigned int)peer->uid, req->pid,
+		human_size(a, sizeof(a), req->size), n);
 	uzd_proto_reply(peer->sock, peer->seq, 0, &ok, sizeof(ok), -1, NULL);
 	return 0;
 }
