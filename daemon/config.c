@@ -800,13 +800,39 @@ static int parse_bpath(struct parse_ctx *ctx, const struct key_def *k, const cha
  * as the gid, which dump writes, so a file naming a group reads back the
  * same even if the name is renamed meanwhile.
  */
+/* getgrnam_r() with a buffer that grows for a group of many members; 0 or its error. */
+static int group_lookup(const char *name, gid_t *gid, bool *found)
+{
+	size_t len = 4096;
+	struct group gr, *res = NULL;
+	char *buf = NULL;
+	int rc = ERANGE;
+
+	while (rc == ERANGE && len <= (1u << 24)) {
+		char *grown = realloc(buf, len);
+
+		if (!grown) {
+			rc = ENOMEM;
+			break;
+		}
+		buf = grown;
+		rc = getgrnam_r(name, &gr, buf, len, &res);
+		len *= 2;
+	}
+	*found = rc == 0 && res;
+	if (*found)
+		*gid = res->gr_gid;
+	free(buf);
+	return rc;
+}
+
 static int parse_group(struct parse_ctx *ctx, const struct key_def *k, const char *v)
 {
 	struct uzd_config *cfg = &ctx->cfg;
-	struct group gr, *found = NULL;
-	char buf[4096];
 	const char *end;
 	uint64_t gid;
+	gid_t found_gid = 0;
+	bool found;
 	int rc;
 
 	if (strcmp(v, "none") == 0) {
@@ -824,12 +850,12 @@ static int parse_group(struct parse_ctx *ctx, const struct key_def *k, const cha
 		cfg->admin_gid = (gid_t)gid;
 		return 0;
 	}
-	rc = getgrnam_r(v, &gr, buf, sizeof(buf), &found);
+	rc = group_lookup(v, &found_gid, &found);
 	if (rc || !found)
 		return key_fail(ctx, k, "no group \"%s\"%s%s (use a group name, a gid or none)", v,
 				rc ? ": " : "", rc ? strerror(rc) : "");
 	cfg->admin_group_set = true;
-	cfg->admin_gid = found->gr_gid;
+	cfg->admin_gid = found_gid;
 	return 0;
 }
 

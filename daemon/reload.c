@@ -49,7 +49,7 @@ struct key_list {
 	unsigned int n;
 };
 
-static void list_add(struct key_list *l, const char *section, const char *name)
+static void keys_add(struct key_list *l, const char *section, const char *name)
 {
 	int w;
 
@@ -88,10 +88,10 @@ static void plan_key(void *arg, int id, const char *section, const char *name, b
 	if (id == p->writeback_key && p->next->writeback && !p->d->wb)
 		live = false;
 	if (live) {
-		list_add(&p->changed, section, name);
+		keys_add(&p->changed, section, name);
 		return;
 	}
-	list_add(&p->kept, section, name);
+	keys_add(&p->kept, section, name);
 	uzd_config_copy_key(p->next, &p->d->cfg, id);
 }
 

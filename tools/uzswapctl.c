@@ -714,6 +714,13 @@ static int run_command(const struct command *cmd, const char *path, int argc, ch
 			fputs(usage_text, stdout);
 			return 0;
 		default:
+			if (!cmd->json && !strcmp(argv[optind - 1], "--json"))
+				return usage_error("%s has no --json%s", cmd->name,
+						   !strcmp(cmd->name, "metrics") ?
+							   ": it prints Prometheus text; the same "
+							   "figures as JSON are status --json and "
+							   "classes --json" :
+							   "");
 			return bad_option(c, argv);
 		}
 	}
