@@ -155,7 +155,7 @@ static void test_budget_and_codec(struct holder *h, pid_t pid)
 	after = wait_resident_at_most(1024, 20000);
 	ok(after <= 1024, "reclaim brings the client under its new budget (%" PRIu64 " pages)",
 	   after);
-	ok(wait_log("reclaim: evictions now compress with zstd level 1", 5000),
+	ok(wait_log("reclaim: evictions now compress with zstd level 1", 20000),
 	   "the reclaim thread took the new codec for its evictions");
 	done = holder_do(h, pid, HOLD_VERIFY, 60000);
 	ok(done && h->bad == 0,
@@ -232,7 +232,7 @@ static void test_bad_file(pid_t pid)
 	ok(status_str("daemon.codec", "zstd") && client_u64("budget_bytes") == 4 * MIB,
 	   "and keeps the running config whole: codec zstd, budget 4 MiB");
 	kill(daemon_.pid, SIGHUP);
-	ok(wait_log("reload (SIGHUP): ", 5000) && wait_log(want, 5000) &&
+	ok(wait_log("reload (SIGHUP): ", 20000) && wait_log(want, 20000) &&
 		   log_has("the running configuration is kept"),
 	   "SIGHUP with the bad file logs the same FILE:LINE message");
 	ok(hd_alive(&daemon_) && !hd_ended(pid) && status_str("daemon.codec", "zstd"),
@@ -255,7 +255,7 @@ static void test_sighup_and_set(void)
 	if (write_conf("", "", conf) == 0)
 		kill(daemon_.pid, SIGHUP);
 	start = hd_now_ms();
-	while (status_u64("daemon.codec_level") != 2 && hd_now_ms() - start < 5000)
+	while (status_u64("daemon.codec_level") != 2 && hd_now_ms() - start < 20000)
 		hd_sleep_ms(20);
 	ok(status_u64("daemon.codec_level") == 2, "SIGHUP applies a good file (level 2)");
 	ok(client_u64("budget_bytes") == 2 * MIB && client_u64("budget_set") == 1,
