@@ -87,7 +87,7 @@ void uzd_client_put(struct uzd_client *c)
  * in stats.pool_bytes: a RAW object is the page; any other, its header and
  * payload, and the header is the only place the length is.
  */
-static uint64_t pool_object_bytes(struct zpool *pool, uint64_t entry)
+uint64_t uzd_client_object_bytes(struct zpool *pool, uint64_t entry)
 {
 	unsigned long handle = uzd_entry_pool_handle(entry);
 	struct uzd_obj_hdr h;
@@ -103,29 +103,44 @@ static uint64_t pool_object_bytes(struct zpool *pool, uint64_t entry)
 	return UZD_OBJ_HDR_SIZE + h.len;
 }
 
+/* An owner of a SHARED payload lets go: true when it was the last (free it). */
+static bool last_owner(struct uzd_client *c, uint64_t entry, uint64_t key)
+{
+	if (!(uzd_entry_flags(entry) & UZD_ENTRY_SHARED) || !c->shared)
+		return true;
+	return uzd_shared_put(c->shared, key);
+}
+
+void uzd_client_free_object(struct uzd_client *c, uint64_t entry, uint64_t bytes)
+{
+	unsigned long handle = uzd_entry_pool_handle(entry);
+
+	__atomic_fetch_sub(&c->stats.pool_bytes, bytes, __ATOMIC_RELAXED);
+	if (!last_owner(c, entry, uzd_shared_pool_key(handle)))
+		return;
+	if (zpool_free(c->pool, handle) < 0)
+		fprintf(stderr, "uzswapd: client %" PRIu32 ": BUG: pool handle %#lx not live\n",
+			c->id, handle);
+}
+
 /*
- * May run under the table's write lock: takes only the pool's locks
- * (region.h lock order).  FILE slots have no backing file to return to
- * yet: nothing to free.
+ * May run under the table's write lock: takes only the pool's locks and the
+ * shared table's (region.h lock order).  FILE slots have no backing file to
+ * return to yet: a SHARED one only gives up its count.
  */
 void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg)
 {
 	struct uzd_client *c = arg;
-	unsigned long handle;
-	uint64_t bytes;
 
 	(void)r;
 	(void)pgidx;
-	if (uzd_entry_state(entry) != UZD_ENTRY_POOL)
-		return;
-	handle = uzd_entry_pool_handle(entry);
-	bytes = pool_object_bytes(c->pool, entry);
-	if (zpool_free(c->pool, handle) < 0) {
-		fprintf(stderr, "uzswapd: client %" PRIu32 ": BUG: pool handle %#lx not live\n",
-			c->id, handle);
+	if (uzd_entry_state(entry) == UZD_ENTRY_FILE) {
+		last_owner(c, entry, uzd_shared_file_key(uzd_entry_file_slot(entry)));
 		return;
 	}
-	__atomic_fetch_sub(&c->stats.pool_bytes, bytes, __ATOMIC_RELAXED);
+	if (uzd_entry_state(entry) != UZD_ENTRY_POOL)
+		return;
+	uzd_client_free_object(c, entry, uzd_client_object_bytes(c->pool, entry));
 }
 
 uint64_t uzd_client_resident(struct uzd_client *c)

@@ -30,6 +30,12 @@
  *              full, every page busy): set and read with relaxed atomics
  *   refs       references: the server's, the fault thread's, and each
  *              reclaim pass's; the last uzd_client_put() destroys it
+ *   shared     the daemon's table of payloads shared with fork relatives
+ *              (daemon/shared.h); NULL when nothing is ever shared (tests)
+ *   forking    the fork fence is up (daemon/fork.c): no fault of this
+ *              client is answered and nothing of it is evicted until
+ *              FORK_DONE lifts it; set and cleared under the table's write
+ *              lock, read under its read lock
  *
  * Lifetime: uzd_client_new() gives one reference.  Whoever passes the
  * client to another thread gives it a reference too; destruction (every
@@ -48,6 +54,7 @@
 #include "daemon/hist.h"
 #include "daemon/lru.h"
 #include "daemon/region.h"
+#include "daemon/shared.h"
 
 /* What a served fault restored, for the latency histograms. */
 enum uzd_fault_kind {
@@ -92,6 +99,8 @@ struct uzd_client {
 	uint64_t budget_pages;
 	bool reclaim_stalled;
 	int refs;
+	struct uzd_shared *shared;
+	bool forking;
 };
 
 /*
@@ -115,6 +124,16 @@ void uzd_client_fini(struct uzd_client *c);
  * @arg is the client.  Takes only the pool's locks.
  */
 void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg);
+
+/*
+ * A restore has installed the page of POOL entry @entry (exclusive load):
+ * its object of @bytes goes, unless a fork relative still holds it (SHARED,
+ * daemon/shared.h).  Takes only the pool's and the shared table's locks.
+ */
+void uzd_client_free_object(struct uzd_client *c, uint64_t entry, uint64_t bytes);
+
+/* The bytes the object of POOL entry @entry takes, as stats.pool_bytes counts them. */
+uint64_t uzd_client_object_bytes(struct zpool *pool, uint64_t entry);
 
 /* Resident pages of the client now (takes the table read lock). */
 uint64_t uzd_client_resident(struct uzd_client *c);

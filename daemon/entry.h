@@ -31,9 +31,12 @@
  * evicted, so the next eviction round passes it over.  Bit 57 RAW, with
  * POOL: the object is the page itself, UZC_PAGE_SIZE bytes with no object
  * header (daemon/object.h: a header would push an incompressible page past
- * the pool's largest object).  Bits 59..58 are reserved: always written as
- * 0, and a reader ignores them, so a later version can give them a meaning
- * without a format change.
+ * the pool's largest object).  Bit 58 SHARED, with POOL or FILE: other
+ * entries (of a fork child or parent, daemon/fork.c) hold the same payload;
+ * its owners are counted in the daemon's shared table (daemon/shared.h),
+ * and whoever lets go of such a payload frees it only as its last owner
+ * (uzd_client_release_payload(), daemon/client.h).  Bit 59 is reserved:
+ * always written as 0, and a reader ignores it.
  *
  * Everything here is pure arithmetic on values; the atomic transitions
  * (claim, publish, abort) are in daemon/region.h.
@@ -68,8 +71,9 @@ enum uzd_entry_state {
 /* Flags, as the 4-bit field (not shifted). */
 #define UZD_ENTRY_HOT 0x1u
 #define UZD_ENTRY_RAW 0x2u
-#define UZD_ENTRY_FLAGS_DEFINED (UZD_ENTRY_HOT | UZD_ENTRY_RAW)
-#define UZD_ENTRY_FLAGS_RESERVED 0xcu
+#define UZD_ENTRY_SHARED 0x4u
+#define UZD_ENTRY_FLAGS_DEFINED (UZD_ENTRY_HOT | UZD_ENTRY_RAW | UZD_ENTRY_SHARED)
+#define UZD_ENTRY_FLAGS_RESERVED 0x8u
 
 /* The payload of a BUSY entry. */
 #define UZD_BUSY_FROM_MASK 0xfu

@@ -107,11 +107,6 @@ static void stat_add(uint64_t *counter, uint64_t v)
 	__atomic_fetch_add(counter, v, __ATOMIC_RELAXED);
 }
 
-static void stat_sub(uint64_t *counter, uint64_t v)
-{
-	__atomic_fetch_sub(counter, v, __ATOMIC_RELAXED);
-}
-
 static void flog(struct uzd_fault_ctx *fc, const struct uzd_client *c, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -198,18 +193,6 @@ const struct uzd_fault_stats *uzd_fault_stats(const struct uzd_fault_ctx *fc)
 	return &fc->stats;
 }
 
-/* ---- releasing pool objects (events, dropped pages) ---- */
-
-static void free_pool_object(struct uzd_client *c, unsigned long handle, uint64_t bytes)
-{
-	if (zpool_free(c->pool, handle) < 0) {
-		fprintf(stderr, "uzswapd: client %" PRIu32 ": BUG: pool handle %#lx not live\n",
-			c->id, handle);
-		return;
-	}
-	stat_sub(&c->stats.pool_bytes, bytes);
-}
-
 /* ---- non-fault events ---- */
 
 static void event_remove(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t start,
@@ -232,21 +215,55 @@ static void event_unmap(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t
 }
 
 /*
- * mremap moves the pages and the registration to the new range, but the
- * daemon has no way yet to move entries between regions: the old range is
- * forgotten as if unmapped.  Its evicted pages are lost, and a fault at the
- * new address finds no region and is poisoned, never zero-filled.  The
- * client library keeps mremap away from managed regions.
+ * A page of a region that mremap moved, at its new address now: a resident
+ * page joins the fault-in queue there (its old address in the queue is a
+ * stale hint, lru.h); a pool object's header learns the new address, which
+ * the fault path checks and writeback uses to find the page (object.h).  A
+ * SHARED object's header names a relative and stays as it is; a RAW one
+ * has none.  The write lock is held: no fault or eviction owns the page.
+ */
+static void page_moved(struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg)
+{
+	struct uzd_client *c = arg;
+	uint64_t addr = r->start + pgidx * UZD_PAGE_SIZE;
+	unsigned long handle;
+	struct uzd_obj_hdr h;
+	unsigned char *obj;
+
+	if (uzd_entry_state(entry) == UZD_ENTRY_RESIDENT) {
+		uzd_lru_push(&c->lru, addr);
+		return;
+	}
+	if (uzd_entry_state(entry) != UZD_ENTRY_POOL ||
+	    uzd_entry_flags(entry) & (UZD_ENTRY_RAW | UZD_ENTRY_SHARED))
+		return;
+	handle = uzd_entry_pool_handle(entry);
+	obj = zpool_map(c->pool, handle, ZPOOL_MM_RW);
+	if (!obj)
+		return;
+	uzd_obj_hdr_read(obj, &h);
+	h.addr = (uintptr_t)addr;
+	uzd_obj_hdr_write(obj, &h);
+	zpool_unmap(c->pool, handle);
+}
+
+/*
+ * mremap moved [from, from + len) to [to, ...): the regions there follow,
+ * with their evicted pages (the part past len, when it grew, is the
+ * client's to REGISTER).  The client keeps the memfd offsets, so nothing
+ * of the memfd moves.
  */
 static void event_remap(struct uzd_fault_ctx *fc, struct uzd_client *c, const struct uffd_msg *m)
 {
-	uint64_t from = m->arg.remap.from, len = m->arg.remap.len;
+	uint64_t from = m->arg.remap.from, to = m->arg.remap.to, len = m->arg.remap.len;
+	int r = uzd_region_move_range(&c->regions, from, to, len, uzd_client_release, page_moved,
+				      c);
 
-	flog(fc, c,
-	     "mremap of managed memory [%#" PRIx64 ", +%#" PRIx64 ") to %#" PRIx64
-	     " is not supported: its evicted pages are dropped",
-	     from, len, (uint64_t)m->arg.remap.to);
-	event_unmap(fc, c, from, from + len);
+	if (r < 0)
+		flog(fc, c,
+		     "mremap [%#" PRIx64 ", +%#" PRIx64 ") to %#" PRIx64
+		     ": %s: its pages were dropped",
+		     from, len, to, strerror(-r));
 }
 
 static void handle_event(struct uzd_fault_ctx *fc, struct uzd_client *c, const struct uffd_msg *m)
@@ -342,7 +359,7 @@ static bool refault_is_hot(struct uzd_client *c, uint32_t evicted_at)
 
 /* Load a pool object into fc->page; 0, -EBADMSG (corrupt) or -EXDEV (not this page's). */
 static int load_object(struct uzd_fault_ctx *fc, struct uzd_client *c, unsigned long handle,
-		       uint64_t addr, struct uzd_obj_hdr *h)
+		       uint64_t addr, bool shared, struct uzd_obj_hdr *h)
 {
 	const unsigned char *obj;
 	int r;
@@ -351,7 +368,8 @@ static int load_object(struct uzd_fault_ctx *fc, struct uzd_client *c, unsigned 
 	if (!obj)
 		return -EBADMSG;
 	uzd_obj_hdr_read(obj, h);
-	if (h->client_id != c->id || h->addr != addr)
+	/* A SHARED object's header names the relative that evicted it (daemon/fork.c). */
+	if (!shared && (h->client_id != c->id || h->addr != addr))
 		r = -EXDEV;
 	else
 		r = uzc_decompress(fc->uzc, h->codec, obj + UZD_OBJ_HDR_SIZE, h->len, fc->page);
@@ -494,7 +512,8 @@ static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 	unsigned int flags = 0;
 	int ret;
 
-	ret = raw ? load_raw(fc, c, handle) : load_object(fc, c, handle, addr, &h);
+	ret = raw ? load_raw(fc, c, handle) :
+		    load_object(fc, c, handle, addr, uzd_entry_flags(old) & UZD_ENTRY_SHARED, &h);
 	if (ret < 0)
 		return serve_bad_object(fc, c, r, pgidx, old, addr, ret, &h);
 	ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
@@ -507,8 +526,8 @@ static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 		     "BUG: page %#" PRIx64 " was present while its entry held a pool object "
 		     "(written through another mapping?): keeping the present page",
 		     addr);
-	/* Exclusive load: the page lives in the client now, the object goes. */
-	free_pool_object(c, handle, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
+	/* Exclusive load: the page lives in the client now, the object goes (if ours alone). */
+	uzd_client_free_object(c, old, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
 	stat_add(&c->stats.faults_pool, 1);
 	fc->kind = UZD_FAULT_POOL;
 	if (!raw && refault_is_hot(c, h.evict_seq)) {
@@ -538,14 +557,15 @@ static int readahead_one(struct uzd_fault_ctx *fc, struct uzd_client *c, struct 
 		return 0;
 	handle = uzd_entry_pool_handle(old);
 	raw = uzd_entry_flags(old) & UZD_ENTRY_RAW;
-	ret = raw ? load_raw(fc, c, handle) : load_object(fc, c, handle, addr, &h);
+	ret = raw ? load_raw(fc, c, handle) :
+		    load_object(fc, c, handle, addr, uzd_entry_flags(old) & UZD_ENTRY_SHARED, &h);
 	if (ret == 0)
 		ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
 	if (ret != 0) {
 		give_back(c, r, pgidx, old);
 		return ret == -EAGAIN ? ret : 0;
 	}
-	free_pool_object(c, handle, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
+	uzd_client_free_object(c, old, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
 	stat_add(&c->stats.readahead, 1);
 	settle(fc, c, r, pgidx, uzd_entry_make(UZD_ENTRY_RESIDENT, 0, 0), false);
 	return 0;
@@ -637,6 +657,11 @@ static int serve_missing(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_
 	int ret;
 
 	uzd_region_read_lock(&c->regions);
+	if (c->forking) {
+		/* The fork fence: FORK_DONE wakes the range, and the thread faults again. */
+		ret = FAULT_LEFT;
+		goto out;
+	}
 	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
 	if (!r) {
 		/*
@@ -688,7 +713,8 @@ static int serve_wp(struct uzd_client *c, uint64_t addr)
 	int ret = 0;
 
 	uzd_region_read_lock(&c->regions);
-	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
+	/* Under the fork fence the protection is the fence's: FORK_DONE lifts it. */
+	r = c->forking ? NULL : uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
 	if (r && uzd_region_claim(r, pgidx, settled, &old) == 0) {
 		ret = uzd_uffd_writeprotect(c->uffd, addr, UZD_PAGE_SIZE, false, true);
 		give_back(c, r, pgidx, old);

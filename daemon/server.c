@@ -43,6 +43,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "daemon/fork.h"
 #include "daemon/fthread.h"
 #include "daemon/proto.h"
 #include "daemon/reclaim.h"
@@ -325,6 +326,7 @@ static void on_hello(struct uzd_session *s, const struct uzd_request *req)
 		return reply_error(s, req->h.seq, ret, "out of memory for a new client");
 	c->pid = s->pid;
 	c->uid = s->uid;
+	c->shared = d->shared;
 	memcpy(c->comm, h->comm, sizeof(c->comm));
 	c->comm[sizeof(c->comm) - 1] = '\0';
 	c->budget_pages = pick_budget(d, h->max_resident);
@@ -492,6 +494,70 @@ static void on_unregister(struct uzd_session *s, const struct uzd_request *req)
 	reply_ok(s, req->h.seq, NULL, 0, -1);
 }
 
+/* ---- fork (daemon/fork.h) ---- */
+
+/* The child's session of a FORK: a connection the same process opened, not yet served. */
+static struct uzd_session *fork_child(struct uzd_session *s, uint32_t child_id)
+{
+	for (struct uzd_session *o = s->d->sessions; o; o = o->next) {
+		if (o != s && !o->closing && o->c && o->c->id == child_id && o->pid == s->pid &&
+		    o->uid == s->uid && o->state == S_UFFD)
+			return o;
+	}
+	return NULL;
+}
+
+static void on_fork(struct uzd_session *s, struct uzd_request *req)
+{
+	struct uzp_forked ok = { 0 };
+	struct uzd_fork_result res;
+	struct uzd_session *child;
+	int ret;
+
+	if (s->state != S_READY) {
+		close(req->fd);
+		return reply_error(s, req->h.seq, -EPROTO, "FORK before SET_UFFD");
+	}
+	child = fork_child(s, req->body.fork.child_id);
+	if (!child || child->c->regions.n) {
+		close(req->fd);
+		return reply_error(s, req->h.seq, -ENOENT,
+				   "FORK: client %" PRIu32
+				   " is not a fresh connection of this process",
+				   req->body.fork.child_id);
+	}
+	ret = uzd_fork_snapshot(s->c, child->c, req->fd, &res);
+	close(req->fd);
+	req->fd = -1;
+	if (ret < 0)
+		return reply_error(s, req->h.seq, ret, "FORK: snapshot for client %" PRIu32 ": %s",
+				   child->c->id, strerror(-ret));
+	slog(s->d, UZD_LOG_DEBUG,
+	     "client %" PRIu32 ": fork snapshot for client %" PRIu32 ": %" PRIu64
+	     " regions, %" PRIu64 " pages copied, %" PRIu64 " shared",
+	     s->c->id, child->c->id, res.regions, res.copied_pages, res.shared_pages);
+	ok.regions = res.regions;
+	ok.copied_pages = res.copied_pages;
+	ok.shared_pages = res.shared_pages;
+	reply_ok(s, req->h.seq, &ok, sizeof(ok), -1);
+}
+
+static void on_fork_done(struct uzd_session *s, const struct uzd_request *req)
+{
+	if (s->state != S_READY)
+		return reply_error(s, req->h.seq, -EPROTO, "FORK_DONE before SET_UFFD");
+	uzd_fork_done(s->c);
+	reply_ok(s, req->h.seq, NULL, 0, -1);
+}
+
+/* The child's SET_UFFD: it names its own pid (SO_PEERCRED gave its parent's). */
+static void on_fork_attach(struct uzd_session *s, struct uzd_request *req)
+{
+	if (s->state == S_UFFD && req->body.attach.pid)
+		s->c->pid = (pid_t)req->body.attach.pid;
+	on_set_uffd(s, req);
+}
+
 static uint64_t stat_load(const uint64_t *v)
 {
 	return __atomic_load_n(v, __ATOMIC_RELAXED);
@@ -567,6 +633,12 @@ static void dispatch(struct uzd_session *s, struct uzd_request *req)
 		return on_stats(s, req);
 	case UZP_STATUS:
 		return on_status(s, req);
+	case UZP_FORK:
+		return on_fork(s, req);
+	case UZP_FORK_DONE:
+		return on_fork_done(s, req);
+	case UZP_FORK_ATTACH:
+		return on_fork_attach(s, req);
 	default:
 		/* proto.c lets through requests only. */
 		if (req->fd >= 0)
@@ -868,6 +940,8 @@ static void teardown(struct server *sv)
 	uzd_reclaim_stop(d->rc);
 	if (d->pool)
 		zpool_destroy(d->pool);
+	/* Last: every client's release went through it. */
+	uzd_shared_free(d->shared);
 	if (d->listen_fd >= 0)
 		close(d->listen_fd);
 	if (d->listen_owned)
@@ -898,6 +972,10 @@ int uzd_server_run(const struct uzd_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	if (!d->clients) {
 		slog(d, UZD_LOG_ERROR, "out of memory for %u clients", cfg->max_clients);
+		goto out;
+	}
+	if (uzd_shared_new(&d->shared) < 0) {
+		slog(d, UZD_LOG_ERROR, "out of memory for the shared-page table");
 		goto out;
 	}
 	if (open_pool(d) < 0 || listen_socket(d) < 0)
