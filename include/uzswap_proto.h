@@ -233,6 +233,12 @@ struct uzp_status_client {
 	uint64_t rejected_error;     /* evictions failed on a memfd call */
 	uint64_t poisoned;	     /* pages poisoned (corrupt or unmanaged) */
 	uint64_t readahead;	     /* pool pages restored along with a neighbour's fault */
+	/*
+	 * The process's private anonymous resident memory (RssAnon of
+	 * /proc/PID/status): the part of its anonymous memory that is not
+	 * managed, for coverage = data pages / (data pages + this).
+	 */
+	uint64_t anon_rss_bytes;
 };
 
 struct uzp_status_region {
