@@ -36,6 +36,13 @@
  *              client is answered and nothing of it is evicted until
  *              FORK_DONE lifts it; set and cleared under the table's write
  *              lock, read under its read lock
+ *   events_busy  the fault thread is reading (and then handling) this
+ *              client's userfaultfd events.  A client thread whose munmap
+ *              or mremap raised an event runs on once the event is read,
+ *              before it is handled; the server waits for this to clear
+ *              before it handles the client's next request, so a REGISTER
+ *              never meets (and an UNMAP handled late never destroys) a
+ *              region of the range the event is about
  *
  * Lifetime: uzd_client_new() gives one reference.  Whoever passes the
  * client to another thread gives it a reference too; destruction (every
@@ -101,6 +108,7 @@ struct uzd_client {
 	int refs;
 	struct uzd_shared *shared;
 	bool forking;
+	bool events_busy;
 };
 
 /*

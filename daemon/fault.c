@@ -320,14 +320,23 @@ static int read_batch(struct uzd_fault_ctx *fc, struct uzd_client *c, size_t *go
 	uint64_t t0;
 	int r;
 
+	/*
+	 * The client thread that raised an event runs again as soon as it is
+	 * read, before it is handled: events_busy covers the gap, so that the
+	 * server handles none of the client's requests in between (client.h).
+	 */
+	__atomic_store_n(&c->events_busy, true, __ATOMIC_SEQ_CST);
 	r = uzd_uffd_read_events(c->uffd, fc->batch, FAULT_BATCH, &n);
 	*got = n;
-	if (r < 0 || n == 0)
+	if (r < 0 || n == 0) {
+		__atomic_store_n(&c->events_busy, false, __ATOMIC_RELEASE);
 		return r;
+	}
 	t0 = now_ns();
 	nev = uzd_uffd_events_first(fc->batch, n);
 	for (size_t i = 0; i < nev; i++)
 		handle_event(fc, c, &fc->batch[i]);
+	__atomic_store_n(&c->events_busy, false, __ATOMIC_RELEASE);
 	for (size_t i = nev; i < n; i++) {
 		if (queue_push(fc, &fc->batch[i], t0) < 0)
 			uzd_uffd_wake(c->uffd, fc->batch[i].arg.pagefault.address & PAGE_MASK_,

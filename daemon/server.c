@@ -618,8 +618,24 @@ static void on_status(struct uzd_session *s, struct uzd_request *req)
 	reply_ok(s, req->h.seq, &ok, sizeof(ok), -1);
 }
 
+/*
+ * Events the client's own threads raised before this request may be read
+ * and not yet handled (client.h, events_busy): wait for the fault thread,
+ * which handles them at once, so the request sees the client's memory as
+ * the client does.  Bounded: a stuck fault thread must not stop the loop.
+ */
+static void wait_events_handled(struct uzd_client *c)
+{
+	struct timespec pause = { 0, 20000 };
+
+	for (int i = 0; i < 50000 && __atomic_load_n(&c->events_busy, __ATOMIC_ACQUIRE); i++)
+		nanosleep(&pause, NULL);
+}
+
 static void dispatch(struct uzd_session *s, struct uzd_request *req)
 {
+	if (s->c && s->state == S_READY)
+		wait_events_handled(s->c);
 	switch (req->h.type) {
 	case UZP_HELLO:
 		return on_hello(s, req);

@@ -11,7 +11,8 @@
  * move, DONTUNMAP; fork (private both ways, and the daemon's log shows the
  * snapshot copied resident pages only), a fork that fails; exec; vfork and
  * posix_spawn; many threads; a thread faulting while another unmaps;
- * read(2)/write(2) on evicted memory; O(1) descriptors for 500 mappings.
+ * read(2)/write(2) on evicted memory; O(1) descriptors for 500 mappings;
+ * 3000 rounds of mmap and munmap at one address.
  * The victim checks its own memory and says FAIL when a semantic broke;
  * this file checks its exit status and what uzswap-run and the interposer
  * print.  Then the daemon's absence (one warning, or --strict's error) and
@@ -292,6 +293,9 @@ int main(void)
 		     "or stack mappings), fresh pages read zeros, evicted pages come back");
 	run_scenario("fds", "500 more managed mappings take no descriptor, in the program or "
 			    "the daemon");
+	run_scenario("churn",
+		     "3000 rounds of mmap, use, munmap at the same address read zeros "
+		     "fresh and keep their writes (an UNMAP handled late destroys nothing)");
 	run_scenario("calloc", "calloc returns zeros again and again (jemalloc, which trusts "
 			       "MADV_DONTNEED to zero)");
 	free(scenario("calloc", system_malloc, "calloc returns zeros again and again (glibc)"));

@@ -408,6 +408,27 @@ static void scenario_fds(void)
 		     my_stat("managed_pages"), (uint64_t)(n + 1) * MIB / PAGE);
 }
 
+/* Map, use, unmap, over and over: the kernel hands the same address back each time. */
+static void scenario_churn(void)
+{
+	for (int i = 0; i < 3000; i++) {
+		size_t len = (size_t)(1 + i % 3) * MIB;
+		volatile uint64_t *p = map_anon(len);
+
+		if (p[0] || p[len / 8 - 1]) {
+			fail("round %d: a fresh mapping (at %p) does not read zeros", i, (void *)p);
+			return;
+		}
+		p[0] = (uint64_t)i;
+		p[len / 8 - 1] = (uint64_t)i;
+		if (p[0] != (uint64_t)i) {
+			fail("round %d: a write did not stick", i);
+			return;
+		}
+		munmap((void *)p, len);
+	}
+}
+
 static void scenario_calloc(void)
 {
 	static const size_t sizes[] = { 2 * MIB, 5 * MIB, 17 * MIB, 40 * MIB, 3 * MIB + 4096 };
@@ -962,6 +983,8 @@ int main(int argc, char **argv)
 		scenario_fds();
 	else if (!strcmp(s, "calloc"))
 		scenario_calloc();
+	else if (!strcmp(s, "churn"))
+		scenario_churn();
 	else if (!strcmp(s, "dontneed"))
 		scenario_dontneed();
 	else if (!strcmp(s, "munmap"))
