@@ -688,6 +688,68 @@ static void test_unmap_split_failure(void)
 	uzd_region_table_fini(&t, NULL, NULL);
 }
 
+/* ---- mremap: uzd_region_move_range ---- */
+
+struct moved_log {
+	size_t n;
+	uintptr_t lo, hi; /* every page reported must be in [lo, hi) */
+	size_t outside;
+};
+
+static void moved_check(struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg)
+{
+	struct moved_log *m = arg;
+	uintptr_t a = r->start + pgidx * PG;
+
+	(void)entry;
+	m->n++;
+	m->outside += a < m->lo || a >= m->hi;
+}
+
+static void test_move_range(void)
+{
+	const uintptr_t to = BASE + (1UL << 30);
+	struct uzd_region_table t;
+	struct uzd_region *r, *mid;
+	struct moved_log log = { .lo = to, .hi = to + 8 * PG };
+	uint32_t id = 0, stale = 0;
+	size_t pg, nonempty = 0;
+	bool entries_ok = true;
+
+	uzd_region_table_init(&t);
+	create(&t, BASE, 20 * PG, &id);
+	r = uzd_region_find(&t, id);
+	for (size_t i = 0; i < 20; i++)
+		set_page(r, i, mixed_entry(i));
+	create(&t, to + 2 * PG, 2 * PG, &stale); /* at the destination: the kernel unmapped it */
+	ok(uzd_region_move_range(&t, BASE + 4 * PG, to, 8 * PG, NULL, moved_check, &log) == 0,
+	   "moving pages 4..11 of a region elsewhere succeeds");
+	uzd_region_read_lock(&t);
+	mid = uzd_region_lookup(&t, to, &pg);
+	ok(t.n == 3 && !uzd_region_find(&t, stale),
+	   "the region splits in three pieces and the stale region at the destination goes");
+	ok(holds_pages(uzd_region_lookup(&t, BASE, &pg), 0, 4) &&
+		   holds_pages(uzd_region_lookup(&t, BASE + 12 * PG, &pg), 12, 8),
+	   "the head and the tail stay where they were, with their pages");
+	for (size_t i = 0; mid && i < 8; i++) {
+		entries_ok &= mid->entries[i] == mixed_entry(4 + i);
+		nonempty += mixed_entry(4 + i) != 0;
+	}
+	ok(mid && mid->start == to && mid->npages == 8 && mid->memfd_off == 4 * PG && entries_ok,
+	   "the moved part starts at the destination with its entries and memfd offset");
+	ok(!uzd_region_lookup(&t, BASE + 4 * PG, &pg) &&
+		   !uzd_region_lookup(&t, BASE + 11 * PG, &pg),
+	   "nothing is left at the old address");
+	ok(log.n == nonempty && log.outside == 0,
+	   "each moved page holding something is reported once, at its new address (%zu of %zu)",
+	   log.n, nonempty);
+	uzd_region_read_unlock(&t);
+	ok(uzd_region_move_range(&t, to, BASE + 4 * PG, 8 * PG, NULL, NULL, NULL) == 0 &&
+		   holds_pages(uzd_region_lookup(&t, BASE + 4 * PG, &pg), 4, 8),
+	   "moving it back puts it between the head and the tail again");
+	uzd_region_table_fini(&t, NULL, NULL);
+}
+
 /* Regions of one memfd hold one descriptor, closed with the last of them. */
 static void test_regions_share_a_memfd(void)
 {
@@ -1188,6 +1250,7 @@ int main(void)
 	test_unmap_range();
 	test_unmap_split_failure();
 	test_regions_share_a_memfd();
+	test_move_range();
 	test_hammer(seed);
 	test_hammer_with_drops(seed);
 	test_lookup_during_churn(seed);
