@@ -248,21 +248,25 @@ static ssize_t remap_source(uintptr_t old, size_t len)
 	return rec_end(&uzi.t.v[i]) == old + len ? (ssize_t)first : -1;
 }
 
-/* Records [first ..] covering old_len bytes now start at @to. */
-static void records_moved(size_t first, uintptr_t old, size_t old_len, uintptr_t to)
+/* The records of [old, old + old_len) now start at @to (the ranges are disjoint). */
+static void records_moved(uintptr_t old, size_t old_len, uintptr_t to)
 {
 	struct uzi_rec moved[64];
-	size_t n = 0;
+	size_t n, i;
 
-	/* Few records make one mapping; move them out, shift, put back in order. */
-	while (first < uzi.t.n && uzi.t.v[first].addr < old + old_len && n < 64) {
-		moved[n] = uzi.t.v[first];
-		moved[n].addr = moved[n].addr - old + to;
-		uzi_table_remove(&uzi.t, first);
-		n++;
-	}
-	for (size_t i = 0; i < n; i++)
-		uzi_table_insert(&uzi.t, &moved[i]);
+	/* Out a few at a time, shifted, back in order: removals make room for the inserts. */
+	do {
+		n = 0;
+		i = uzi_table_first_after(&uzi.t, old);
+		while (i < uzi.t.n && uzi.t.v[i].addr < old + old_len && n < 64) {
+			moved[n] = uzi.t.v[i];
+			moved[n].addr = moved[n].addr - old + to;
+			uzi_table_remove(&uzi.t, i);
+			n++;
+		}
+		for (size_t k = 0; k < n; k++)
+			uzi_table_insert(&uzi.t, &moved[k]);
+	} while (n == 64);
 }
 
 /* The grown part [addr, addr + len) at file offset @off, extending record @r's mapping. */
@@ -403,7 +407,7 @@ void *uzi_map_remap(uintptr_t old, size_t old_len, size_t new_len, int flags, ui
 	if (p == MAP_FAILED)
 		return p;
 	if ((uintptr_t)p != old)
-		records_moved((size_t)first, old, old_len, (uintptr_t)p);
+		records_moved(old, old_len, (uintptr_t)p);
 	if (new_len > old_len) {
 		last = uzi_table_find(&uzi.t, (uintptr_t)p + old_len - 1);
 		grown_part((uintptr_t)p + old_len, new_len - old_len,
