@@ -513,7 +513,8 @@ __attribute__((constructor)) static void uzi_init(void)
 		uzi.min_region = UZI_PAGE;
 	uzi.max_resident = env_size("UZSWAP_MAX_RESIDENT", 0);
 	uzi_fork_register();
-	if (env_flag("UZSWAP_DISABLE")) {
+	/* A daemon started from a shell under uzswap-run must not be its own client. */
+	if (env_flag("UZSWAP_DISABLE") || !strcmp(program_invocation_short_name, "uzswapd")) {
 		uzi.mode = UZI_OFF;
 	} else {
 		uzi.mode = UZI_IDLE;
