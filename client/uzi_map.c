@@ -89,6 +89,16 @@ static bool daemon_gone(int err)
 	return err == -ENOTCONN || err == -EPIPE || err == -ECONNRESET;
 }
 
+/*
+ * A record was just added: if the watcher saw the daemon hang up meanwhile
+ * (it found no record, so it did not stop us), stop now (uzi_watch.c).
+ */
+static void watcher_race(void)
+{
+	if (__atomic_load_n(&uzi_watch_dead, __ATOMIC_SEQ_CST))
+		uzi_conn_failed(-ENOTCONN);
+}
+
 int uzi_map_manage(uintptr_t addr, size_t len, int prot, int flags)
 {
 	struct uzi_rec r = { .addr = addr, .len = len, .prot = prot };
@@ -120,6 +130,7 @@ int uzi_map_manage(uintptr_t addr, size_t len, int prot, int flags)
 	uzi_table_insert(&uzi.t, &r); /* room reserved above */
 	uzi_slot_ref(&uzi.t, slot, 1);
 	uzi.counters.managed++;
+	watcher_race();
 	return 0;
 
 err_unregister:
@@ -288,7 +299,9 @@ static int grown_part(uintptr_t addr, size_t len, uint64_t off, const struct uzi
 		return 0;
 	}
 	uzi_slot_ref(&uzi.t, uzi_slot_of(off), 1);
-	return uzi_table_insert(&uzi.t, &g);
+	err = uzi_table_insert(&uzi.t, &g);
+	watcher_race();
+	return err;
 }
 
 /* Release and forget whatever managed memory lies in [addr, addr + len). */

@@ -97,7 +97,7 @@ int uzi_table_insert(struct uzi_table *t, const struct uzi_rec *r)
 	memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof(*t->v));
 	t->v[i] = *r;
 	t->n++;
-	__atomic_store_n(&uzi.nrec, t->n, __ATOMIC_RELEASE);
+	__atomic_store_n(&uzi.nrec, t->n, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -105,7 +105,7 @@ void uzi_table_remove(struct uzi_table *t, size_t i)
 {
 	t->n--;
 	memmove(&t->v[i], &t->v[i + 1], (t->n - i) * sizeof(*t->v));
-	__atomic_store_n(&uzi.nrec, t->n, __ATOMIC_RELEASE);
+	__atomic_store_n(&uzi.nrec, t->n, __ATOMIC_SEQ_CST);
 }
 
 int uzi_table_split_at(struct uzi_table *t, uintptr_t addr)
