@@ -33,6 +33,14 @@
  * keeps failing with -EAGAIN (an event unread, perhaps by the fault thread
  * waiting for our lock) drops everything and starts again.
  *
+ * Known limit: only FORK_DONE (or the parent's connection closing) lifts
+ * the fence.  A forking thread that faults on managed memory between its
+ * FORK and the fork itself (its own stack in managed memory, or an atfork
+ * prepare handler run after ours) would wait for ever; the interposer
+ * registers its handlers before anybody's so that every other prepare
+ * handler runs before the snapshot, and glibc's own fork code touches only
+ * unmanaged memory.
+ *
  * Never: copy a page from the memfd before it is fenced (a write could tear
  * it); leave the parent fenced after an error; share a payload without
  * flagging both entries.
