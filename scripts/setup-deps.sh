@@ -11,6 +11,7 @@ packages=(
 	liblz4-dev libzstd-dev libuv1-dev libinih-dev libsystemd-dev
 	clang-format clang libclang-rt-14-dev
 	python3 sqlite3 redis-server redis-tools xz-utils coreutils libjemalloc2
+	systemd mandoc
 )
 
 missing=()
