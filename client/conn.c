@@ -35,9 +35,17 @@
 #define UZS_MAX_ERRNO 4095
 
 static const char *const type_names[UZP_TYPE_COUNT] = {
-	[UZP_HELLO] = "HELLO",	 [UZP_SET_UFFD] = "SET_UFFD",	  [UZP_REGISTER] = "REGISTER",
-	[UZP_STATUS] = "STATUS", [UZP_UNREGISTER] = "UNREGISTER", [UZP_STATS] = "STATS",
-	[UZP_REPLY] = "REPLY",	 [UZP_SHUTDOWN] = "SHUTDOWN",
+	[UZP_HELLO] = "HELLO",
+	[UZP_SET_UFFD] = "SET_UFFD",
+	[UZP_REGISTER] = "REGISTER",
+	[UZP_STATUS] = "STATUS",
+	[UZP_UNREGISTER] = "UNREGISTER",
+	[UZP_STATS] = "STATS",
+	[UZP_REPLY] = "REPLY",
+	[UZP_SHUTDOWN] = "SHUTDOWN",
+	[UZP_FORK] = "FORK",
+	[UZP_FORK_DONE] = "FORK_DONE",
+	[UZP_FORK_ATTACH] = "FORK_ATTACH",
 };
 
 const char *uzs_type_name(unsigned int type)

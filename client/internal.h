@@ -89,6 +89,23 @@ struct uzswap {
 	uint32_t client_id;
 };
 
+/* libuzswap.c: the steps of a connect, for the interposer (client/uzi.h) */
+
+/* A struct uzswap not connected yet: fields cleared, the lock made.  0 or -ENOMEM. */
+int uzs_conn_init(struct uzswap *u);
+/* The process name, as ps shows it: the main thread's, not the caller's. */
+void uzs_process_name(char comm[16]);
+/*
+ * Under u->lock: HELLO asking for @max_resident bytes; the daemon's
+ * /dev/userfaultfd descriptor into *@dev_fd (-1 if it sent none).
+ */
+int uzs_hello(struct uzswap *u, uint64_t max_resident, const char comm[16], int *dev_fd);
+/*
+ * Under u->lock: make our userfaultfd from @dev_fd (closed here), keep it
+ * in u->uffd and send it with SET_UFFD.
+ */
+int uzs_hand_uffd(struct uzswap *u, int dev_fd);
+
 /* conn.c */
 
 /*

@@ -33,19 +33,27 @@
 #include "client/internal.h"
 #include "client/uffd.h"
 
-static struct uzswap *conn_alloc(void)
+int uzs_conn_init(struct uzswap *u)
 {
-	struct uzswap *u = calloc(1, sizeof(*u));
-
-	if (!u)
-		return NULL;
-	if (pthread_mutex_init(&u->lock, NULL)) {
-		free(u);
-		return NULL;
-	}
+	memset(u, 0, sizeof(*u));
+	if (pthread_mutex_init(&u->lock, NULL))
+		return -ENOMEM;
 	u->sock = -1;
 	u->uffd = -1;
 	u->stop_fd = -1;
+	return 0;
+}
+
+static struct uzswap *conn_alloc(void)
+{
+	struct uzswap *u = malloc(sizeof(*u));
+
+	if (!u)
+		return NULL;
+	if (uzs_conn_init(u)) {
+		free(u);
+		return NULL;
+	}
 	return u;
 }
 
@@ -62,8 +70,7 @@ static void conn_free(struct uzswap *u)
 	free(u);
 }
 
-/* The process name, as ps shows it: the main thread's, not the caller's. */
-static void process_name(char comm[16])
+void uzs_process_name(char comm[16])
 {
 	ssize_t n = -1;
 	int fd;
@@ -83,7 +90,7 @@ static void process_name(char comm[16])
 	comm[15] = '\0';
 }
 
-static int say_hello(struct uzswap *u, uint64_t max_resident, const char comm[16], int *dev_fd)
+int uzs_hello(struct uzswap *u, uint64_t max_resident, const char comm[16], int *dev_fd)
 {
 	struct uzp_hello hello = {
 		.pid = (uint32_t)getpid(),
@@ -112,8 +119,7 @@ static int say_hello(struct uzswap *u, uint64_t max_resident, const char comm[16
 	return 0;
 }
 
-/* Make our userfaultfd from the daemon's /dev/userfaultfd descriptor, and send it. */
-static int hand_uffd(struct uzswap *u, int dev_fd)
+int uzs_hand_uffd(struct uzswap *u, int dev_fd)
 {
 	char why[256] = "";
 	int fd;
@@ -134,9 +140,9 @@ static int conn_setup(struct uzswap *u, uint64_t max_resident, const char comm[1
 	int dev_fd = -1, err;
 
 	pthread_mutex_lock(&u->lock);
-	err = say_hello(u, max_resident, comm, &dev_fd);
+	err = uzs_hello(u, max_resident, comm, &dev_fd);
 	if (err == 0)
-		err = hand_uffd(u, dev_fd);
+		err = uzs_hand_uffd(u, dev_fd);
 	pthread_mutex_unlock(&u->lock);
 	if (err == 0)
 		err = uzs_watch_start(u);
@@ -165,7 +171,7 @@ int uzswap_connect(const char *socket_path, const struct uzswap_options *opt, st
 		memset(comm, 0, sizeof(comm));
 		strncpy(comm, opt->name, sizeof(comm) - 1);
 	} else {
-		process_name(comm);
+		uzs_process_name(comm);
 	}
 	u = conn_alloc();
 	if (!u) {

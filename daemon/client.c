@@ -100,7 +100,7 @@ void uzd_client_put(struct uzd_client *c)
  * in stats.pool_bytes: a RAW object is the page; any other, its header and
  * payload, and the header is the only place the length is.
  */
-static uint64_t pool_object_bytes(struct zpool *pool, uint64_t entry)
+uint64_t uzd_client_object_bytes(struct zpool *pool, uint64_t entry)
 {
 	unsigned long handle = uzd_entry_pool_handle(entry);
 	struct uzd_obj_hdr h;
@@ -116,33 +116,12 @@ static uint64_t pool_object_bytes(struct zpool *pool, uint64_t entry)
 	return UZD_OBJ_HDR_SIZE + h.len;
 }
 
-/*
- * May run under the table's write lock: takes only the pool's locks and
- * the backing file's (region.h lock order).  A FILE entry exists only
- * while writeback is on (c->wb set).
- */
-void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg)
+/* An owner of a SHARED payload lets go: true when it was the last (free it). */
+static bool last_owner(struct uzd_client *c, uint64_t entry, uint64_t key)
 {
-	struct uzd_client *c = arg;
-	unsigned long handle;
-	uint64_t bytes;
-
-	(void)r;
-	(void)pgidx;
-	if (uzd_entry_state(entry) == UZD_ENTRY_FILE && c->wb) {
-		uzd_wb_file_freed(c->wb, c, uzd_entry_file_slot(entry));
-		return;
-	}
-	if (uzd_entry_state(entry) != UZD_ENTRY_POOL)
-		return;
-	handle = uzd_entry_pool_handle(entry);
-	bytes = pool_object_bytes(c->pool, entry);
-	if (uzd_client_pool_free(c, handle, uzd_entry_flags(entry) & UZD_ENTRY_RAW) < 0) {
-		fprintf(stderr, "uzswapd: client %" PRIu32 ": BUG: pool handle %#lx not live\n",
-			c->id, handle);
-		return;
-	}
-	__atomic_fetch_sub(&c->stats.pool_bytes, bytes, __ATOMIC_RELAXED);
+	if (!(uzd_entry_flags(entry) & UZD_ENTRY_SHARED) || !c->shared)
+		return true;
+	return uzd_shared_put(c->shared, key);
 }
 
 int uzd_client_pool_free(struct uzd_client *c, unsigned long handle, bool raw)
@@ -150,6 +129,51 @@ int uzd_client_pool_free(struct uzd_client *c, unsigned long handle, bool raw)
 	if (raw)
 		uzd_wb_raw_freed(c->wb, handle);
 	return zpool_free(c->pool, handle);
+}
+
+void uzd_client_free_object(struct uzd_client *c, uint64_t entry, uint64_t bytes)
+{
+	unsigned long handle = uzd_entry_pool_handle(entry);
+
+	__atomic_fetch_sub(&c->stats.pool_bytes, bytes, __ATOMIC_RELAXED);
+	if (!last_owner(c, entry, uzd_shared_pool_key(handle)))
+		return;
+	if (uzd_client_pool_free(c, handle, uzd_entry_flags(entry) & UZD_ENTRY_RAW) < 0)
+		fprintf(stderr, "uzswapd: client %" PRIu32 ": BUG: pool handle %#lx not live\n",
+			c->id, handle);
+}
+
+void uzd_client_free_record(struct uzd_client *c, uint64_t entry)
+{
+	uint64_t slot = uzd_entry_file_slot(entry);
+
+	if (!c->wb)
+		return;
+	if (last_owner(c, entry, uzd_shared_file_key(slot)))
+		uzd_wb_file_freed(c->wb, c, slot);
+	else
+		uzd_wb_file_unshared(c, slot);
+}
+
+/*
+ * May run under the table's write lock: takes only the pool's locks, the
+ * shared table's and the backing file's (region.h lock order).  A FILE
+ * entry exists only while writeback is on (c->wb set); a SHARED one gives
+ * up its count, and its record goes with the last owner.
+ */
+void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg)
+{
+	struct uzd_client *c = arg;
+
+	(void)r;
+	(void)pgidx;
+	if (uzd_entry_state(entry) == UZD_ENTRY_FILE) {
+		uzd_client_free_record(c, entry);
+		return;
+	}
+	if (uzd_entry_state(entry) != UZD_ENTRY_POOL)
+		return;
+	uzd_client_free_object(c, entry, uzd_client_object_bytes(c->pool, entry));
 }
 
 uint64_t uzd_client_resident(struct uzd_client *c)

@@ -48,6 +48,19 @@
  *   wb         the backing-file tier (daemon/writeback.h), shared by every
  *              client like the pool; NULL when writeback is off (then no
  *              page of the client is ever FILE)
+ *   shared     the daemon's table of payloads shared with fork relatives
+ *              (daemon/shared.h); NULL when nothing is ever shared (tests)
+ *   forking    the fork fence is up (daemon/fork.c): no fault of this
+ *              client is answered and nothing of it is evicted until
+ *              FORK_DONE lifts it; set and cleared under the table's write
+ *              lock, read under its read lock
+ *   events_busy  the fault thread is reading (and then handling) this
+ *              client's userfaultfd events.  A client thread whose munmap
+ *              or mremap raised an event runs on once the event is read,
+ *              before it is handled; the server waits for this to clear
+ *              before it handles the client's next request, so a REGISTER
+ *              never meets (and an UNMAP handled late never destroys) a
+ *              region of the range the event is about
  *
  * Lifetime: uzd_client_new() gives one reference.  Whoever passes the
  * client to another thread gives it a reference too; destruction (every
@@ -67,6 +80,7 @@
 #include "daemon/lru.h"
 #include "daemon/region.h"
 #include "daemon/sample.h"
+#include "daemon/shared.h"
 
 struct uzd_wb;
 
@@ -124,6 +138,9 @@ struct uzd_client {
 	bool reclaim_stalled;
 	int refs;
 	struct uzd_wb *wb;
+	struct uzd_shared *shared;
+	bool forking;
+	bool events_busy;
 	uint64_t asked_bytes;
 	bool budget_set;
 };
@@ -157,6 +174,23 @@ void uzd_client_release(const struct uzd_region *r, size_t pgidx, uint64_t entry
  * zpool_free()'s -EINVAL.
  */
 int uzd_client_pool_free(struct uzd_client *c, unsigned long handle, bool raw);
+
+/*
+ * A restore has installed the page of POOL entry @entry (exclusive load):
+ * its object of @bytes goes, unless a fork relative still holds it (SHARED,
+ * daemon/shared.h).  Takes only the pool's and the shared table's locks.
+ */
+void uzd_client_free_object(struct uzd_client *c, uint64_t entry, uint64_t bytes);
+
+/*
+ * The record of FILE entry @entry is let go (a restore, a drop, an exit):
+ * freed, unless a fork relative still holds it (SHARED).  Takes only the
+ * shared table's and the backing file's locks.
+ */
+void uzd_client_free_record(struct uzd_client *c, uint64_t entry);
+
+/* The bytes the object of POOL entry @entry takes, as stats.pool_bytes counts them. */
+uint64_t uzd_client_object_bytes(struct zpool *pool, uint64_t entry);
 
 /* The client's budget in pages now (any thread; it may change at any time). */
 static inline uint64_t uzd_client_budget(const struct uzd_client *c)

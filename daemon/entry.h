@@ -35,8 +35,11 @@
  * object).  Bit 58 SAMPLED, with RESIDENT: reclaim unmapped the page from
  * the client to see whether it is touched again (daemon/sample.h), and it
  * has not faulted in since; whoever makes a new RESIDENT value leaves it
- * clear.  Bit 59 is reserved: always written as 0, and a reader ignores
- * it, so a later version can give it a meaning without a format change.
+ * clear.  Bit 59 SHARED, with POOL or FILE: other entries (of a fork child
+ * or parent, daemon/fork.c) hold the same payload; its owners are counted
+ * in the daemon's shared table (daemon/shared.h), and whoever lets go of
+ * such a payload frees it only as its last owner (daemon/client.h).  No
+ * bit is reserved any more: a new flag needs a format change.
  *
  * Everything here is pure arithmetic on values; the atomic transitions
  * (claim, publish, abort) are in daemon/region.h.
@@ -72,8 +75,9 @@ enum uzd_entry_state {
 #define UZD_ENTRY_HOT 0x1u
 #define UZD_ENTRY_RAW 0x2u
 #define UZD_ENTRY_SAMPLED 0x4u
-#define UZD_ENTRY_FLAGS_DEFINED (UZD_ENTRY_HOT | UZD_ENTRY_RAW | UZD_ENTRY_SAMPLED)
-#define UZD_ENTRY_FLAGS_RESERVED 0x8u
+#define UZD_ENTRY_SHARED 0x8u
+#define UZD_ENTRY_FLAGS_DEFINED \
+	(UZD_ENTRY_HOT | UZD_ENTRY_RAW | UZD_ENTRY_SAMPLED | UZD_ENTRY_SHARED)
 
 /* The payload of a BUSY entry. */
 #define UZD_BUSY_FROM_MASK 0xfu

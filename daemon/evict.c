@@ -609,6 +609,9 @@ int uzd_evict_batch(struct uzd_evict_ctx *ec, struct uzd_client *c, struct uzd_r
 	memset(res, 0, sizeof(*res));
 	if (n > UZD_EVICT_BATCH)
 		return -EINVAL;
+	/* The fork fence (daemon/fork.h): our unfence would lift it.  Retried next round. */
+	if (__atomic_load_n(&c->forking, __ATOMIC_ACQUIRE))
+		return -EAGAIN;
 	ret = sort_input(ec, r, pgidx, n, &m);
 	if (ret < 0)
 		return ret;

@@ -95,7 +95,7 @@ void uzd_evict_ctx_set_pool_limit(struct uzd_evict_ctx *ec, uint64_t bytes);
  * Returns 0 (then *res says what happened), -EINVAL (n too large, an index
  * out of the region), or an error from the fence: -EAGAIN when a REMOVE/
  * UNMAP/REMAP event of the client is unread (call again after the fault
- * thread has read its events), -ENOENT/-ESRCH when the range or client is
+ * thread has read its events) or its fork fence is up (daemon/fork.h), -ENOENT/-ESRCH when the range or client is
  * gone.  On an error every page claimed was put back as it was and every
  * fence lifted: nothing was evicted; *res still counts the skips.
  */

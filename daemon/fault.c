@@ -117,11 +117,6 @@ static void stat_add(uint64_t *counter, uint64_t v)
 	__atomic_fetch_add(counter, v, __ATOMIC_RELAXED);
 }
 
-static void stat_sub(uint64_t *counter, uint64_t v)
-{
-	__atomic_fetch_sub(counter, v, __ATOMIC_RELAXED);
-}
-
 static void flog(struct uzd_fault_ctx *fc, const struct uzd_client *c, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -211,18 +206,6 @@ const struct uzd_fault_stats *uzd_fault_stats(const struct uzd_fault_ctx *fc)
 	return &fc->stats;
 }
 
-/* ---- releasing pool objects (events, dropped pages) ---- */
-
-static void free_pool_object(struct uzd_client *c, unsigned long handle, bool raw, uint64_t bytes)
-{
-	if (uzd_client_pool_free(c, handle, raw) < 0) {
-		fprintf(stderr, "uzswapd: client %" PRIu32 ": BUG: pool handle %#lx not live\n",
-			c->id, handle);
-		return;
-	}
-	stat_sub(&c->stats.pool_bytes, bytes);
-}
-
 /* ---- non-fault events ---- */
 
 static void event_remove(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t start,
@@ -244,22 +227,161 @@ static void event_unmap(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t
 		flog(fc, c, "unmap [%#" PRIx64 ", %#" PRIx64 "): %s", start, end, strerror(-r));
 }
 
+/* What page_moved() needs: the client, and the fault thread's record buffer. */
+struct moved_ctx {
+	struct uzd_fault_ctx *fc;
+	struct uzd_client *c;
+};
+
+/* A pool object's header learns its page's new address. */
+static void readdress_object(struct uzd_client *c, unsigned long handle, uint64_t addr)
+{
+	struct uzd_obj_hdr h;
+	unsigned char *obj;
+
+	obj = zpool_map(c->pool, handle, ZPOOL_MM_RW);
+	if (!obj)
+		return;
+	uzd_obj_hdr_read(obj, &h);
+	h.addr = (uintptr_t)addr;
+	uzd_obj_hdr_write(obj, &h);
+	zpool_unmap(c->pool, handle);
+}
+
+/* A pool object for record @h with payload @payload, naming page @addr; 0 or -errno. */
+static int record_to_object(struct uzd_client *c, const struct uzd_bfile_rec *h,
+			    const unsigned char *payload, uint64_t addr, unsigned long *handle,
+			    uint64_t *bytes)
+{
+	bool raw = h->codec == UZC_CODEC_RAW;
+	struct uzd_obj_hdr oh = {
+		.addr = (uintptr_t)addr, .codec = h->codec, .len = h->len, .client_id = c->id
+	};
+	unsigned char *obj;
+	int ret;
+
+	*bytes = raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h->len;
+	if (raw && h->len != UZD_PAGE_SIZE)
+		return -EBADMSG;
+	ret = zpool_malloc(c->pool, *bytes, handle);
+	if (ret < 0)
+		return ret;
+	obj = zpool_map(c->pool, *handle, ZPOOL_MM_WO);
+	if (!obj) {
+		zpool_free(c->pool, *handle);
+		return -EFAULT;
+	}
+	oh.evict_seq = __atomic_load_n(&c->evict_seq, __ATOMIC_RELAXED);
+	if (raw) {
+		memcpy(obj, payload, UZD_PAGE_SIZE);
+	} else {
+		uzd_obj_hdr_write(obj, &oh);
+		memcpy(obj + UZD_OBJ_HDR_SIZE, payload, h->len);
+	}
+	zpool_unmap(c->pool, *handle);
+	if (raw && uzd_wb_raw_stored(c->wb, *handle, c->id, addr) < 0) {
+		zpool_free(c->pool, *handle);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /*
- * mremap moves the pages and the registration to the new range, but the
- * daemon has no way yet to move entries between regions: the old range is
- * forgotten as if unmapped.  Its evicted pages are lost, and a fault at the
- * new address finds no region and is poisoned, never zero-filled.  The
- * client library keeps mremap away from managed regions.
+ * A FILE page moved: its record names the old address, which a restore
+ * checks and the cleaner finds the page by (bfile.h), and a record on disk
+ * cannot be rewritten in place while its write may be in flight.  So the
+ * page comes back into the pool, as an object naming the new address, and
+ * the record goes; writeback takes it out again when the pool is full.  A
+ * failure leaves the page in the file and says so: its restore will then
+ * refuse the record rather than guess.
+ */
+static void file_moved(struct moved_ctx *m, struct uzd_region *r, size_t pgidx, uint64_t entry,
+		       uint64_t addr)
+{
+	uint64_t slot = uzd_entry_file_slot(entry), bytes = 0;
+	struct uzd_client *c = m->c;
+	struct uzd_bfile_rec h;
+	unsigned long handle;
+	int ret = -ENODEV;
+
+	if (c->wb)
+		ret = uzd_wb_read(c->wb, slot, m->fc->rec, &h);
+	if (ret == 0 && h.client_id != c->id)
+		ret = -EXDEV;
+	if (ret == 0)
+		ret = record_to_object(c, &h, m->fc->rec + UZD_BFILE_HDR, addr, &handle, &bytes);
+	if (ret == 0) {
+		ret = uzd_region_repoint(
+			r, pgidx, entry,
+			uzd_entry_make_pool(handle, h.codec == UZC_CODEC_RAW ? UZD_ENTRY_RAW : 0));
+		if (ret < 0) {
+			uzd_client_pool_free(c, handle, h.codec == UZC_CODEC_RAW);
+		} else {
+			stat_add(&c->stats.pool_bytes, bytes);
+			uzd_wb_file_freed(c->wb, c, slot);
+			return;
+		}
+	}
+	flog(m->fc, c, "mremap: page now at %#" PRIx64 ": bringing its file record back: %s", addr,
+	     ret == -EXDEV ? "the record names another client" : strerror(-ret));
+}
+
+/*
+ * A page of a region that mremap moved, at its new address now: a resident
+ * page joins the fault-in queue there (its old address in the queue is a
+ * stale hint, lru.h); a pool object's header, or the owner table entry of
+ * a RAW object, learns the new address, which the fault path checks and
+ * writeback uses to find the page (object.h, rawtab.h); a FILE page comes
+ * back to the pool (file_moved).  A SHARED payload names a relative and
+ * stays as it is: its restore does not check the owner (daemon/fork.c), and
+ * writeback never takes it.  The write lock is held: no fault or eviction
+ * owns the page.
+ */
+static void page_moved(struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg)
+{
+	struct moved_ctx *m = arg;
+	uint64_t addr = r->start + pgidx * UZD_PAGE_SIZE;
+	unsigned int flags = uzd_entry_flags(entry);
+
+	switch (uzd_entry_state(entry)) {
+	case UZD_ENTRY_RESIDENT:
+		uzd_lru_push(&m->c->lru, addr);
+		break;
+	case UZD_ENTRY_POOL:
+		if (flags & UZD_ENTRY_SHARED)
+			break;
+		if (!(flags & UZD_ENTRY_RAW))
+			readdress_object(m->c, uzd_entry_pool_handle(entry), addr);
+		else if (m->c->wb)
+			uzd_wb_raw_stored(m->c->wb, uzd_entry_pool_handle(entry), m->c->id, addr);
+		break;
+	case UZD_ENTRY_FILE:
+		if (!(flags & UZD_ENTRY_SHARED))
+			file_moved(m, r, pgidx, entry, addr);
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * mremap moved [from, from + len) to [to, ...): the regions there follow,
+ * with their evicted pages (the part past len, when it grew, is the
+ * client's to REGISTER).  The client keeps the memfd offsets, so nothing
+ * of the memfd moves.
  */
 static void event_remap(struct uzd_fault_ctx *fc, struct uzd_client *c, const struct uffd_msg *m)
 {
-	uint64_t from = m->arg.remap.from, len = m->arg.remap.len;
+	uint64_t from = m->arg.remap.from, to = m->arg.remap.to, len = m->arg.remap.len;
+	struct moved_ctx mc = { .fc = fc, .c = c };
+	int r = uzd_region_move_range(&c->regions, from, to, len, uzd_client_release, page_moved,
+				      &mc);
 
-	flog(fc, c,
-	     "mremap of managed memory [%#" PRIx64 ", +%#" PRIx64 ") to %#" PRIx64
-	     " is not supported: its evicted pages are dropped",
-	     from, len, (uint64_t)m->arg.remap.to);
-	event_unmap(fc, c, from, from + len);
+	if (r < 0)
+		flog(fc, c,
+		     "mremap [%#" PRIx64 ", +%#" PRIx64 ") to %#" PRIx64
+		     ": %s: its pages were dropped",
+		     from, len, to, strerror(-r));
 }
 
 static void handle_event(struct uzd_fault_ctx *fc, struct uzd_client *c, const struct uffd_msg *m)
@@ -316,14 +438,23 @@ static int read_batch(struct uzd_fault_ctx *fc, struct uzd_client *c, size_t *go
 	uint64_t t0;
 	int r;
 
+	/*
+	 * The client thread that raised an event runs again as soon as it is
+	 * read, before it is handled: events_busy covers the gap, so that the
+	 * server handles none of the client's requests in between (client.h).
+	 */
+	__atomic_store_n(&c->events_busy, true, __ATOMIC_SEQ_CST);
 	r = uzd_uffd_read_events(c->uffd, fc->batch, FAULT_BATCH, &n);
 	*got = n;
-	if (r < 0 || n == 0)
+	if (r < 0 || n == 0) {
+		__atomic_store_n(&c->events_busy, false, __ATOMIC_RELEASE);
 		return r;
+	}
 	t0 = now_ns();
 	nev = uzd_uffd_events_first(fc->batch, n);
 	for (size_t i = 0; i < nev; i++)
 		handle_event(fc, c, &fc->batch[i]);
+	__atomic_store_n(&c->events_busy, false, __ATOMIC_RELEASE);
 	for (size_t i = nev; i < n; i++) {
 		if (queue_push(fc, &fc->batch[i], t0) < 0)
 			uzd_uffd_wake(c->uffd, fc->batch[i].arg.pagefault.address & PAGE_MASK_,
@@ -355,7 +486,7 @@ static bool refault_is_hot(struct uzd_client *c, uint32_t evicted_at)
 
 /* Load a pool object into fc->page; 0, -EBADMSG (corrupt) or -EXDEV (not this page's). */
 static int load_object(struct uzd_fault_ctx *fc, struct uzd_client *c, unsigned long handle,
-		       uint64_t addr, struct uzd_obj_hdr *h)
+		       uint64_t addr, bool shared, struct uzd_obj_hdr *h)
 {
 	const unsigned char *obj;
 	int r;
@@ -364,7 +495,8 @@ static int load_object(struct uzd_fault_ctx *fc, struct uzd_client *c, unsigned 
 	if (!obj)
 		return -EBADMSG;
 	uzd_obj_hdr_read(obj, h);
-	if (h->client_id != c->id || h->addr != addr)
+	/* A SHARED object's header names the relative that evicted it (daemon/fork.c). */
+	if (!shared && (h->client_id != c->id || h->addr != addr))
 		r = -EXDEV;
 	else
 		r = uzc_decompress(fc->uzc, h->codec, obj + UZD_OBJ_HDR_SIZE, h->len, fc->page);
@@ -507,7 +639,8 @@ static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 	unsigned int flags = 0;
 	int ret;
 
-	ret = raw ? load_raw(fc, c, handle) : load_object(fc, c, handle, addr, &h);
+	ret = raw ? load_raw(fc, c, handle) :
+		    load_object(fc, c, handle, addr, uzd_entry_flags(old) & UZD_ENTRY_SHARED, &h);
 	if (ret < 0)
 		return serve_bad_object(fc, c, r, pgidx, old, addr, ret, &h);
 	ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
@@ -520,8 +653,8 @@ static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 		     "BUG: page %#" PRIx64 " was present while its entry held a pool object "
 		     "(written through another mapping?): keeping the present page",
 		     addr);
-	/* Exclusive load: the page lives in the client now, the object goes. */
-	free_pool_object(c, handle, raw, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
+	/* Exclusive load: the page lives in the client now, the object goes (if ours alone). */
+	uzd_client_free_object(c, old, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
 	stat_add(&c->stats.faults_pool, 1);
 	fc->kind = UZD_FAULT_POOL;
 	if (!raw && refault_is_hot(c, h.evict_seq)) {
@@ -539,14 +672,15 @@ static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
  * else what uzd_wb_read() said (-ENODATA short, -EBADMSG corrupt, -errno).
  */
 static int load_file(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t slot, uint64_t addr,
-		     struct uzd_bfile_rec *h)
+		     bool shared, struct uzd_bfile_rec *h)
 {
 	const unsigned char *payload = fc->rec + UZD_BFILE_HDR;
 	int r = uzd_wb_read(c->wb, slot, fc->rec, h);
 
 	if (r < 0)
 		return r;
-	if (h->client_id != c->id || h->addr != addr)
+	/* A SHARED record names the relative that wrote it back (daemon/fork.c). */
+	if (!shared && (h->client_id != c->id || h->addr != addr))
 		return -EXDEV;
 	if (h->codec == UZC_CODEC_RAW) {
 		if (h->len != UZD_PAGE_SIZE)
@@ -605,7 +739,7 @@ static int serve_file(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 		give_back(c, r, pgidx, old);
 		return poison(fc, c, addr);
 	}
-	ret = load_file(fc, c, slot, addr, &h);
+	ret = load_file(fc, c, slot, addr, uzd_entry_flags(old) & UZD_ENTRY_SHARED, &h);
 	if (ret < 0)
 		return serve_bad_file(fc, c, r, pgidx, old, addr, ret);
 	ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
@@ -618,8 +752,8 @@ static int serve_file(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 		     "BUG: page %#" PRIx64 " was present while its entry held a file record "
 		     "(written through another mapping?): keeping the present page",
 		     addr);
-	/* Exclusive load: the page lives in the client now, the record goes. */
-	uzd_wb_file_freed(c->wb, c, slot);
+	/* Exclusive load: the page lives in the client now, the record goes (if ours alone). */
+	uzd_client_free_record(c, old);
 	stat_add(&c->stats.faults_file, 1);
 	fc->kind = UZD_FAULT_FILE;
 	settle(fc, c, r, pgidx, uzd_entry_make(UZD_ENTRY_RESIDENT, 0, 0), false);
@@ -645,14 +779,15 @@ static int readahead_one(struct uzd_fault_ctx *fc, struct uzd_client *c, struct 
 		return 0;
 	handle = uzd_entry_pool_handle(old);
 	raw = uzd_entry_flags(old) & UZD_ENTRY_RAW;
-	ret = raw ? load_raw(fc, c, handle) : load_object(fc, c, handle, addr, &h);
+	ret = raw ? load_raw(fc, c, handle) :
+		    load_object(fc, c, handle, addr, uzd_entry_flags(old) & UZD_ENTRY_SHARED, &h);
 	if (ret == 0)
 		ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
 	if (ret != 0) {
 		give_back(c, r, pgidx, old);
 		return ret == -EAGAIN ? ret : 0;
 	}
-	free_pool_object(c, handle, raw, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
+	uzd_client_free_object(c, old, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
 	stat_add(&c->stats.readahead, 1);
 	settle(fc, c, r, pgidx, uzd_entry_make(UZD_ENTRY_RESIDENT, 0, 0), false);
 	return 0;
@@ -744,6 +879,11 @@ static int serve_missing(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_
 	int ret;
 
 	uzd_region_read_lock(&c->regions);
+	if (c->forking) {
+		/* The fork fence: FORK_DONE wakes the range, and the thread faults again. */
+		ret = FAULT_LEFT;
+		goto out;
+	}
 	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
 	if (!r) {
 		/*
@@ -799,7 +939,8 @@ static int serve_wp(struct uzd_client *c, uint64_t addr)
 	int ret = 0;
 
 	uzd_region_read_lock(&c->regions);
-	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
+	/* Under the fork fence the protection is the fence's: FORK_DONE lifts it. */
+	r = c->forking ? NULL : uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
 	if (r && uzd_region_claim(r, pgidx, settled, &old) == 0) {
 		ret = uzd_uffd_writeprotect(c->uffd, addr, UZD_PAGE_SIZE, false, true);
 		give_back(c, r, pgidx, old);

@@ -6,7 +6,8 @@
  * whenever a client's userfaultfd is readable (the server owns the epoll
  * loop).  Drain reads every pending message in batches, handles the
  * non-fault events first (REMOVE and UNMAP free the range's pool objects;
- * REMAP is treated as an unmap of the old range), then serves each fault:
+ * REMAP moves the regions, with their pages, to the new range), then
+ * serves each fault (none while the client's fork fence is up: fork.h):
  *
  *   message -> region lookup (table read lock) -> claim the entry (BUSY)
  *     EMPTY    -> UFFDIO_ZEROPAGE

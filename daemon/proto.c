@@ -36,9 +36,18 @@
 #define PAGE 4096u
 
 static const char *const type_names[UZP_TYPE_COUNT] = {
-	[UZP_HELLO] = "HELLO",	 [UZP_SET_UFFD] = "SET_UFFD",	  [UZP_REGISTER] = "REGISTER",
-	[UZP_STATUS] = "STATUS", [UZP_UNREGISTER] = "UNREGISTER", [UZP_STATS] = "STATS",
-	[UZP_REPLY] = "REPLY",	 [UZP_SHUTDOWN] = "SHUTDOWN",	  [UZP_CLASSES] = "CLASSES",
+	[UZP_HELLO] = "HELLO",
+	[UZP_SET_UFFD] = "SET_UFFD",
+	[UZP_REGISTER] = "REGISTER",
+	[UZP_STATUS] = "STATUS",
+	[UZP_UNREGISTER] = "UNREGISTER",
+	[UZP_STATS] = "STATS",
+	[UZP_REPLY] = "REPLY",
+	[UZP_SHUTDOWN] = "SHUTDOWN",
+	[UZP_FORK] = "FORK",
+	[UZP_FORK_DONE] = "FORK_DONE",
+	[UZP_FORK_ATTACH] = "FORK_ATTACH",
+	[UZP_CLASSES] = "CLASSES",
 	[UZP_ADMIN] = "ADMIN",
 };
 
@@ -111,6 +120,22 @@ static int check_memfd(int fd, const struct uzp_register *r, char *why, size_t w
 	return 0;
 }
 
+/* FORK: the child's memfd, which the daemon fills and eviction punches. */
+static int check_child_memfd(int fd, char *why, size_t wl)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+	int fl = fcntl(fd, F_GETFL);
+	struct stat st;
+
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || seals < 0 || fl < 0)
+		return refuse(why, wl, -EBADMSG, "FORK: the descriptor is not a memfd");
+	if ((fl & O_ACCMODE) != O_RDWR)
+		return refuse(why, wl, -EBADMSG, "FORK: the memfd is not open for writing");
+	if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))
+		return refuse(why, wl, -EBADMSG, "FORK: the memfd is sealed against writes");
+	return 0;
+}
+
 /* STATUS, CLASSES: a memfd the daemon can write (the tool reads it back). */
 static int check_status_memfd(const char *what, int fd, char *why, size_t wl)
 {
@@ -135,8 +160,11 @@ static int check_fds(const struct uzd_request *req, int nfds, char *why, size_t 
 		return refuse(why, wl, -EBADMSG, "%s carries no descriptor", type_names[type]);
 	if (nfds < uzp_fds_required(type))
 		return refuse(why, wl, -EBADMSG, "%s needs a descriptor", type_names[type]);
-	if (type == UZP_SET_UFFD && !is_userfaultfd(req->fd))
-		return refuse(why, wl, -EBADMSG, "SET_UFFD: the descriptor is not a userfaultfd");
+	if ((type == UZP_SET_UFFD || type == UZP_FORK_ATTACH) && !is_userfaultfd(req->fd))
+		return refuse(why, wl, -EBADMSG, "%s: the descriptor is not a userfaultfd",
+			      type_names[type]);
+	if (type == UZP_FORK)
+		return check_child_memfd(req->fd, why, wl);
 	if (type == UZP_REGISTER)
 		return check_memfd(req->fd, &req->body.reg, why, wl);
 	if (type == UZP_STATUS || type == UZP_CLASSES)
@@ -209,6 +237,16 @@ static int check_fields(const struct uzd_request *req, char *why, size_t wl)
 	case UZP_UNREGISTER:
 		return check_range(type_names[req->h.type], req->body.range.addr,
 				   req->body.range.length, why, wl);
+	case UZP_FORK:
+	case UZP_FORK_DONE:
+		if (req->body.fork.flags)
+			return refuse(why, wl, -EBADMSG, "%s: unknown flags %#x",
+				      type_names[req->h.type], req->body.fork.flags);
+		return 0;
+	case UZP_FORK_ATTACH:
+		if (req->body.attach.reserved)
+			return refuse(why, wl, -EBADMSG, "FORK_ATTACH: reserved field not 0");
+		return 0;
 	case UZP_ADMIN:
 		return check_admin(&req->body.admin, why, wl);
 	default:

@@ -20,6 +20,8 @@ struct uzd_request {
 		struct uzp_hello hello;
 		struct uzp_register reg;
 		struct uzp_range range;
+		struct uzp_fork fork;
+		struct uzp_fork_attach attach;
 		struct uzp_admin admin;
 	} body;
 	int fd; /* the descriptor that came with it, owned by the caller; -1: none */

@@ -521,6 +521,9 @@ static size_t next_victims(struct uzd_client *c, uint64_t *addrs, uint64_t want,
 			drain_inactive(c);
 	} else {
 		refill_inactive(c, refill);
+	}
+	/* The refill may have turned sampling off (the client is gone). */
+	if (uzd_sampler_active(&c->sampler) && uzd_lru_count(&c->inactive)) {
 		n = judge_inactive(c, addrs, want, &examined);
 		*scanned += examined;
 		if (examined)

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/region.h"
@@ -439,10 +440,71 @@ static void region_release_all(struct uzd_region *r, uzd_release_fn release, voi
 	}
 }
 
-static void region_free(struct uzd_region *r, uzd_release_fn release, void *arg)
+/* ---- the memfds behind regions ---- */
+
+static struct uzd_region_file *file_of_fd(struct uzd_region_table *t, int fd)
+{
+	for (size_t i = 0; i < t->nfiles; i++)
+		if (t->files[i].fd == fd)
+			return &t->files[i];
+	return NULL;
+}
+
+/*
+ * Take a reference on the file of descriptor *@fd, which the caller owns:
+ * a file the table knows already keeps its descriptor, and *@fd is closed
+ * and replaced by it.  Write lock held.  0 or -ENOMEM, -errno from fstat.
+ */
+static int file_take(struct uzd_region_table *t, int *fd)
+{
+	struct uzd_region_file *f;
+	struct stat st;
+
+	if (fstat(*fd, &st) < 0)
+		return -errno;
+	for (size_t i = 0; i < t->nfiles; i++) {
+		f = &t->files[i];
+		if (f->dev == st.st_dev && f->ino == st.st_ino) {
+			if (f->fd != *fd)
+				close(*fd);
+			*fd = f->fd;
+			f->refs++;
+			return 0;
+		}
+	}
+	if (t->nfiles == t->files_cap) {
+		size_t cap = t->files_cap ? 2 * t->files_cap : 4;
+		struct uzd_region_file *v = realloc(t->files, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		t->files = v;
+		t->files_cap = cap;
+	}
+	t->files[t->nfiles++] = (struct uzd_region_file){ st.st_dev, st.st_ino, *fd, 1 };
+	return 0;
+}
+
+/* A region lets go of its memfd: the last one closes it.  Write lock held (or no users). */
+static void file_put(struct uzd_region_table *t, int fd)
+{
+	struct uzd_region_file *f = file_of_fd(t, fd);
+
+	if (!f) {
+		close(fd);
+		return;
+	}
+	if (--f->refs)
+		return;
+	close(fd);
+	*f = t->files[--t->nfiles];
+}
+
+static void region_free(struct uzd_region_table *t, struct uzd_region *r, uzd_release_fn release,
+			void *arg)
 {
 	region_release_all(r, release, arg);
-	close(r->memfd);
+	file_put(t, r->memfd);
 	region_discard(r);
 }
 
@@ -467,6 +529,8 @@ int uzd_region_create(struct uzd_region_table *t, const struct uzd_region_args *
 		goto err_unlock;
 	}
 	ret = table_reserve(t);
+	if (ret == 0)
+		ret = file_take(t, &r->memfd);
 	if (ret)
 		goto err_unlock;
 	r->id = table_new_id(t);
@@ -493,12 +557,11 @@ int uzd_region_destroy(struct uzd_region_table *t, uint32_t id, uzd_release_fn r
 			break;
 		}
 	}
+	if (r)
+		/* Unreachable now, and no reader held it past our write lock. */
+		region_free(t, r, release, arg);
 	pthread_rwlock_unlock(&t->lock);
-	if (!r)
-		return -ENOENT;
-	/* Unreachable now, and no reader held it past our write lock. */
-	region_free(r, release, arg);
-	return 0;
+	return r ? 0 : -ENOENT;
 }
 
 /* Page-aligned and not wrapping (a zero length is a valid no-op). */
@@ -578,13 +641,11 @@ static int split_prepare(struct uzd_region_table *t, const struct uzd_region *r,
 
 	if (ret)
 		return ret;
-	/* Each region owns its memfd: the halves close theirs independently. */
-	a.memfd = fcntl(r->memfd, F_DUPFD_CLOEXEC, 0);
-	if (a.memfd < 0)
-		return -errno;
+	/* The halves share the memfd: a reference each (file_put closes it last). */
+	a.memfd = r->memfd;
 	ret = region_alloc(&a, out);
-	if (ret)
-		close(a.memfd);
+	if (ret == 0)
+		file_of_fd(t, r->memfd)->refs++;
 	return ret;
 }
 
@@ -627,7 +688,7 @@ static void unmap_one(struct uzd_region_table *t, size_t i, uintptr_t addr, uint
 	drop_pages(r, a, b, release, arg);
 	if (a == 0 && b == r->npages) {
 		table_remove(t, i);
-		region_free(r, release, arg);
+		region_free(t, r, release, arg);
 	} else if (tail) {
 		split_move(r, b, tail);
 		region_trim(r, 0, a);
@@ -721,8 +782,9 @@ int uzd_region_table_init(struct uzd_region_table *t)
 void uzd_region_table_fini(struct uzd_region_table *t, uzd_release_fn release, void *arg)
 {
 	for (size_t i = 0; i < t->n; i++)
-		region_free(t->regions[i], release, arg);
+		region_free(t, t->regions[i], release, arg);
 	free(t->regions);
+	free(t->files);
 	pthread_rwlock_destroy(&t->lock);
 	memset(t, 0, sizeof(*t));
 }
@@ -735,4 +797,98 @@ void uzd_region_read_lock(struct uzd_region_table *t)
 void uzd_region_read_unlock(struct uzd_region_table *t)
 {
 	pthread_rwlock_unlock(&t->lock);
+}
+
+void uzd_region_write_lock(struct uzd_region_table *t)
+{
+	pthread_rwlock_wrlock(&t->lock);
+}
+
+void uzd_region_write_unlock(struct uzd_region_table *t)
+{
+	pthread_rwlock_unlock(&t->lock);
+}
+
+/* ---- mremap: moving a range ---- */
+
+/* Write lock held: make a region boundary fall at @addr.  0 or the split's error. */
+static int split_at(struct uzd_region_table *t, uintptr_t addr)
+{
+	size_t i = upper_bound(t, addr);
+	struct uzd_region *r = i ? t->regions[i - 1] : NULL, *tail;
+	size_t first;
+	int ret;
+
+	if (!r || r->start == addr || addr >= region_end(r))
+		return 0;
+	first = (addr - r->start) >> UZD_PAGE_SHIFT;
+	ret = split_prepare(t, r, first, &tail);
+	if (ret)
+		return ret;
+	split_move(r, first, tail);
+	region_trim(r, 0, first);
+	tail->id = table_new_id(t);
+	table_insert(t, i, tail);
+	return 0;
+}
+
+int uzd_region_move_range(struct uzd_region_table *t, uintptr_t from, uintptr_t to, size_t len,
+			  uzd_release_fn release, uzd_moved_fn moved, void *arg)
+{
+	struct uzd_region *batch[64];
+	size_t i, n;
+	int ret;
+
+	if (!range_valid(from, len) || !range_valid(to, len))
+		return -EINVAL;
+	if (!len || from == to)
+		return 0;
+	pthread_rwlock_wrlock(&t->lock);
+	ret = split_at(t, from);
+	if (ret == 0)
+		ret = split_at(t, from + len);
+	if (ret) {
+		/* Cannot move part of a region: drop the range rather than leave it behind. */
+		unmap_spanning(t, from, from + len, release, arg);
+		goto out;
+	}
+	/* The kernel unmapped the destination: whatever is there is stale. */
+	unmap_spanning(t, to, to + len, release, arg);
+	do {
+		/* Take the regions of the range out (a few at a time), shift them, put them back. */
+		n = 0;
+		i = first_ending_after(t, from);
+		while (i < t->n && t->regions[i]->start < from + len && n < 64) {
+			batch[n++] = t->regions[i];
+			table_remove(t, i);
+		}
+		for (size_t k = 0; k < n; k++) {
+			struct uzd_region *r = batch[k];
+
+			struct uzd_region_counts c;
+			uint64_t left;
+
+			r->start = r->start - from + to;
+			table_insert(t, upper_bound(t, r->start), r);
+			uzd_region_counts(r, &c);
+			left = c.resident + c.same + c.pool + c.file;
+			for (size_t p = 0; moved && left && p < r->npages; p++) {
+				uint64_t v = __atomic_load_n(&r->entries[p], __ATOMIC_RELAXED);
+
+				if (v) {
+					moved(r, p, v, arg);
+					left--;
+				}
+			}
+		}
+	} while (n == 64);
+out:
+	pthread_rwlock_unlock(&t->lock);
+	return ret;
+}
+
+void uzd_region_set_entry(struct uzd_region *r, size_t pgidx, uint64_t v)
+{
+	__atomic_store_n(&r->entries[pgidx], v, __ATOMIC_RELEASE);
+	count_inc(r, uzd_entry_state(v));
 }

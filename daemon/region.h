@@ -113,14 +113,29 @@ struct uzd_region {
 };
 
 /*
+ * One open file behind regions of a table: a client that maps all its
+ * regions from one memfd (the interposer, client/uzi.h) costs the daemon
+ * one descriptor, not one per region.  refs counts the regions using fd.
+ */
+struct uzd_region_file {
+	dev_t dev;
+	ino_t ino;
+	int fd;
+	unsigned int refs;
+};
+
+/*
  * regions[0..n) sorted by start, pairwise disjoint; n <= cap.  next_id is
- * the next id to try.  Fields change only under the write lock.
+ * the next id to try.  files[0..nfiles) are the distinct memfds the regions
+ * use (capacity files_cap).  Fields change only under the write lock.
  */
 struct uzd_region_table {
 	pthread_rwlock_t lock;
 	struct uzd_region **regions;
 	size_t n, cap;
 	uint32_t next_id;
+	struct uzd_region_file *files;
+	size_t nfiles, files_cap;
 };
 
 struct uzd_region_args {
@@ -147,9 +162,19 @@ void uzd_region_table_fini(struct uzd_region_table *t, uzd_release_fn release, v
 
 void uzd_region_read_lock(struct uzd_region_table *t);
 void uzd_region_read_unlock(struct uzd_region_table *t);
+/*
+ * The write lock, for a caller that must change entries of several tables
+ * at once with nobody between (writeback of a payload fork relatives
+ * share): it takes them in ascending client id order, the one rule that
+ * keeps two such callers from deadlocking.
+ */
+void uzd_region_write_lock(struct uzd_region_table *t);
+void uzd_region_write_unlock(struct uzd_region_table *t);
 
 /*
- * Adds a region; on success it owns a->memfd and *id names it.  -EINVAL
+ * Adds a region; on success it owns a->memfd (closed at once when it is a
+ * file another region of the table uses already: the region then uses that
+ * descriptor) and *id names it.  -EINVAL
  * for an unaligned or empty range, one that wraps, or a name too long;
  * -EBADF for a negative fd; -E2BIG beyond UZD_REGION_MAX_PAGES; -EEXIST
  * when it overlaps another region; -ENOSPC when the table is full;
@@ -187,6 +212,33 @@ int uzd_region_drop_range(struct uzd_region_table *t, uintptr_t addr, size_t len
  */
 int uzd_region_unmap_range(struct uzd_region_table *t, uintptr_t addr, size_t len,
 			   uzd_release_fn release, void *arg, uint32_t *tail_id);
+
+/*
+ * Called for each non-EMPTY page of a region that uzd_region_move_range()
+ * moved: @r is at its new address already.  Write lock held: it must not
+ * take the table's lock.
+ */
+typedef void (*uzd_moved_fn)(struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg);
+
+/*
+ * mremap moved [from, from + len) to [to, to + len) (UFFD_EVENT_REMAP): the
+ * regions there follow with their entries and memfd offsets; a region that
+ * straddles an end of the range is split first, the tail a new region as
+ * in uzd_region_unmap_range().  Whatever region still lies at the
+ * destination is dropped (the kernel unmapped it).  -EINVAL for a bad
+ * range, -ENOMEM (or -ENOSPC, -EMFILE) when a split cannot be made: the
+ * moved part is then dropped, never left at the old address.  Takes the
+ * write lock.
+ */
+int uzd_region_move_range(struct uzd_region_table *t, uintptr_t from, uintptr_t to, size_t len,
+			  uzd_release_fn release, uzd_moved_fn moved, void *arg);
+
+/*
+ * Set page @pgidx of a region nobody else can reach yet (a fork child's,
+ * daemon/fork.c) to the settled value @v, counting it.  The page must be
+ * EMPTY.
+ */
+void uzd_region_set_entry(struct uzd_region *r, size_t pgidx, uint64_t v);
 
 /* Page transitions with counters; read lock held, pgidx < r->npages. */
 int uzd_region_claim(struct uzd_region *r, size_t pgidx, unsigned int state_mask, uint64_t *old);

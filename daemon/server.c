@@ -47,6 +47,7 @@
 #include <uv.h>
 
 #include "daemon/admin.h"
+#include "daemon/fork.h"
 #include "daemon/fthread.h"
 #include "daemon/proto.h"
 #include "daemon/reclaim.h"
@@ -166,6 +167,20 @@ static size_t clients_snapshot(void *arg, struct uzd_client **out, size_t max)
 }
 
 /* Writeback's owner lookup: the client with @id, with a reference. */
+/* uzd_wb_ids_fn: the live clients' ids (writeback looks for a shared object's owners). */
+static size_t client_ids(void *arg, uint32_t *ids, size_t max)
+{
+	struct uzd_daemon *d = arg;
+	size_t n;
+
+	pthread_mutex_lock(&d->clients_lock);
+	n = d->n_clients < max ? d->n_clients : max;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = d->clients[i]->id;
+	pthread_mutex_unlock(&d->clients_lock);
+	return n;
+}
+
 static struct uzd_client *client_by_id(void *arg, uint32_t id)
 {
 	struct uzd_daemon *d = arg;
@@ -369,6 +384,7 @@ static void on_hello(struct uzd_session *s, const struct uzd_request *req)
 	c->wb = d->wb;
 	c->pid = s->pid;
 	c->uid = s->uid;
+	c->shared = d->shared;
 	memcpy(c->comm, h->comm, sizeof(c->comm));
 	c->comm[sizeof(c->comm) - 1] = '\0';
 	c->budget_pages = pick_budget(d, h->max_resident);
@@ -538,6 +554,116 @@ static void on_unregister(struct uzd_session *s, const struct uzd_request *req)
 	reply_ok(s, req->h.seq, NULL, 0, -1);
 }
 
+/* ---- fork (daemon/fork.h) ---- */
+
+/* The child's session of a FORK: a connection the same process opened, not yet served. */
+static struct uzd_session *fork_child(struct uzd_session *s, uint32_t child_id)
+{
+	for (struct uzd_session *o = s->d->sessions; o; o = o->next) {
+		if (o != s && !o->closing && o->c && o->c->id == child_id && o->pid == s->pid &&
+		    o->uid == s->uid && o->state == S_UFFD)
+			return o;
+	}
+	return NULL;
+}
+
+static void on_fork(struct uzd_session *s, struct uzd_request *req)
+{
+	struct uzp_forked ok = { 0 };
+	struct uzd_fork_result res;
+	struct uzd_session *child;
+	int ret;
+
+	if (s->state != S_READY) {
+		close(req->fd);
+		return reply_error(s, req->h.seq, -EPROTO, "FORK before SET_UFFD");
+	}
+	child = fork_child(s, req->body.fork.child_id);
+	if (!child || child->c->regions.n) {
+		close(req->fd);
+		return reply_error(s, req->h.seq, -ENOENT,
+				   "FORK: client %" PRIu32
+				   " is not a fresh connection of this process",
+				   req->body.fork.child_id);
+	}
+	ret = uzd_fork_snapshot(s->c, child->c, req->fd, &res);
+	close(req->fd);
+	req->fd = -1;
+	if (ret < 0)
+		return reply_error(s, req->h.seq, ret, "FORK: snapshot for client %" PRIu32 ": %s",
+				   child->c->id, strerror(-ret));
+	slog(s->d, UZD_LOG_DEBUG,
+	     "client %" PRIu32 ": fork snapshot for client %" PRIu32 ": %" PRIu64
+	     " regions, %" PRIu64 " pages copied, %" PRIu64 " shared",
+	     s->c->id, child->c->id, res.regions, res.copied_pages, res.shared_pages);
+	ok.regions = res.regions;
+	ok.copied_pages = res.copied_pages;
+	ok.shared_pages = res.shared_pages;
+	reply_ok(s, req->h.seq, &ok, sizeof(ok), -1);
+}
+
+static void on_fork_done(struct uzd_session *s, const struct uzd_request *req)
+{
+	if (s->state != S_READY)
+		return reply_error(s, req->h.seq, -EPROTO, "FORK_DONE before SET_UFFD");
+	uzd_fork_done(s->c);
+	reply_ok(s, req->h.seq, NULL, 0, -1);
+}
+
+/* Field @key ("PPid:", "Uid:") of /proc/@pid/status; -1 when unreadable. */
+static long proc_status_field(pid_t pid, const char *key)
+{
+	char path[64], line[256];
+	size_t klen = strlen(key);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, key, klen) == 0) {
+			v = strtol(line + klen, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/*
+ * The child's SET_UFFD: it names its own pid (SO_PEERCRED gave its parent's,
+ * whose connection it inherited).  The pid is believed only if it is a
+ * child of that parent, of the same user: the daemon samples the accesses
+ * of the process it names (daemon/sample.h), and must not be pointed at
+ * anyone else's.  A pid that does not check out keeps the parent's for
+ * statistics and leaves the client unsampled.
+ */
+static void on_fork_attach(struct uzd_session *s, struct uzd_request *req)
+{
+	pid_t pid = (pid_t)req->body.attach.pid;
+	int ret;
+
+	if (s->state == S_UFFD && pid > 0) {
+		uzd_sampler_close(&s->c->sampler);
+		if (proc_status_field(pid, "PPid:") == (long)s->pid &&
+		    proc_status_field(pid, "Uid:") == (long)s->uid) {
+			s->c->pid = pid;
+			ret = uzd_sampler_open(&s->c->sampler, -1, pid);
+			if (ret < 0)
+				slog(s->d, UZD_LOG_INFO,
+				     "client %" PRIu32 " (pid %d): no access sampling: %s",
+				     s->c->id, (int)pid, strerror(-ret));
+		} else {
+			slog(s->d, UZD_LOG_WARN,
+			     "client %" PRIu32 ": FORK_ATTACH names pid %d, not a child of pid %d "
+			     "of uid %u: kept pid %d, no access sampling",
+			     s->c->id, (int)pid, (int)s->pid, (unsigned int)s->uid, (int)s->pid);
+		}
+	}
+	on_set_uffd(s, req);
+}
+
 static uint64_t stat_load(const uint64_t *v)
 {
 	return __atomic_load_n(v, __ATOMIC_RELAXED);
@@ -560,7 +686,8 @@ static void fill_client_stats(struct uzd_client *c, struct uzp_client_stats *st)
 	uzd_region_read_unlock(&c->regions);
 	st->pool_bytes = stat_load(&cs->pool_bytes);
 	st->faults_zero = stat_load(&cs->faults_zero);
-	st->faults = st->faults_zero + stat_load(&cs->faults_same) + stat_load(&cs->faults_pool);
+	st->faults = st->faults_zero + stat_load(&cs->faults_same) + stat_load(&cs->faults_pool) +
+		     stat_load(&cs->faults_file);
 	st->evictions = stat_load(&cs->evicted_same) + stat_load(&cs->evicted_pool);
 	st->rejections = stat_load(&cs->rejected_pool_full) + stat_load(&cs->rejected_busy) +
 			 stat_load(&cs->rejected_error);
@@ -615,8 +742,24 @@ static void on_admin(struct uzd_session *s, struct uzd_request *req)
 		reply_error(s, req->h.seq, ret, "%s", msg);
 }
 
+/*
+ * Events the client's own threads raised before this request may be read
+ * and not yet handled (client.h, events_busy): wait for the fault thread,
+ * which handles them at once, so the request sees the client's memory as
+ * the client does.  Bounded: a stuck fault thread must not stop the loop.
+ */
+static void wait_events_handled(struct uzd_client *c)
+{
+	struct timespec pause = { 0, 20000 };
+
+	for (int i = 0; i < 50000 && __atomic_load_n(&c->events_busy, __ATOMIC_ACQUIRE); i++)
+		nanosleep(&pause, NULL);
+}
+
 static void dispatch(struct uzd_session *s, struct uzd_request *req)
 {
+	if (s->c && s->state == S_READY)
+		wait_events_handled(s->c);
 	switch (req->h.type) {
 	case UZP_HELLO:
 		return on_hello(s, req);
@@ -630,6 +773,12 @@ static void dispatch(struct uzd_session *s, struct uzd_request *req)
 		return on_stats(s, req);
 	case UZP_STATUS:
 		return on_status(s, req);
+	case UZP_FORK:
+		return on_fork(s, req);
+	case UZP_FORK_DONE:
+		return on_fork_done(s, req);
+	case UZP_FORK_ATTACH:
+		return on_fork_attach(s, req);
 	case UZP_CLASSES:
 	case UZP_ADMIN:
 		return on_admin(s, req);
@@ -983,6 +1132,8 @@ static int start_threads(struct uzd_daemon *d)
 		slog(d, UZD_LOG_ERROR, "fault threads: %s", strerror(-ret));
 		return ret;
 	}
+	if (d->wb)
+		uzd_wb_set_owners(d->wb, client_ids, d, d->shared);
 	ret = d->wb ? uzd_wb_start(d->wb, d->pool) : 0;
 	if (ret < 0)
 		slog(d, UZD_LOG_ERROR, "writeback thread: %s", strerror(-ret));
@@ -1003,6 +1154,8 @@ static void teardown(struct server *sv)
 		zpool_destroy(d->pool);
 	/* Every client is gone by now, and with them every record of the file. */
 	uzd_wb_free(d->wb);
+	/* Last: every client's release went through it. */
+	uzd_shared_free(d->shared);
 	if (d->listen_fd >= 0)
 		close(d->listen_fd);
 	if (d->listen_owned)
@@ -1059,6 +1212,10 @@ int uzd_server_run_file(const struct uzd_config *cfg, const char *config_path,
 	signal(SIGPIPE, SIG_IGN);
 	if (!d->clients) {
 		slog(d, UZD_LOG_ERROR, "out of memory for %u clients", cfg->max_clients);
+		goto out;
+	}
+	if (uzd_shared_new(&d->shared) < 0) {
+		slog(d, UZD_LOG_ERROR, "out of memory for the shared-page table");
 		goto out;
 	}
 	if (open_pool(d) < 0 || listen_socket(d) < 0)

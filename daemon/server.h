@@ -18,6 +18,7 @@
  *   ft, rc      fault threads (daemon/fthread.h), reclaim (daemon/reclaim.h)
  *   wb          the backing-file tier and its thread (daemon/writeback.h);
  *               NULL when [backing] writeback = no
+ *   shared      owner counts of the pool objects fork relatives share
  *   dev_uffd    /dev/userfaultfd, open for the daemon's life, passed to
  *               each accepted client (design.md §1); -1 if unavailable
  *   clients     the clients with a userfaultfd, n_clients of them, under
@@ -64,6 +65,7 @@ struct uzd_daemon {
 	struct uzd_fthreads *ft;
 	struct uzd_reclaim *rc;
 	struct uzd_wb *wb;
+	struct uzd_shared *shared; /* payloads shared by fork relatives (daemon/shared.h) */
 	int dev_uffd;
 	int listen_fd;
 	bool listen_owned; /* we created the socket file (not systemd): unlink it */

@@ -12,6 +12,7 @@
  * Runs on the loop thread; takes clients_lock, then table read locks.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,6 +67,24 @@ static void fill_lat(struct uzp_fault_lat *l, const struct uzd_hist *h)
 	l->p99_ns = uzd_hist_quantile(h, 0.99);
 }
 
+/* RssAnon of @pid: the anonymous memory uzswap does not manage (managed pages are shmem). */
+static uint64_t anon_rss(pid_t pid)
+{
+	char path[64], line[128];
+	unsigned long long kib = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "RssAnon: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kib * 1024;
+}
+
 static void fill_client(struct uzp_status_client *sc, struct uzd_client *c)
 {
 	const struct uzd_client_stats *cs = &c->stats;
@@ -96,6 +115,7 @@ static void fill_client(struct uzp_status_client *sc, struct uzd_client *c)
 	sc->sampled = ld(&cs->sampled);
 	sc->sampled_touched = ld(&cs->sampled_touched);
 	sc->sampled_idle = ld(&cs->sampled_idle);
+	sc->anon_rss_bytes = anon_rss(c->pid);
 }
 
 /* The client's regions into @regions, its page totals into @sc; table read lock. */

@@ -80,6 +80,9 @@ struct uzd_wb {
 	bool kick_pending;
 	uzd_wb_find_fn find;
 	void *find_arg;
+	uzd_wb_ids_fn ids; /* every live client, to find all owners of a SHARED object */
+	void *ids_arg;
+	struct uzd_shared *shared;
 	struct round_client *round;
 	size_t nround, round_cap, last;
 	bool round_full; /* an append found the file full this round */
@@ -250,6 +253,27 @@ static int repoint(struct uzd_client *c, uint64_t addr, uint64_t from, uint64_t 
 	return ret;
 }
 
+/* Page @addr's entry, the table's lock (read or write) held; 0 when not managed. */
+static uint64_t entry_now_locked(struct uzd_client *c, uint64_t addr)
+{
+	struct uzd_region *r;
+	size_t pgidx;
+
+	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
+	return r ? __atomic_load_n(&r->entries[pgidx], __ATOMIC_ACQUIRE) : 0;
+}
+
+/* Write lock held, and the entry checked to be @from: swap it, counters moved. */
+static void set_entry_locked(struct uzd_client *c, uint64_t addr, uint64_t from, uint64_t to)
+{
+	struct uzd_region *r;
+	size_t pgidx;
+
+	r = uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
+	if (r)
+		uzd_region_repoint(r, pgidx, from, to);
+}
+
 static bool holds_pool(uint64_t e, unsigned long handle)
 {
 	return uzd_entry_state(e) == UZD_ENTRY_POOL && uzd_entry_pool_handle(e) == handle;
@@ -373,6 +397,128 @@ static int rejected(struct uzd_wb *wb, int err)
 	return err;
 }
 
+/* ---- objects fork relatives share ---- */
+
+/* The owners of a SHARED object: clients whose page at the header's address holds it. */
+#define WB_MAX_OWNERS 64
+
+struct wb_owners {
+	struct uzd_client *c[WB_MAX_OWNERS]; /* ascending id: the order their locks are taken */
+	size_t n;
+};
+
+static int cmp_client_id(const void *a, const void *b)
+{
+	uint32_t x = (*(struct uzd_client *const *)a)->id, y = (*(struct uzd_client *const *)b)->id;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Every live client whose entry at @addr holds @handle, each with the
+ * round's reference (dropped at round end, outside the allocator).  Fork
+ * keeps addresses, so relatives have the page where the evictor had it;
+ * one whose copy mremap moved is not found, and then the count below does
+ * not match and the object stays.
+ */
+static void find_owners(struct uzd_wb *wb, unsigned long handle, uint64_t addr,
+			struct wb_owners *ow)
+{
+	uint32_t ids[WB_MAX_OWNERS * 4];
+	size_t n = wb->ids(wb->ids_arg, ids, sizeof(ids) / sizeof(ids[0]));
+
+	ow->n = 0;
+	for (size_t i = 0; i < n && ow->n < WB_MAX_OWNERS; i++) {
+		struct uzd_client *c = round_client(wb, ids[i]);
+
+		if (c && holds_pool(entry_now(c, addr), handle))
+			ow->c[ow->n++] = c;
+	}
+	qsort(ow->c, ow->n, sizeof(ow->c[0]), cmp_client_id);
+}
+
+/* Under every owner's write lock: each entry still holds @handle, SHARED as @e0 was. */
+static bool owners_hold(struct wb_owners *ow, uint64_t addr, uint64_t e0)
+{
+	for (size_t i = 0; i < ow->n; i++)
+		if (entry_now_locked(ow->c[i], addr) != e0)
+			return false;
+	return true;
+}
+
+/*
+ * Repoint every owner of a SHARED object to @slot at once, under all their
+ * write locks (ascending ids, region.h): no restore, drop, fork or mremap
+ * of any of them runs between the check and the last swap, so the count
+ * and the entries agree.  One owner left (its relatives are gone) takes
+ * the record alone, its SHARED flag cleared.  0, or -ESTALE.
+ */
+static int repoint_owners(struct uzd_wb *wb, struct wb_owners *ow, uint64_t addr, uint64_t e0,
+			  unsigned long handle, uint64_t slot)
+{
+	unsigned int flags = uzd_entry_flags(e0);
+	int ret = -ESTALE;
+
+	if (ow->n == 1)
+		flags &= ~UZD_ENTRY_SHARED;
+	for (size_t i = 0; i < ow->n; i++)
+		uzd_region_write_lock(&ow->c[i]->regions);
+	if (owners_hold(ow, addr, e0) &&
+	    uzd_shared_owners(wb->shared, uzd_shared_pool_key(handle)) == ow->n) {
+		for (size_t i = 0; i < ow->n; i++)
+			set_entry_locked(ow->c[i], addr, e0, uzd_entry_make_file(slot, flags));
+		if (ow->n > 1)
+			uzd_shared_rekey(wb->shared, uzd_shared_pool_key(handle),
+					 uzd_shared_file_key(slot));
+		ret = 0;
+	}
+	for (size_t i = ow->n; i-- > 0;)
+		uzd_region_write_unlock(&ow->c[i]->regions);
+	return ret;
+}
+
+/* Each owner's figures: its share of the object left the pool for the file. */
+static void written_shared(struct uzd_wb *wb, struct wb_owners *ow, unsigned long handle,
+			   const struct wb_obj *o)
+{
+	if (uzd_client_pool_free(ow->c[0], handle, o->raw) < 0)
+		fprintf(stderr, "uzswapd: BUG: written-back shared handle %#lx not live\n", handle);
+	for (size_t i = 0; i < ow->n; i++) {
+		uncount(&ow->c[i]->stats.pool_bytes, pool_bytes(&o->h, o->raw));
+		count(&ow->c[i]->stats.file_bytes, o->h.len);
+		count(&ow->c[i]->stats.written_back, 1);
+	}
+	count(&wb->stats.written_pages, 1);
+	count(&wb->stats.written_bytes, o->h.len);
+}
+
+/* A SHARED object @handle, whose header (or RAW table) names entry @e at o->h.addr. */
+static int evict_shared(struct uzd_wb *wb, unsigned long handle, struct wb_obj *o, uint64_t e)
+{
+	struct wb_owners ow;
+	uint64_t slot;
+	int ret;
+
+	if (!wb->ids || !wb->shared)
+		return rejected(wb, -EBUSY);
+	find_owners(wb, handle, o->h.addr, &ow);
+	if (!ow.n || uzd_shared_owners(wb->shared, uzd_shared_pool_key(handle)) != ow.n)
+		return rejected(wb, -EBUSY);
+	ret = object_copy(wb, handle, o);
+	if (ret)
+		return ret > 0 ? 0 : rejected(wb, ret);
+	ret = append(wb, o, &slot);
+	if (ret)
+		return rejected(wb, ret);
+	ret = repoint_owners(wb, &ow, o->h.addr, e, handle, slot);
+	if (ret) {
+		uzd_bfile_free(wb->bf, slot);
+		return rejected(wb, ret);
+	}
+	written_shared(wb, &ow, handle, o);
+	return 0;
+}
+
 /* zpool_evict_fn: move @handle's object to the file (see writeback.h). */
 static int wb_evict(struct zpool *pool, unsigned long handle, void *arg)
 {
@@ -391,6 +537,12 @@ static int wb_evict(struct zpool *pool, unsigned long handle, void *arg)
 	e = entry_now(c, o->h.addr);
 	if (!holds_pool(e, handle) || o->raw != !!(uzd_entry_flags(e) & UZD_ENTRY_RAW))
 		return rejected(wb, -ESTALE);
+	/*
+	 * Fork relatives may hold the object too (daemon/shared.h), and the
+	 * header names only one of them: all of them move at once.
+	 */
+	if (uzd_entry_flags(e) & UZD_ENTRY_SHARED)
+		return evict_shared(wb, handle, o, e);
 	ret = object_copy(wb, handle, o);
 	if (ret)
 		return ret > 0 ? 0 : rejected(wb, ret);
@@ -404,6 +556,13 @@ static int wb_evict(struct zpool *pool, unsigned long handle, void *arg)
 	}
 	written(wb, c, handle, o);
 	return 0;
+}
+
+void uzd_wb_set_owners(struct uzd_wb *wb, uzd_wb_ids_fn ids, void *arg, struct uzd_shared *shared)
+{
+	wb->ids = ids;
+	wb->ids_arg = arg;
+	wb->shared = shared;
 }
 
 void uzd_wb_pool_config(struct uzd_wb *wb, struct zpool_config *pc)
@@ -522,7 +681,8 @@ static int wb_move(void *arg, uint64_t old_slot, const struct uzd_bfile_rec *h, 
 	if (!c)
 		return -ESTALE;
 	e = entry_now(c, h->addr);
-	if (!holds_file(e, old_slot))
+	/* A SHARED record has owners the header does not name: it stays where it is. */
+	if (!holds_file(e, old_slot) || (uzd_entry_flags(e) & UZD_ENTRY_SHARED))
 		return -ESTALE;
 	ret = uzd_bfile_move(wb->bf, record, &slot);
 	if (ret)
@@ -775,6 +935,11 @@ void uzd_wb_restored(struct uzd_wb *wb, uint64_t ns)
 void uzd_wb_file_freed(struct uzd_wb *wb, struct uzd_client *c, uint64_t slot)
 {
 	uzd_bfile_free(wb->bf, slot);
+	uncount(&c->stats.file_bytes, uzd_bfile_slot_len(slot));
+}
+
+void uzd_wb_file_unshared(struct uzd_client *c, uint64_t slot)
+{
 	uncount(&c->stats.file_bytes, uzd_bfile_slot_len(slot));
 }
 

@@ -67,6 +67,8 @@ struct uzd_wb;
 
 /* The live client with id @id, with a reference (uzd_client_get), or NULL. */
 typedef struct uzd_client *(*uzd_wb_find_fn)(void *arg, uint32_t id);
+/* The ids of up to @max live clients into @ids; how many. */
+typedef size_t (*uzd_wb_ids_fn)(void *arg, uint32_t *ids, size_t max);
 
 /*
  * Counters.  An object the callback could not write back stays in the pool
@@ -98,6 +100,12 @@ struct uzd_wb_stats {
  */
 int uzd_wb_create(const struct uzd_config *cfg, uzd_wb_find_fn find, void *arg, struct uzd_wb **out,
 		  char *why, size_t whylen);
+/*
+ * How writeback finds every owner of an object fork relatives share
+ * (daemon/shared.h): without it (tests), such objects stay in the pool.
+ * Before the thread starts.
+ */
+void uzd_wb_set_owners(struct uzd_wb *wb, uzd_wb_ids_fn ids, void *arg, struct uzd_shared *shared);
 /* The pool's settings: evict callback, and no limit of its own (see above). */
 void uzd_wb_pool_config(struct uzd_wb *wb, struct zpool_config *pc);
 /* Start the thread on @pool (created with uzd_wb_pool_config).  -errno. */
@@ -163,6 +171,11 @@ int uzd_wb_read(struct uzd_wb *wb, uint64_t slot, void *buf, struct uzd_bfile_re
 void uzd_wb_restored(struct uzd_wb *wb, uint64_t ns);
 /* A FILE entry of client @c let go of @slot (restore, drop, exit): free it. */
 void uzd_wb_file_freed(struct uzd_wb *wb, struct uzd_client *c, uint64_t slot);
+/*
+ * A SHARED FILE entry of @c let go of @slot while a fork relative still
+ * holds it (daemon/shared.h): only @c's count of file bytes goes.
+ */
+void uzd_wb_file_unshared(struct uzd_client *c, uint64_t slot);
 
 /* A snapshot of the counters and of the file's figures. */
 void uzd_wb_stats(struct uzd_wb *wb, struct uzd_wb_stats *st, struct uzd_bfile_stats *fst);

@@ -49,6 +49,8 @@ extern "C" {
 #define UZSWAP_DEFAULT_SOCKET "/run/uzswap/uzswapd.sock"
 /* Exit status of a process stopped because the daemon went away. */
 #define UZSWAP_EXIT_DAEMON_GONE 86
+/* Exit status of a program under uzswap-run --strict (UZSWAP_STRICT=1) that found no daemon. */
+#define UZSWAP_EXIT_NO_DAEMON 85
 
 struct uzswap;
 

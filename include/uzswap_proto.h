@@ -20,6 +20,17 @@
  *   STATS {}                       ------>  REPLY {status, CLIENT_STATS}
  *                                  <------  SHUTDOWN {reason} (unsolicited; the daemon is going)
  *
+ * fork (the interposer, client/uzi_fork.c): in the atfork prepare handler
+ * the parent opens the child's connection itself (HELLO on a second socket,
+ * which the child inherits), then, on its own connection:
+ *   FORK {child id} + child's memfd ------>  fence the parent, snapshot its
+ *                                  <------  REPLY {FORKED}   regions into the child's
+ *   (fork)                                                   client
+ *   FORK_DONE {child id}           ------>  lift the fence
+ * and the child, on the inherited socket, once its mappings are in place:
+ *   FORK_ATTACH {pid} + its userfaultfd --> REPLY {status}: served from now on
+ * A fork that fails closes the child's socket: the snapshot goes with it.
+ *
  * An admin tool (uzswapctl) asks for the daemon's whole state without a
  * HELLO; the state does not fit a datagram, so it travels in a memfd the
  * tool creates and the daemon writes (struct uzp_status, below):
@@ -80,16 +91,19 @@
 #define UZP_UFFD_REGISTER_MODES (UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP)
 
 enum uzp_type {
-	UZP_HELLO = 1,	/* c->d  struct uzp_hello */
-	UZP_SET_UFFD,	/* c->d  no body; 1 fd: the client's userfaultfd */
-	UZP_REGISTER,	/* c->d  struct uzp_register; 1 fd: the region's memfd */
-	UZP_STATUS,	/* c->d  no body; 1 fd: a memfd for struct uzp_status */
-	UZP_UNREGISTER, /* c->d  struct uzp_range */
-	UZP_STATS,	/* c->d  no body */
-	UZP_REPLY,	/* d->c  struct uzp_reply, then a body, then the message */
-	UZP_SHUTDOWN,	/* d->c  struct uzp_shutdown, then the message */
-	UZP_CLASSES,	/* c->d  no body; 1 fd: a memfd for struct uzp_classes */
-	UZP_ADMIN,	/* c->d  struct uzp_admin */
+	UZP_HELLO = 1,	 /* c->d  struct uzp_hello */
+	UZP_SET_UFFD,	 /* c->d  no body; 1 fd: the client's userfaultfd */
+	UZP_REGISTER,	 /* c->d  struct uzp_register; 1 fd: the region's memfd */
+	UZP_STATUS,	 /* c->d  no body; 1 fd: a memfd for struct uzp_status */
+	UZP_UNREGISTER,	 /* c->d  struct uzp_range */
+	UZP_STATS,	 /* c->d  no body */
+	UZP_REPLY,	 /* d->c  struct uzp_reply, then a body, then the message */
+	UZP_SHUTDOWN,	 /* d->c  struct uzp_shutdown, then the message */
+	UZP_FORK,	 /* c->d  struct uzp_fork; 1 fd: the child's memfd */
+	UZP_FORK_DONE,	 /* c->d  struct uzp_fork */
+	UZP_FORK_ATTACH, /* c->d  struct uzp_fork_attach; 1 fd: the child's userfaultfd */
+	UZP_CLASSES,	 /* c->d  no body; 1 fd: a memfd for struct uzp_classes */
+	UZP_ADMIN,	 /* c->d  struct uzp_admin */
 	UZP_TYPE_COUNT,
 };
 
@@ -118,6 +132,20 @@ struct uzp_register {
 struct uzp_range {
 	uint64_t addr;
 	uint64_t length;
+};
+
+/*
+ * FORK and FORK_DONE: the child's client (the id its HELLO was given, on a
+ * connection the same process opened).
+ */
+struct uzp_fork {
+	uint32_t child_id;
+	uint32_t flags; /* none defined yet: must be 0 */
+};
+
+struct uzp_fork_attach {
+	uint32_t pid;	   /* the child's, for statistics (SO_PEERCRED names the parent) */
+	uint32_t reserved; /* 0 */
 };
 
 /*
@@ -179,6 +207,13 @@ struct uzp_client_stats {
 	uint64_t rejections;  /* evictions refused (pool full...) */
 	uint64_t fault_p50_ns, fault_p99_ns;
 	uint64_t evict_ns; /* time reclaim spent evicting this client's pages */
+};
+
+/* FORK: what the snapshot holds. */
+struct uzp_forked {
+	uint64_t regions;
+	uint64_t copied_pages; /* resident pages copied into the child's memfd */
+	uint64_t shared_pages; /* evicted pages the child shares with the parent */
 };
 
 /*
@@ -283,9 +318,15 @@ struct uzp_status_client {
 	uint64_t sampled;		  /* resident pages unmapped for access sampling */
 	uint64_t sampled_touched;	  /* of which touched again: protected */
 	uint64_t sampled_idle;		  /* of which untouched: offered to eviction */
-	struct uzp_fault_lat faults_all;  /* every fault served, whatever it restored */
-	uint32_t budget_set;		  /* 1: the budget was set by an admin (uzswapctl set) */
-	uint32_t reserved;		  /* 0 */
+	/*
+	 * The process's private anonymous resident memory (RssAnon of
+	 * /proc/PID/status): the part of its anonymous memory that is not
+	 * managed, for coverage = data pages / (data pages + this).
+	 */
+	uint64_t anon_rss_bytes;
+	struct uzp_fault_lat faults_all; /* every fault served, whatever it restored */
+	uint32_t budget_set;		 /* 1: the budget was set by an admin (uzswapctl set) */
+	uint32_t reserved;		 /* 0 */
 };
 
 struct uzp_status_region {
@@ -364,6 +405,11 @@ static inline long uzp_body_size(unsigned int type)
 		return sizeof(struct uzp_register);
 	case UZP_UNREGISTER:
 		return sizeof(struct uzp_range);
+	case UZP_FORK:
+	case UZP_FORK_DONE:
+		return sizeof(struct uzp_fork);
+	case UZP_FORK_ATTACH:
+		return sizeof(struct uzp_fork_attach);
 	case UZP_REPLY:
 		return sizeof(struct uzp_reply);
 	case UZP_SHUTDOWN:
@@ -374,15 +420,15 @@ static inline long uzp_body_size(unsigned int type)
 }
 
 /*
- * Descriptors a message of @type carries: SET_UFFD, REGISTER, STATUS and
- * CLASSES exactly one; a REPLY one only when it accepts a HELLO
+ * Descriptors a message of @type carries: SET_UFFD, REGISTER, STATUS, FORK,
+ * FORK_ATTACH and CLASSES exactly one; a REPLY one only when it accepts a HELLO
  * (/dev/userfaultfd); no other message any.  A receiver closes every
  * descriptor it did not expect.
  */
 static inline int uzp_fds_required(unsigned int type)
 {
 	return type == UZP_SET_UFFD || type == UZP_REGISTER || type == UZP_STATUS ||
-			       type == UZP_CLASSES ?
+			       type == UZP_FORK || type == UZP_FORK_ATTACH || type == UZP_CLASSES ?
 		       1 :
 		       0;
 }

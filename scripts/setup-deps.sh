@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install the Debian 12 packages uzswap needs to build, test and benchmark.
+# Install the Debian 12 packages uzswap needs to build, test and benchmark
+# (the real programs integ_programs runs under uzswap-run among them, and
+# libjemalloc2, the allocator uzswap-run gives them by default).
 # Idempotent: installs only what is missing, and touches apt not at all when
 # nothing is.  Needs root only when something is missing.
 set -euo pipefail
@@ -8,6 +10,8 @@ packages=(
 	gcc make libc6-dev pkg-config autoconf automake libtool
 	liblz4-dev libzstd-dev libuv1-dev libinih-dev libsystemd-dev
 	clang-format clang libclang-rt-14-dev
+	python3 sqlite3 redis-server redis-tools xz-utils coreutils libjemalloc2
+	systemd mandoc
 )
 
 missing=()

@@ -114,6 +114,7 @@ static void sample_full(struct sample *s)
 		.rejected_busy = 5,
 		.rejected_error = 6,
 		.poisoned = 0,
+		.anon_rss_bytes = 66536ULL * 4096,
 	};
 	s->c[1] = (struct uzp_status_client){
 		.id = 9,
@@ -258,9 +259,12 @@ static void test_table(void)
 	   "no control byte from a client reaches the terminal");
 	ok(contains(out, "0x7f0040000000") && contains(out, "cache \"hot\" \\ ?[31m red"),
 	   "a region shows its address and its defanged name");
+	ok(contains(out, "     260 MiB        260 MiB     50.0%\n"),
+	   "coverage is the managed data's share of the process's anonymous memory");
 	ok(section_lines_equal_length(out, "clients: memory") &&
 		   section_lines_equal_length(out, "clients: faults") &&
-		   section_lines_equal_length(out, "clients: reclaim"),
+		   section_lines_equal_length(out, "clients: reclaim") &&
+		   section_lines_equal_length(out, "clients: coverage"),
 	   "every client row is as wide as its header, even with counters at UINT64_MAX");
 	free(out);
 	free(s.buf);

@@ -654,8 +654,8 @@ static void test_unmap_range(void)
 		   uzd_region_lookup(&t, BASE + 8 * PG, &pg) == tail && pg == 0,
 	   "lookups find the hole empty and the tail from its first byte");
 	tail_fd = tail->memfd;
-	ok(tail_fd != head_fd && fcntl(tail_fd, F_GETFD) >= 0 && !strcmp(tail->name, "heap"),
-	   "the tail has its own memfd and the region's name");
+	ok(tail_fd == head_fd && fcntl(tail_fd, F_GETFD) >= 0 && !strcmp(tail->name, "heap"),
+	   "the tail shares the region's memfd (one descriptor per file) and its name");
 	uzd_region_counts(head, &c);
 	counts_are(&c, 1, 1, 1, 1, "the head counts its own pages");
 	uzd_region_counts(tail, &c);
@@ -675,14 +675,19 @@ static void test_unmap_range(void)
 	uzd_region_table_fini(&t, NULL, NULL);
 }
 
-/* The next fd this process would get: with RLIMIT_NOFILE there, dup fails. */
-static int lowest_free_fd(void)
+/* The address space this process uses now: with RLIMIT_AS there, mmap fails. */
+static rlim_t address_space_now(void)
 {
-	int fd = dup(0);
+	unsigned long kib = 0;
+	char line[128];
+	FILE *f = fopen("/proc/self/status", "re");
 
-	if (fd >= 0)
-		close(fd);
-	return fd;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %lu kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (rlim_t)kib * 1024;
 }
 
 static void test_unmap_split_failure(void)
@@ -699,19 +704,105 @@ static void test_unmap_split_failure(void)
 	r = uzd_region_find(&t, id);
 	for (size_t i = 0; i < 20; i++)
 		set_page(r, i, mixed_entry(i));
-	getrlimit(RLIMIT_NOFILE, &old_lim);
+	getrlimit(RLIMIT_AS, &old_lim);
 	lim = old_lim;
-	lim.rlim_cur = (rlim_t)lowest_free_fd();
-	setrlimit(RLIMIT_NOFILE, &lim);
+	lim.rlim_cur = address_space_now();
+	setrlimit(RLIMIT_AS, &lim);
 	ret = uzd_region_unmap_range(&t, rel.lo, 4 * PG, release_check, &rel, &tail_id);
-	setrlimit(RLIMIT_NOFILE, &old_lim);
-	ok(ret == -EMFILE && tail_id == 0 && t.n == 1 && r->npages == 20,
-	   "a split that cannot dup the memfd fails with -EMFILE and keeps the region whole "
+	setrlimit(RLIMIT_AS, &old_lim);
+	ok(ret == -ENOMEM && tail_id == 0 && t.n == 1 && r->npages == 20,
+	   "a split whose tail cannot be allocated fails with -ENOMEM and keeps the region whole "
 	   "(ret %d)",
 	   ret);
 	ok(rel.n == 2 && rel.bad == 0 && r->entries[5] == 0 && r->entries[7] == 0 &&
 		   r->entries[8] == mixed_entry(8),
 	   "and still empties the unmapped pages, releasing their payloads (saw %zu)", rel.n);
+	uzd_region_table_fini(&t, NULL, NULL);
+}
+
+/* ---- mremap: uzd_region_move_range ---- */
+
+struct moved_log {
+	size_t n;
+	uintptr_t lo, hi; /* every page reported must be in [lo, hi) */
+	size_t outside;
+};
+
+static void moved_check(struct uzd_region *r, size_t pgidx, uint64_t entry, void *arg)
+{
+	struct moved_log *m = arg;
+	uintptr_t a = r->start + pgidx * PG;
+
+	(void)entry;
+	m->n++;
+	m->outside += a < m->lo || a >= m->hi;
+}
+
+static void test_move_range(void)
+{
+	const uintptr_t to = BASE + (1UL << 30);
+	struct uzd_region_table t;
+	struct uzd_region *r, *mid;
+	struct moved_log log = { .lo = to, .hi = to + 8 * PG };
+	uint32_t id = 0, stale = 0;
+	size_t pg, nonempty = 0;
+	bool entries_ok = true;
+
+	uzd_region_table_init(&t);
+	create(&t, BASE, 20 * PG, &id);
+	r = uzd_region_find(&t, id);
+	for (size_t i = 0; i < 20; i++)
+		set_page(r, i, mixed_entry(i));
+	create(&t, to + 2 * PG, 2 * PG, &stale); /* at the destination: the kernel unmapped it */
+	ok(uzd_region_move_range(&t, BASE + 4 * PG, to, 8 * PG, NULL, moved_check, &log) == 0,
+	   "moving pages 4..11 of a region elsewhere succeeds");
+	uzd_region_read_lock(&t);
+	mid = uzd_region_lookup(&t, to, &pg);
+	ok(t.n == 3 && !uzd_region_find(&t, stale),
+	   "the region splits in three pieces and the stale region at the destination goes");
+	ok(holds_pages(uzd_region_lookup(&t, BASE, &pg), 0, 4) &&
+		   holds_pages(uzd_region_lookup(&t, BASE + 12 * PG, &pg), 12, 8),
+	   "the head and the tail stay where they were, with their pages");
+	for (size_t i = 0; mid && i < 8; i++) {
+		entries_ok &= mid->entries[i] == mixed_entry(4 + i);
+		nonempty += mixed_entry(4 + i) != 0;
+	}
+	ok(mid && mid->start == to && mid->npages == 8 && mid->memfd_off == 4 * PG && entries_ok,
+	   "the moved part starts at the destination with its entries and memfd offset");
+	ok(!uzd_region_lookup(&t, BASE + 4 * PG, &pg) &&
+		   !uzd_region_lookup(&t, BASE + 11 * PG, &pg),
+	   "nothing is left at the old address");
+	ok(log.n == nonempty && log.outside == 0,
+	   "each moved page holding something is reported once, at its new address (%zu of %zu)",
+	   log.n, nonempty);
+	uzd_region_read_unlock(&t);
+	ok(uzd_region_move_range(&t, to, BASE + 4 * PG, 8 * PG, NULL, NULL, NULL) == 0 &&
+		   holds_pages(uzd_region_lookup(&t, BASE + 4 * PG, &pg), 4, 8),
+	   "moving it back puts it between the head and the tail again");
+	uzd_region_table_fini(&t, NULL, NULL);
+}
+
+/* Regions of one memfd hold one descriptor, closed with the last of them. */
+static void test_regions_share_a_memfd(void)
+{
+	struct uzd_region_table t;
+	struct uzd_region_args a = { .start = BASE, .len = 4 * PG, .memfd = new_memfd() };
+	uint32_t id1 = 0, id2 = 0;
+	int first = a.memfd, second;
+
+	uzd_region_table_init(&t);
+	ok(uzd_region_create(&t, &a, &id1) == 0, "a region is made on a memfd");
+	a.start = BASE + 8 * PG;
+	a.memfd_off = 8 * PG;
+	a.memfd = second = fcntl(first, F_DUPFD_CLOEXEC, 0);
+	ok(uzd_region_create(&t, &a, &id2) == 0 && fcntl(second, F_GETFD) < 0 &&
+		   uzd_region_find(&t, id2)->memfd == first,
+	   "a second region on another descriptor of the same memfd uses the first one, and "
+	   "the second is closed");
+	uzd_region_destroy(&t, id1, NULL, NULL);
+	ok(fcntl(first, F_GETFD) >= 0, "destroying one region keeps the shared memfd open");
+	uzd_region_destroy(&t, id2, NULL, NULL);
+	ok(fcntl(first, F_GETFD) < 0 && t.nfiles == 0, "destroying the last one closes it");
 	uzd_region_table_fini(&t, NULL, NULL);
 }
 
@@ -1191,6 +1282,8 @@ int main(void)
 	test_repoint();
 	test_unmap_range();
 	test_unmap_split_failure();
+	test_regions_share_a_memfd();
+	test_move_range();
 	test_hammer(seed);
 	test_hammer_with_drops(seed);
 	test_lookup_during_churn(seed);

@@ -498,6 +498,44 @@ static void print_client_reclaim(FILE *f, const struct uzctl_status_view *v)
 	}
 }
 
+/* Pages holding data (resident or evicted): what the process would hold in memory. */
+static uint64_t data_pages(const struct uzp_status_client *c)
+{
+	uint64_t n = c->resident_pages, parts[] = { c->same_pages, c->pool_pages, c->file_pages };
+
+	for (size_t i = 0; i < 3; i++)
+		n = n > UINT64_MAX - parts[i] ? UINT64_MAX : n + parts[i]; /* saturate */
+	return n;
+}
+
+/* Per mille of the process's anonymous memory that is managed (doubles: no overflow). */
+static uint64_t coverage_permille(const struct uzp_status_client *c)
+{
+	double managed = (double)data_pages(c) * UZCTL_PAGE_SIZE;
+	double all = managed + (double)c->anon_rss_bytes;
+
+	return all > 0 ? (uint64_t)(1000.0 * managed / all) : 0;
+}
+
+#define COVERAGE_COLS CLIENT_COLS " %12s %14s %9s\n"
+
+static void print_client_coverage(FILE *f, const struct uzctl_status_view *v)
+{
+	char a[3][NUM_BUF];
+
+	fprintf(f, "\nclients: coverage (the share of anonymous memory that is managed)\n");
+	fprintf(f, COVERAGE_COLS, "ID", "COMM", "MANAGED-DATA", "UNMANAGED-ANON", "COVERAGE");
+	for (uint32_t i = 0; i < v->st->n_clients; i++) {
+		const struct uzp_status_client *c = &v->clients[i];
+		uint64_t pm = coverage_permille(c);
+
+		snprintf(a[2], sizeof(a[2]), "%" PRIu64 ".%" PRIu64 "%%", pm / 10, pm % 10);
+		put_client_key(f, c);
+		fprintf(f, " %12s %14s %9s\n", pages_str(a[0], data_pages(c)),
+			size_str(a[1], c->anon_rss_bytes), a[2]);
+	}
+}
+
 /* NAME last: a region name is up to 31 characters and needs no padding there. */
 #define REGION_COLS "%6s %6s %16s %8s %8s %8s %8s %8s %s\n"
 
@@ -544,6 +582,7 @@ int uzctl_print_table(FILE *f, const struct uzctl_status_view *v)
 		if (v->st->writeback)
 			print_client_file(f, v);
 		print_client_reclaim(f, v);
+		print_client_coverage(f, v);
 		print_regions(f, v);
 	}
 	return flush_status(f);
@@ -775,6 +814,8 @@ static void json_client(struct json *j, const struct uzp_status_client *c,
 	json_u64(j, "poisoned", c->poisoned);
 	json_u64(j, "written_back", c->written_back);
 	json_u64(j, "file_bytes", c->file_bytes);
+	json_u64(j, "anon_rss_bytes", c->anon_rss_bytes);
+	json_u64(j, "coverage_permille", coverage_permille(c));
 	json_open(j, "regions", '[');
 	for (uint32_t r = 0; r < c->n_regions; r++)
 		json_region(j, &regions[r]);

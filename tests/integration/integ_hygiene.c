@@ -141,7 +141,8 @@ static int a_main(void *arg)
 	return 0;
 }
 
-static void run_pass(const char *what, const struct hd_opt *opts, struct shared *S)
+static void run_pass(const char *what, const struct hd_opt *opts, bool file, uint64_t seed,
+		     struct shared *S)
 {
 	uint64_t pool_peak = 0, pool_max = 0, b_evicted = 0;
 	char how[96], path[64];
@@ -149,7 +150,7 @@ static void run_pass(const char *what, const struct hd_opt *opts, struct shared 
 	int st = 0;
 
 	memset(S, 0, sizeof(*S));
-	S->seed = pat_init(0x4879);
+	S->seed = seed;
 	if (hd_start(&daemon_, opts) < 0) {
 		ok(false, "%s: the daemon starts", what);
 		return;
@@ -181,6 +182,14 @@ static void run_pass(const char *what, const struct hd_opt *opts, struct shared 
 		 what, pool_peak, pool_max, b_evicted);
 	ok(b_evicted > B_PAGES, "%s: B's pages went through the pool (%" PRIu64 " evictions)", what,
 	   b_evicted);
+	if (file) {
+		uint64_t written = 0;
+
+		if (hd_status_u64(&daemon_, "daemon.wb_written_pages", &written) < 0)
+			written = 0;
+		ok(written > B_PAGES, "%s: and through the backing file (%" PRIu64 " written back)",
+		   what, written);
+	}
 	atomic_store(&S->b_stop, 1);
 	ok(b > 0 && hd_wait(b, 60000, &st) == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	   "%s: client B pages through %d clients A coming and going (%s, setup %s)", what, ROUNDS,
@@ -206,7 +215,13 @@ int main(void)
 		{ "pool", "max_size", "6M" },
 		{ NULL, NULL, NULL },
 	};
+	static const struct hd_opt with_file[] = {
+		{ "budget", "client_max_resident", "1M" },
+		{ "pool", "max_size", "1M" },
+		{ NULL, NULL, NULL },
+	};
 	struct shared *S;
+	uint64_t seed;
 
 	hd_init(true, WATCHDOG_S);
 	S = hd_shared(sizeof(*S));
@@ -214,6 +229,9 @@ int main(void)
 		ok(false, "shared memory for the clients' reports");
 		return tap_done();
 	}
-	run_pass("pool (zsmalloc, compacting)", pool_only, S);
+	/* Once: it loads the real pages the patterns are made of. */
+	seed = pat_init(0x4879);
+	run_pass("pool (zsmalloc, compacting)", pool_only, false, seed, S);
+	run_pass("backing file (a 1 MiB pool)", with_file, true, seed, S);
 	return tap_done();
 }
