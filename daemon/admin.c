@@ -43,6 +43,7 @@
 
 #include "daemon/admin.h"
 #include "daemon/log.h"
+#include "daemon/peer.h"
 #include "daemon/reclaim.h"
 #include "daemon/reload.h"
 #include "daemon/sdnotify.h"
@@ -52,8 +53,6 @@
 #define ADMIN_MAX_INFLIGHT 16
 /* zsmalloc has 255 classes at most (32..4096 bytes in 16-byte steps). */
 #define ADMIN_MAX_CLASSES 512
-/* SO_PEERGROUPS: NGROUPS_MAX is 65536; start small, grow on ERANGE. */
-#define PEER_GROUPS_FIRST 64
 
 struct admin_op {
 	struct uzd_admin *a;
@@ -113,55 +112,11 @@ static const char *human_size(char *buf, size_t len, uint64_t bytes)
 
 /* ---- who may ---- */
 
-static bool uid_allowed(const struct uzd_daemon *d, uid_t uid)
+bool uzd_admin_peer_is_admin(const struct uzd_daemon *d, int sock, uid_t uid, gid_t gid)
 {
-	if (d->cfg.allow_all_uids)
-		return true;
-	for (unsigned int i = 0; i < d->cfg.n_allow_uids; i++)
-		if (d->cfg.allow_uids[i] == uid)
-			return true;
-	return false;
-}
-
-/* Is @gid among the socket peer's supplementary groups (as at its connect)? */
-static bool peer_in_group(int sock, gid_t gid)
-{
-	socklen_t len = PEER_GROUPS_FIRST * sizeof(gid_t);
-	gid_t *groups = NULL;
-	bool found = false;
-
-	for (int tries = 0; tries < 3 && !found; tries++) {
-		gid_t *g = realloc(groups, len ? len : sizeof(gid_t));
-
-		if (!g)
-			break;
-		groups = g;
-		if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0) {
-			for (size_t i = 0; i < len / sizeof(gid_t); i++)
-				found |= groups[i] == gid;
-			break;
-		}
-		/* ERANGE: len now says what it takes. */
-		if (errno != ERANGE)
-			break;
-	}
-	free(groups);
-	return found;
-}
-
-bool uzd_admin_peer_is_admin(const struct uzd_daemon *d, int sock, uid_t uid)
-{
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-
 	if (uid == 0)
 		return true;
-	if (!d->cfg.admin_group_set)
-		return false;
-	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
-	    cred.gid == d->cfg.admin_gid)
-		return true;
-	return peer_in_group(sock, d->cfg.admin_gid);
+	return d->cfg.admin_group_set && uzd_peer_in_group(sock, gid, d->cfg.admin_gid);
 }
 
 /* ---- CLASSES ---- */
@@ -240,9 +195,8 @@ static int on_classes(struct uzd_daemon *d, const struct uzd_admin_peer *peer,
 	struct uzp_status_ok ok = { 0 };
 	int ret;
 
-	if (!uid_allowed(d, peer->uid))
-		ret = refuse(msg, len, -EACCES, "uid %u is not in allow_uids",
-			     (unsigned int)peer->uid);
+	if (!uzd_peer_allowed(&d->cfg, peer->sock, peer->uid, peer->gid))
+		ret = refuse(msg, len, -EACCES, UZD_PEER_REFUSED, (unsigned int)peer->uid);
 	else if ((ret = classes_write(d, req->fd, &ok.bytes)) < 0)
 		refuse(msg, len, ret, "CLASSES: writing the memfd: %s", strerror(-ret));
 	close(req->fd);
@@ -617,10 +571,9 @@ static int on_admin(struct uzd_daemon *d, const struct uzd_admin_peer *peer,
 {
 	const char *name = op_names[req->op];
 
-	if (!uid_allowed(d, peer->uid))
-		return refuse(msg, len, -EACCES, "uid %u is not in allow_uids",
-			      (unsigned int)peer->uid);
-	if (!uzd_admin_peer_is_admin(d, peer->sock, peer->uid)) {
+	if (!uzd_peer_allowed(&d->cfg, peer->sock, peer->uid, peer->gid))
+		return refuse(msg, len, -EACCES, UZD_PEER_REFUSED, (unsigned int)peer->uid);
+	if (!uzd_admin_peer_is_admin(d, peer->sock, peer->uid, peer->gid)) {
 		if (d->cfg.admin_group_set)
 			return refuse(msg, len, -EPERM,
 				      "%s: permission denied: admin commands are for root and the "

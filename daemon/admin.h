@@ -36,6 +36,7 @@ struct uzd_admin_peer {
 	uint32_t seq; /* the request's */
 	pid_t pid;    /* SO_PEERCRED */
 	uid_t uid;
+	gid_t gid;
 };
 
 /*
@@ -52,7 +53,7 @@ void uzd_admin_free(struct uzd_daemon *d);
  * Is the socket's peer an admin: uid 0, or a member (primary or
  * supplementary group) of [clients] admin_group?  Loop thread.
  */
-bool uzd_admin_peer_is_admin(const struct uzd_daemon *d, int sock, uid_t uid);
+bool uzd_admin_peer_is_admin(const struct uzd_daemon *d, int sock, uid_t uid, gid_t gid);
 
 /*
  * Handle ADMIN (@req->body.admin) or CLASSES (@req->fd, closed here).  0

@@ -43,6 +43,7 @@
 #include "alloc/zpool.h"
 #include "daemon/bfile.h"
 #include "daemon/config.h"
+#include "daemon/region.h"
 
 #define MIB (1ULL << 20)
 
@@ -77,6 +78,20 @@
 /* A few segments of the backing file, one of them the cleaner's reserve. */
 #define MIN_BACKING_SIZE UZD_BFILE_MIN_SIZE
 
+/*
+ * Quotas (daemon/quota.h).  One user gets half of max_clients' default,
+ * so that no user can take every slot, and connections beside them for
+ * uzswapctl.  Each region costs the daemon one mapping (its entries): four
+ * users at their quota stay under vm.max_map_count (65530).  Managed
+ * memory costs 8 bytes of entries per page touched.
+ */
+#define DEF_UID_MAX_CLIENTS 128
+#define DEF_UID_EXTRA_CONNECTIONS 16
+#define DEF_UID_MAX_REGIONS 16384
+#define DEF_MANAGED_PCT 400
+/* Managed memory may be many times RAM (that is what swap is for). */
+#define MAX_MANAGED_PCT 10000
+
 /* A budget or a pool smaller than one page could hold nothing. */
 #define MIN_BUDGET 4096
 
@@ -96,6 +111,7 @@ enum key_type {
 	T_BOOL,
 	T_BPATH,
 	T_GROUP,
+	T_GIDS,
 };
 
 /* Ids of the keys the checks between keys name; the rest need none. */
@@ -105,10 +121,18 @@ enum key_id {
 	K_FAULT_THREADS,
 	K_LOG_LEVEL,
 	K_ALLOW_UIDS,
+	K_ALLOW_GROUPS,
 	K_ADMIN_GROUP,
 	K_MAX_CLIENTS,
+	K_UID_MAX_CLIENTS,
+	K_UID_MAX_CONNECTIONS,
+	K_CLIENT_MAX_REGIONS,
+	K_UID_MAX_REGIONS,
+	K_CLIENT_MAX_MANAGED,
+	K_UID_MAX_MANAGED,
 	K_MAX_RESIDENT,
 	K_CLIENT_MAX_RESIDENT,
+	K_UID_MAX_RESIDENT,
 	K_HIGH_WATERMARK,
 	K_LOW_WATERMARK,
 	K_CLIENT_MIN_RESIDENT,
@@ -138,7 +162,7 @@ enum key_id {
  * resolved together after the file is read; allow_uids and admin_group
  * also own the fields beside theirs, see copy_key()).  min and max bound
  * T_UINT, T_MODE and T_CENTI (in hundredths); min bounds T_SIZE.
- * percent: T_SIZE also takes "N%" of RAM.  live: a running daemon can
+ * percent: T_SIZE also takes "N%" of RAM, 0 < N <= percent.  live: a running daemon can
  * take a new value on reload (daemon/reload.c); the others are fixed at
  * start by what they built (the socket, threads, the pool, the backing
  * file's tables).
@@ -149,7 +173,7 @@ struct key_def {
 	enum key_type type;
 	size_t off, size;
 	uint64_t min, max;
-	bool percent;
+	unsigned int percent; /* T_SIZE: the largest N of "N%" of RAM; 0: none */
 	bool live;
 };
 
@@ -168,45 +192,57 @@ struct key_def {
 
 /* In file order: uzd_config_dump() writes them in this order. */
 static const struct key_def keys[K_COUNT] = {
-	KEY(K_SOCKET, "daemon", "socket", T_PATH, socket, 0, 0, false, FIXED),
-	KEY(K_SOCKET_MODE, "daemon", "socket_mode", T_MODE, socket_mode, 0, 0777, false, FIXED),
-	KEY(K_FAULT_THREADS, "daemon", "fault_threads", T_UINT, fault_threads, 1, 64, false, FIXED),
-	KEY(K_LOG_LEVEL, "daemon", "log_level", T_LOGLEVEL, log_level, 0, 0, false, LIVE),
-	KEY(K_ALLOW_UIDS, "clients", "allow_uids", T_UIDS, allow_uids, 0, 0, false, LIVE),
-	KEY(K_ADMIN_GROUP, "clients", "admin_group", T_GROUP, admin_gid, 0, 0, false, LIVE),
-	KEY(K_MAX_CLIENTS, "clients", "max_clients", T_UINT, max_clients, 1, 65536, false, FIXED),
-	KEY(K_MAX_RESIDENT, "budget", "max_resident", T_SIZE, max_resident, MIN_BUDGET, 0, true,
+	KEY(K_SOCKET, "daemon", "socket", T_PATH, socket, 0, 0, 0, FIXED),
+	KEY(K_SOCKET_MODE, "daemon", "socket_mode", T_MODE, socket_mode, 0, 0777, 0, FIXED),
+	KEY(K_FAULT_THREADS, "daemon", "fault_threads", T_UINT, fault_threads, 1, 64, 0, FIXED),
+	KEY(K_LOG_LEVEL, "daemon", "log_level", T_LOGLEVEL, log_level, 0, 0, 0, LIVE),
+	KEY(K_ALLOW_UIDS, "clients", "allow_uids", T_UIDS, allow_uids, 0, 0, 0, LIVE),
+	KEY(K_ALLOW_GROUPS, "clients", "allow_groups", T_GIDS, allow_gids, 0, 0, 0, LIVE),
+	KEY(K_ADMIN_GROUP, "clients", "admin_group", T_GROUP, admin_gid, 0, 0, 0, LIVE),
+	KEY(K_MAX_CLIENTS, "clients", "max_clients", T_UINT, max_clients, 1, 65536, 0, FIXED),
+	KEY(K_UID_MAX_CLIENTS, "clients", "uid_max_clients", T_UINT, uid_max_clients, 1, 65536, 0,
+	    LIVE),
+	KEY(K_UID_MAX_CONNECTIONS, "clients", "uid_max_connections", T_UINT, uid_max_connections, 1,
+	    65536 + 16, 0, LIVE),
+	KEY(K_CLIENT_MAX_REGIONS, "clients", "client_max_regions", T_UINT, client_max_regions, 1,
+	    UZD_REGION_MAX_PER_TABLE, 0, LIVE),
+	KEY(K_UID_MAX_REGIONS, "clients", "uid_max_regions", T_UINT, uid_max_regions, 1, UINT32_MAX,
+	    0, LIVE),
+	KEY(K_CLIENT_MAX_MANAGED, "clients", "client_max_managed", T_SIZE, client_max_managed,
+	    MIN_BUDGET, 0, MAX_MANAGED_PCT, LIVE),
+	KEY(K_UID_MAX_MANAGED, "clients", "uid_max_managed", T_SIZE, uid_max_managed, MIN_BUDGET, 0,
+	    MAX_MANAGED_PCT, LIVE),
+	KEY(K_MAX_RESIDENT, "budget", "max_resident", T_SIZE, max_resident, MIN_BUDGET, 0, 100,
 	    LIVE),
 	KEY(K_CLIENT_MAX_RESIDENT, "budget", "client_max_resident", T_SIZE, client_max_resident,
-	    MIN_BUDGET, 0, false, LIVE),
-	KEY(K_HIGH_WATERMARK, "budget", "high_watermark", T_UINT, high_watermark, 50, 100, false,
-	    LIVE),
-	KEY(K_LOW_WATERMARK, "budget", "low_watermark", T_UINT, low_watermark, 10, 100, false,
-	    LIVE),
+	    MIN_BUDGET, 0, 0, LIVE),
+	KEY(K_UID_MAX_RESIDENT, "budget", "uid_max_resident", T_SIZE, uid_max_resident, MIN_BUDGET,
+	    0, 100, LIVE),
+	KEY(K_HIGH_WATERMARK, "budget", "high_watermark", T_UINT, high_watermark, 50, 100, 0, LIVE),
+	KEY(K_LOW_WATERMARK, "budget", "low_watermark", T_UINT, low_watermark, 10, 100, 0, LIVE),
 	KEY(K_CLIENT_MIN_RESIDENT, "budget", "client_min_resident", T_SIZE, client_min_resident, 0,
-	    0, false, LIVE),
-	KEY(K_THROTTLE_ABOVE, "budget", "throttle_above", T_UINT, throttle_above, 0, 1000, false,
-	    LIVE),
+	    0, 0, LIVE),
+	KEY(K_THROTTLE_ABOVE, "budget", "throttle_above", T_UINT, throttle_above, 0, 1000, 0, LIVE),
 	KEY(K_PSI_SOME_AVG10, "pressure", "psi_some_avg10", T_CENTI, psi_some_avg10_centi, 0, 10000,
-	    false, LIVE),
-	KEY(K_MIN_AVAILABLE, "pressure", "min_available", T_SIZE, min_available, 0, 0, true, LIVE),
-	KEY(K_INTERVAL_MS, "pressure", "interval_ms", T_UINT, interval_ms, 100, 60000, false, LIVE),
-	KEY(K_CODEC, "compress", "codec", T_CODEC, codec, 0, 0, false, LIVE),
-	KEY(K_LEVEL, "compress", "level", T_LEVEL, codec, 0, 0, false, LIVE),
+	    0, LIVE),
+	KEY(K_MIN_AVAILABLE, "pressure", "min_available", T_SIZE, min_available, 0, 0, 100, LIVE),
+	KEY(K_INTERVAL_MS, "pressure", "interval_ms", T_UINT, interval_ms, 100, 60000, 0, LIVE),
+	KEY(K_CODEC, "compress", "codec", T_CODEC, codec, 0, 0, 0, LIVE),
+	KEY(K_LEVEL, "compress", "level", T_LEVEL, codec, 0, 0, 0, LIVE),
 	KEY(K_MAX_COMPRESSED, "compress", "max_compressed", T_UINT, max_compressed, 64,
-	    UZC_PAGE_SIZE, false, LIVE),
-	KEY(K_ALLOCATOR, "pool", "allocator", T_ALLOCATOR, allocator, 0, 0, false, FIXED),
-	KEY(K_POOL_MAX_SIZE, "pool", "max_size", T_SIZE, pool_max_size, MIN_BUDGET, 0, true, LIVE),
-	KEY(K_ACCEPT_THRESHOLD, "pool", "accept_threshold", T_UINT, accept_threshold, 50, 100,
-	    false, LIVE),
-	KEY(K_WRITEBACK, "backing", "writeback", T_BOOL, writeback, 0, 0, false, LIVE),
-	KEY(K_BACKING_PATH, "backing", "path", T_BPATH, backing_path, 0, 0, false, FIXED),
+	    UZC_PAGE_SIZE, 0, LIVE),
+	KEY(K_ALLOCATOR, "pool", "allocator", T_ALLOCATOR, allocator, 0, 0, 0, FIXED),
+	KEY(K_POOL_MAX_SIZE, "pool", "max_size", T_SIZE, pool_max_size, MIN_BUDGET, 0, 100, LIVE),
+	KEY(K_ACCEPT_THRESHOLD, "pool", "accept_threshold", T_UINT, accept_threshold, 50, 100, 0,
+	    LIVE),
+	KEY(K_WRITEBACK, "backing", "writeback", T_BOOL, writeback, 0, 0, 0, LIVE),
+	KEY(K_BACKING_PATH, "backing", "path", T_BPATH, backing_path, 0, 0, 0, FIXED),
 	KEY(K_BACKING_MAX_SIZE, "backing", "max_size", T_SIZE, backing_max_size, MIN_BACKING_SIZE,
-	    0, true, FIXED),
-	KEY(K_PAGE_CLUSTER, "fault", "page_cluster", T_UINT, page_cluster, 0, 5, false, LIVE),
-	KEY(K_POLICY, "reclaim", "policy", T_POLICY, policy, 0, 0, false, LIVE),
-	KEY(K_NICE, "reclaim", "nice", T_NICE, reclaim_nice, 0, 0, false, LIVE),
-	KEY(K_SAMPLE_PCT, "reclaim", "sample_pct", T_UINT, sample_pct, 0, 90, false, LIVE),
+	    0, 100, FIXED),
+	KEY(K_PAGE_CLUSTER, "fault", "page_cluster", T_UINT, page_cluster, 0, 5, 0, LIVE),
+	KEY(K_POLICY, "reclaim", "policy", T_POLICY, policy, 0, 0, 0, LIVE),
+	KEY(K_NICE, "reclaim", "nice", T_NICE, reclaim_nice, 0, 0, 0, LIVE),
+	KEY(K_SAMPLE_PCT, "reclaim", "sample_pct", T_UINT, sample_pct, 0, 90, 0, LIVE),
 };
 
 static const char *const log_level_names[] = {
@@ -357,7 +393,8 @@ static int size_shift(const char *suffix, unsigned int *shift)
 	return 0;
 }
 
-int uzd_config_parse_size(const char *s, uint64_t ram_bytes, bool allow_percent, uint64_t *out)
+/* uzd_config_parse_size(), with percentages up to @max_pct (0: none). */
+static int parse_size_pct(const char *s, uint64_t ram_bytes, unsigned int max_pct, uint64_t *out)
 {
 	const char *end;
 	unsigned int shift;
@@ -370,9 +407,9 @@ int uzd_config_parse_size(const char *s, uint64_t ram_bytes, bool allow_percent,
 	if (rc)
 		return rc;
 	if (end[0] == '%' && end[1] == '\0') {
-		if (!allow_percent)
+		if (!max_pct)
 			return -EINVAL;
-		if (v == 0 || v > 100)
+		if (v == 0 || v > max_pct)
 			return -ERANGE;
 		*out = percent_of(ram_bytes, v);
 		return 0;
@@ -383,6 +420,11 @@ int uzd_config_parse_size(const char *s, uint64_t ram_bytes, bool allow_percent,
 		return -ERANGE;
 	*out = v << shift;
 	return 0;
+}
+
+int uzd_config_parse_size(const char *s, uint64_t ram_bytes, bool allow_percent, uint64_t *out)
+{
+	return parse_size_pct(s, ram_bytes, allow_percent ? 100 : 0, out);
 }
 
 /* The largest binary suffix that writes @v exactly, so it reads back the same. */
@@ -572,6 +614,8 @@ static int parse_uids(struct parse_ctx *ctx, const struct key_def *k, const char
 		cfg->allow_all_uids = true;
 		return 0;
 	}
+	if (strcmp(v, "none") == 0)
+		return 0; /* allow_groups alone decides */
 	for (;;) {
 		size_t len = strcspn(s, ",");
 		int rc = parse_one_uid(ctx, k, s, len);
@@ -584,7 +628,6 @@ static int parse_uids(struct parse_ctx *ctx, const struct key_def *k, const char
 	}
 }
 
-/* An empty list (nobody) is written as "", which dump refuses: never as "*". */
 static void format_uids(const struct uzd_config *cfg, const struct key_def *k, char *buf,
 			size_t len)
 {
@@ -592,8 +635,8 @@ static void format_uids(const struct uzd_config *cfg, const struct key_def *k, c
 
 	(void)k;
 	buf[0] = '\0';
-	if (cfg->allow_all_uids) {
-		snprintf(buf, len, "*");
+	if (cfg->allow_all_uids || !cfg->n_allow_uids) {
+		snprintf(buf, len, cfg->allow_all_uids ? "*" : "none");
 		return;
 	}
 	for (unsigned int i = 0; i < cfg->n_allow_uids && n < len; i++) {
@@ -609,7 +652,7 @@ static int parse_size_key(struct parse_ctx *ctx, const struct key_def *k, const 
 	const char *forms = k->percent ? "bytes with K/M/G/T suffix or a percentage of RAM" :
 					 "bytes with K/M/G/T suffix";
 	uint64_t n;
-	int rc = uzd_config_parse_size(v, ctx->ram, k->percent, &n);
+	int rc = parse_size_pct(v, ctx->ram, k->percent, &n);
 
 	if (rc == -EINVAL && pct && !k->percent)
 		return key_fail(ctx, k, "\"%s\": a percentage of RAM is not accepted here (use %s)",
@@ -617,7 +660,8 @@ static int parse_size_key(struct parse_ctx *ctx, const struct key_def *k, const 
 	if (rc == -EINVAL)
 		return key_fail(ctx, k, "\"%s\" is not a size (use %s)", v, forms);
 	if (rc == -ERANGE && pct)
-		return key_fail(ctx, k, "\"%s\" is not a percentage of RAM from 1%% to 100%%", v);
+		return key_fail(ctx, k, "\"%s\" is not a percentage of RAM from 1%% to %u%%", v,
+				k->percent);
 	if (rc == -ERANGE)
 		return key_fail(ctx, k, "\"%s\" is too large", v);
 	if (n < k->min)
@@ -826,13 +870,34 @@ static int group_lookup(const char *name, gid_t *gid, bool *found)
 	return rc;
 }
 
+/* One group, by name or gid, into *@gid.  0, or the key's failure. */
+static int parse_one_gid(struct parse_ctx *ctx, const struct key_def *k, const char *v, gid_t *gid)
+{
+	const char *end;
+	uint64_t n;
+	bool found;
+	int rc;
+
+	if (isdigit((unsigned char)v[0])) {
+		if (scan_u64(v, 10, &n, &end) || *end)
+			return key_fail(ctx, k, "\"%s\" is not a gid (use a group name or a gid)",
+					v);
+		if (n >= (gid_t)-1)
+			return key_fail(ctx, k, "%s is out of range for a gid", v);
+		*gid = (gid_t)n;
+		return 0;
+	}
+	rc = group_lookup(v, gid, &found);
+	if (rc || !found)
+		return key_fail(ctx, k, "no group \"%s\"%s%s (use a group name or a gid)", v,
+				rc ? ": " : "", rc ? strerror(rc) : "");
+	return 0;
+}
+
 static int parse_group(struct parse_ctx *ctx, const struct key_def *k, const char *v)
 {
 	struct uzd_config *cfg = &ctx->cfg;
-	const char *end;
-	uint64_t gid;
-	gid_t found_gid = 0;
-	bool found;
+	gid_t gid = 0;
 	int rc;
 
 	if (strcmp(v, "none") == 0) {
@@ -840,22 +905,11 @@ static int parse_group(struct parse_ctx *ctx, const struct key_def *k, const cha
 		cfg->admin_gid = 0;
 		return 0;
 	}
-	if (isdigit((unsigned char)v[0])) {
-		if (scan_u64(v, 10, &gid, &end) || *end)
-			return key_fail(ctx, k,
-					"\"%s\" is not a gid (use a group name, a gid or none)", v);
-		if (gid >= (gid_t)-1)
-			return key_fail(ctx, k, "%s is out of range for a gid", v);
-		cfg->admin_group_set = true;
-		cfg->admin_gid = (gid_t)gid;
-		return 0;
-	}
-	rc = group_lookup(v, &found_gid, &found);
-	if (rc || !found)
-		return key_fail(ctx, k, "no group \"%s\"%s%s (use a group name, a gid or none)", v,
-				rc ? ": " : "", rc ? strerror(rc) : "");
+	rc = parse_one_gid(ctx, k, v, &gid);
+	if (rc)
+		return rc;
 	cfg->admin_group_set = true;
-	cfg->admin_gid = found_gid;
+	cfg->admin_gid = gid;
 	return 0;
 }
 
@@ -867,6 +921,70 @@ static void format_group(const struct uzd_config *cfg, const struct key_def *k, 
 		snprintf(buf, len, "%u", (unsigned int)cfg->admin_gid);
 	else
 		snprintf(buf, len, "none");
+}
+
+/* allow_groups: "none", or up to UZD_MAX_ALLOW_UIDS groups, comma-separated. */
+static int parse_gid_item(struct parse_ctx *ctx, const struct key_def *k, const char *s, size_t len)
+{
+	struct uzd_config *cfg = &ctx->cfg;
+	char item[64];
+	gid_t gid = 0;
+	int rc;
+
+	while (len && isspace((unsigned char)*s))
+		s++, len--;
+	while (len && isspace((unsigned char)s[len - 1]))
+		len--;
+	if (!len)
+		return key_fail(ctx, k, "empty entry in the list of groups");
+	if (len >= sizeof(item))
+		return key_fail(ctx, k, "\"%.*s\" is too long for a group name", (int)len, s);
+	snprintf(item, sizeof(item), "%.*s", (int)len, s);
+	rc = parse_one_gid(ctx, k, item, &gid);
+	if (rc)
+		return rc;
+	for (unsigned int i = 0; i < cfg->n_allow_gids; i++)
+		if (cfg->allow_gids[i] == gid)
+			return key_fail(ctx, k, "group %s (gid %u) is listed twice", item,
+					(unsigned int)gid);
+	if (cfg->n_allow_gids == UZD_MAX_ALLOW_UIDS)
+		return key_fail(ctx, k, "more than %d groups", UZD_MAX_ALLOW_UIDS);
+	cfg->allow_gids[cfg->n_allow_gids++] = gid;
+	return 0;
+}
+
+static int parse_gids(struct parse_ctx *ctx, const struct key_def *k, const char *v)
+{
+	const char *s = v;
+
+	ctx->cfg.n_allow_gids = 0;
+	if (strcmp(v, "none") == 0)
+		return 0;
+	for (;;) {
+		size_t len = strcspn(s, ",");
+		int rc = parse_gid_item(ctx, k, s, len);
+
+		if (rc)
+			return rc;
+		if (!s[len])
+			return 0;
+		s += len + 1;
+	}
+}
+
+/* As gids, so that the file reads back the same whatever happens to the names. */
+static void format_gids(const struct uzd_config *cfg, const struct key_def *k, char *buf,
+			size_t len)
+{
+	size_t n = 0;
+
+	(void)k;
+	snprintf(buf, len, "none");
+	for (unsigned int i = 0; i < cfg->n_allow_gids && n < len; i++) {
+		int w = snprintf(buf + n, len - n, "%s%u", i ? "," : "",
+				 (unsigned int)cfg->allow_gids[i]);
+		n += w > 0 ? (size_t)w : 0;
+	}
 }
 
 struct type_ops {
@@ -891,6 +1009,7 @@ static const struct type_ops type_ops[] = {
 	[T_BOOL] = { parse_bool, format_bool },
 	[T_BPATH] = { parse_bpath, format_path },
 	[T_GROUP] = { parse_group, format_group },
+	[T_GIDS] = { parse_gids, format_gids },
 };
 
 /* Big enough for any value: the longest is a full list of uids. */
@@ -919,9 +1038,17 @@ void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes)
 	cfg->allow_all_uids = true;
 	cfg->admin_group_set = false;
 	cfg->max_clients = 256;
+	cfg->uid_max_clients = DEF_UID_MAX_CLIENTS;
+	cfg->uid_max_connections = DEF_UID_MAX_CLIENTS + DEF_UID_EXTRA_CONNECTIONS;
+	cfg->uid_max_regions = DEF_UID_MAX_REGIONS;
+	cfg->client_max_regions = UZD_REGION_MAX_PER_TABLE;
+	cfg->uid_max_managed = percent_of(ram_bytes > MIN_BUDGET ? ram_bytes : MIN_BUDGET,
+					  DEF_MANAGED_PCT);
+	cfg->client_max_managed = cfg->uid_max_managed;
 
 	cfg->max_resident = percent_of(ram_bytes, DEF_MAX_RESIDENT_PCT);
 	cfg->client_max_resident = min_u64(DEF_CLIENT_MAX_RESIDENT, cfg->max_resident);
+	cfg->uid_max_resident = cfg->max_resident;
 	cfg->high_watermark = 100;
 	cfg->low_watermark = 90;
 	cfg->client_min_resident = min_u64(DEF_CLIENT_MIN_RESIDENT, cfg->client_max_resident);
@@ -1116,8 +1243,14 @@ static void derive_defaults(struct parse_ctx *ctx)
 {
 	struct uzd_config *cfg = &ctx->cfg;
 
+	if (!ctx->set_line[K_UID_MAX_RESIDENT])
+		cfg->uid_max_resident = cfg->max_resident;
 	if (!ctx->set_line[K_CLIENT_MAX_RESIDENT])
-		cfg->client_max_resident = min_u64(DEF_CLIENT_MAX_RESIDENT, cfg->max_resident);
+		cfg->client_max_resident = min_u64(DEF_CLIENT_MAX_RESIDENT, cfg->uid_max_resident);
+	if (!ctx->set_line[K_CLIENT_MAX_MANAGED])
+		cfg->client_max_managed = cfg->uid_max_managed;
+	if (!ctx->set_line[K_CLIENT_MAX_REGIONS] && cfg->client_max_regions > cfg->uid_max_regions)
+		cfg->client_max_regions = cfg->uid_max_regions;
 	if (!ctx->set_line[K_CLIENT_MIN_RESIDENT])
 		cfg->client_min_resident = min_u64(DEF_CLIENT_MIN_RESIDENT,
 						   cfg->client_max_resident);
@@ -1142,6 +1275,12 @@ static const struct order_rule order_rules[] = {
 	  "a client's floor would be above its budget" },
 	{ K_CLIENT_MAX_RESIDENT, K_MAX_RESIDENT,
 	  "one client could hold more than all clients together" },
+	{ K_CLIENT_MAX_RESIDENT, K_UID_MAX_RESIDENT,
+	  "one client could hold more than all of its user's clients together" },
+	{ K_CLIENT_MAX_MANAGED, K_UID_MAX_MANAGED,
+	  "one client could manage more than all of its user's clients together" },
+	{ K_CLIENT_MAX_REGIONS, K_UID_MAX_REGIONS,
+	  "one client could have more regions than all of its user's clients together" },
 };
 
 static int check_order(struct parse_ctx *ctx, const struct order_rule *r)
@@ -1303,6 +1442,8 @@ void uzd_config_copy_key(struct uzd_config *dst, const struct uzd_config *src, i
 		dst->n_allow_uids = src->n_allow_uids;
 	} else if (k->type == T_GROUP) {
 		dst->admin_group_set = src->admin_group_set;
+	} else if (k->type == T_GIDS) {
+		dst->n_allow_gids = src->n_allow_gids;
 	}
 }
 

@@ -66,13 +66,23 @@ struct uzd_config {
 	bool allow_all_uids;		      /* "*": allow_uids[] is then empty */
 	unsigned int n_allow_uids;	      /* entries used in allow_uids[] */
 	uid_t allow_uids[UZD_MAX_ALLOW_UIDS]; /* distinct, in file order */
+	unsigned int n_allow_gids;	      /* entries used in allow_gids[] */
+	gid_t allow_gids[UZD_MAX_ALLOW_UIDS]; /* allow_groups: distinct, in file order */
 	unsigned int max_clients;	      /* connected at once */
 	bool admin_group_set;		      /* admin_group names a group (else "none") */
 	gid_t admin_gid;		      /* its members may use admin commands, as root */
+	/* quotas (daemon/quota.h), each for every uid, root's included */
+	unsigned int uid_max_clients;	  /* one uid's clients at once */
+	unsigned int uid_max_connections; /* one uid's connections, HELLO said or not */
+	unsigned int client_max_regions;  /* regions of one client */
+	unsigned int uid_max_regions;	  /* regions of one uid's clients together */
+	uint64_t client_max_managed;	  /* bytes of regions of one client */
+	uint64_t uid_max_managed;	  /* bytes of regions of one uid's clients together */
 
 	/* [budget] all in bytes; watermarks in percent of a budget */
 	uint64_t max_resident;	      /* all managed memory resident at most */
 	uint64_t client_max_resident; /* default per-client budget */
+	uint64_t uid_max_resident;    /* one uid's clients together keep resident at most */
 	unsigned int high_watermark;  /* reclaim starts here, 50..100 */
 	unsigned int low_watermark;   /* and evicts down to here, 10..high */
 	uint64_t client_min_resident; /* floor under system pressure */

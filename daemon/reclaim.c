@@ -107,25 +107,53 @@ static void goals_budget(const struct uzd_config *cfg, struct uzd_reclaim_need *
 	}
 }
 
-/* All clients together over max_resident: share the excess by what each holds above the floor. */
-static void goals_global(const struct uzd_config *cfg, uint64_t max_resident, uint64_t floor,
-			 struct uzd_reclaim_need *need, size_t n)
+/* Is need[i] in the group a share is computed over: everyone, or one uid's clients? */
+static bool in_group(const struct uzd_reclaim_need *need, const uid_t *uid)
+{
+	return !uid || need->uid == *uid;
+}
+
+/*
+ * The group's clients together over @limit: share the excess by what each
+ * holds above the floor.
+ */
+static void goals_share(const struct uzd_config *cfg, uint64_t limit, uint64_t floor,
+			struct uzd_reclaim_need *need, size_t n, const uid_t *uid)
 {
 	uint64_t total = 0, spare = 0, excess;
 
 	for (size_t i = 0; i < n; i++) {
+		if (!in_group(&need[i], uid))
+			continue;
 		total += need[i].resident - need[i].goal;
 		spare += above(need[i].resident - need[i].goal, floor);
 	}
-	if (total <= pct(max_resident, cfg->high_watermark) || !spare)
+	if (total <= pct(limit, cfg->high_watermark) || !spare)
 		return;
-	excess = total - pct(max_resident, cfg->low_watermark);
+	excess = total - pct(limit, cfg->low_watermark);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t mine = above(need[i].resident - need[i].goal, floor);
 		/* Rounded up so that the shares cover the excess; capped by what is there. */
 		uint64_t share = (uint64_t)(((unsigned __int128)excess * mine + spare - 1) / spare);
 
-		need[i].goal += share < mine ? share : mine;
+		if (in_group(&need[i], uid))
+			need[i].goal += share < mine ? share : mine;
+	}
+}
+
+/* Each uid's clients over uid_max_resident, one uid at a time (the first client of each). */
+static void goals_uids(const struct uzd_config *cfg, uint64_t floor, struct uzd_reclaim_need *need,
+		       size_t n)
+{
+	uint64_t limit = cfg->uid_max_resident / UZD_PAGE_SIZE;
+
+	for (size_t i = 0; i < n; i++) {
+		bool first = true;
+
+		for (size_t j = 0; j < i && first; j++)
+			first = need[j].uid != need[i].uid;
+		if (first)
+			goals_share(cfg, limit, floor, need, n, &need[i].uid);
 	}
 }
 
@@ -133,7 +161,8 @@ void uzd_reclaim_goals(const struct uzd_config *cfg, uint64_t max_resident, uint
 		       bool pressure, struct uzd_reclaim_need *need, size_t n)
 {
 	goals_budget(cfg, need, n);
-	goals_global(cfg, max_resident, floor, need, n);
+	goals_uids(cfg, floor, need, n);
+	goals_share(cfg, max_resident, floor, need, n, NULL);
 	if (!pressure)
 		return;
 	for (size_t i = 0; i < n; i++) {
@@ -728,6 +757,7 @@ static void run_round(struct uzd_reclaim *rc)
 
 		rc->needs[i].resident = uzd_client_resident(c);
 		rc->needs[i].budget = budget;
+		rc->needs[i].uid = c->uid;
 		__atomic_store_n(&c->sample_pages, sample, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->hot_distance,
 				 uzd_reclaim_hot_distance(rc->cfg.policy, budget, sample),

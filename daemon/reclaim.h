@@ -9,8 +9,9 @@
  *   1. reads memory pressure (PSI "some avg10", MemAvailable) when its
  *      interval has passed;
  *   2. gives each client a goal (uzd_reclaim_goals()): down to its low
- *      watermark when over its high one; a share of the excess when all
- *      clients together hold more than max_resident; and, under pressure,
+ *      watermark when over its high one; a share of the excess when one
+ *      uid's clients together hold more than uid_max_resident, or all
+ *      clients together more than max_resident; and, under pressure,
  *      an eighth of what it holds above its floor;
  *   3. evicts each goal in fault-in order (daemon/lru.h), a chunk of pages
  *      per client in turn so that one big client does not hold up the
@@ -82,16 +83,19 @@ struct uzd_reclaim_stats {
 /* One client's figures for uzd_reclaim_goals(), in pages. */
 struct uzd_reclaim_need {
 	uint64_t resident, budget;
+	uid_t uid;     /* whose client: uid_max_resident is per uid */
 	uint64_t goal; /* out: pages to evict */
 };
 
 /*
  * The goals of one round (pure arithmetic, see above): per client, down to
- * low_watermark% of its budget once above high_watermark%; then, when the
- * remaining total exceeds high_watermark% of @max_resident pages, the
- * excess down to its low watermark shared in proportion to what each holds
- * above @floor; then, when @pressure, an eighth of each client's pages
- * above @floor.  No goal takes a client below @floor except its own budget.
+ * low_watermark% of its budget once above high_watermark%; then, for each
+ * uid whose clients' remaining total exceeds high_watermark% of
+ * cfg->uid_max_resident, and then for all clients together when theirs
+ * exceeds high_watermark% of @max_resident pages, the excess down to the
+ * low watermark shared in proportion to what each holds above @floor;
+ * then, when @pressure, an eighth of each client's pages above @floor.
+ * No goal takes a client below @floor except its own budget.
  */
 void uzd_reclaim_goals(const struct uzd_config *cfg, uint64_t max_resident, uint64_t floor,
 		       bool pressure, struct uzd_reclaim_need *need, size_t n);

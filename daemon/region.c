@@ -329,17 +329,32 @@ static int table_reserve(struct uzd_region_table *t)
 	return 0;
 }
 
+/* n and managed_pages are read without the lock (uzd_region_table_size). */
+static void table_count(struct uzd_region_table *t, size_t n, size_t pages)
+{
+	__atomic_store_n(&t->n, n, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->managed_pages, pages, __ATOMIC_RELAXED);
+}
+
 static void table_insert(struct uzd_region_table *t, size_t i, struct uzd_region *r)
 {
 	memmove(&t->regions[i + 1], &t->regions[i], (t->n - i) * sizeof(*t->regions));
 	t->regions[i] = r;
-	t->n++;
+	table_count(t, t->n + 1, t->managed_pages + r->npages);
 }
 
 static void table_remove(struct uzd_region_table *t, size_t i)
 {
-	t->n--;
-	memmove(&t->regions[i], &t->regions[i + 1], (t->n - i) * sizeof(*t->regions));
+	size_t pages = t->managed_pages - t->regions[i]->npages;
+
+	memmove(&t->regions[i], &t->regions[i + 1], (t->n - i - 1) * sizeof(*t->regions));
+	table_count(t, t->n - 1, pages);
+}
+
+void uzd_region_table_size(const struct uzd_region_table *t, size_t *regions, size_t *pages)
+{
+	*regions = __atomic_load_n(&t->n, __ATOMIC_RELAXED);
+	*pages = __atomic_load_n(&t->managed_pages, __ATOMIC_RELAXED);
 }
 
 /* A fresh id: ids are reused only after 2^32 creates, and never while live. */
@@ -613,9 +628,10 @@ static void region_release_unused(struct uzd_region *r)
 		madvise(map + tail, r->map_len - tail, MADV_DONTNEED);
 }
 
-/* Keep only pages [first, end) of @r; the others are EMPTY already. */
-static void region_trim(struct uzd_region *r, size_t first, size_t end)
+/* Keep only pages [first, end) of @r, a region of @t; the others are EMPTY already. */
+static void region_trim(struct uzd_region_table *t, struct uzd_region *r, size_t first, size_t end)
 {
+	table_count(t, t->n, t->managed_pages - r->npages + (end - first));
 	r->start += first << UZD_PAGE_SHIFT;
 	r->memfd_off += (uint64_t)first << UZD_PAGE_SHIFT;
 	r->entries += first;
@@ -691,13 +707,13 @@ static void unmap_one(struct uzd_region_table *t, size_t i, uintptr_t addr, uint
 		region_free(t, r, release, arg);
 	} else if (tail) {
 		split_move(r, b, tail);
-		region_trim(r, 0, a);
+		region_trim(t, r, 0, a);
 		tail->id = table_new_id(t);
 		table_insert(t, i + 1, tail);
 	} else if (a == 0) {
-		region_trim(r, b, r->npages); /* the head went */
+		region_trim(t, r, b, r->npages); /* the head went */
 	} else {
-		region_trim(r, 0, a); /* the tail went */
+		region_trim(t, r, 0, a); /* the tail went */
 	}
 }
 
@@ -826,7 +842,7 @@ static int split_at(struct uzd_region_table *t, uintptr_t addr)
 	if (ret)
 		return ret;
 	split_move(r, first, tail);
-	region_trim(r, 0, first);
+	region_trim(t, r, 0, first);
 	tail->id = table_new_id(t);
 	table_insert(t, i, tail);
 	return 0;

@@ -127,12 +127,15 @@ struct uzd_region_file {
 /*
  * regions[0..n) sorted by start, pairwise disjoint; n <= cap.  next_id is
  * the next id to try.  files[0..nfiles) are the distinct memfds the regions
- * use (capacity files_cap).  Fields change only under the write lock.
+ * use (capacity files_cap).  managed_pages is the sum of the regions'
+ * npages.  Fields change only under the write lock; n and managed_pages
+ * are also read without it (uzd_region_table_size()).
  */
 struct uzd_region_table {
 	pthread_rwlock_t lock;
 	struct uzd_region **regions;
 	size_t n, cap;
+	size_t managed_pages;
 	uint32_t next_id;
 	struct uzd_region_file *files;
 	size_t nfiles, files_cap;
@@ -159,6 +162,9 @@ int uzd_region_table_init(struct uzd_region_table *t);
  * thread may use the table any more.
  */
 void uzd_region_table_fini(struct uzd_region_table *t, uzd_release_fn release, void *arg);
+
+/* How many regions, and pages in them, without the lock (a moment's view, for quotas). */
+void uzd_region_table_size(const struct uzd_region_table *t, size_t *regions, size_t *pages);
 
 void uzd_region_read_lock(struct uzd_region_table *t);
 void uzd_region_read_unlock(struct uzd_region_table *t);

@@ -49,7 +49,9 @@
 #include "daemon/admin.h"
 #include "daemon/fork.h"
 #include "daemon/fthread.h"
+#include "daemon/peer.h"
 #include "daemon/proto.h"
+#include "daemon/quota.h"
 #include "daemon/reclaim.h"
 #include "daemon/reload.h"
 #include "daemon/sdnotify.h"
@@ -74,7 +76,7 @@ enum session_state {
 
 /*
  *  poll     libuv watches sock (readable, hang-up); its close frees this
- *  pid,uid  SO_PEERCRED at accept
+ *  pid,uid,gid  SO_PEERCRED at accept
  *  c        the client, from an accepted HELLO (a reference)
  *  member   its membership of a fault thread, from SET_UFFD
  *  listed   c is in d->clients
@@ -86,6 +88,7 @@ struct uzd_session {
 	enum session_state state;
 	pid_t pid;
 	uid_t uid;
+	gid_t gid;
 	struct uzd_client *c;
 	struct uzd_fthread_member *member;
 	bool listed, closing;
@@ -310,14 +313,34 @@ static void reply_ok(struct uzd_session *s, uint32_t seq, const void *body, size
 		session_close(s, "reply failed: connection dropped");
 }
 
-static bool uid_allowed(const struct uzd_daemon *d, uid_t uid)
+/* What @uid's sessions hold now (quota.h). */
+static void uid_use(const struct uzd_daemon *d, uid_t uid, struct uzd_quota_use *use)
 {
-	if (d->cfg.allow_all_uids)
-		return true;
-	for (unsigned int i = 0; i < d->cfg.n_allow_uids; i++)
-		if (d->cfg.allow_uids[i] == uid)
-			return true;
-	return false;
+	*use = (struct uzd_quota_use){ 0 };
+	for (const struct uzd_session *s = d->sessions; s; s = s->next) {
+		size_t regions, pages;
+
+		if (s->uid != uid || s->closing)
+			continue;
+		use->connections++;
+		if (!s->c)
+			continue;
+		use->clients++;
+		uzd_region_table_size(&s->c->regions, &regions, &pages);
+		use->regions += regions;
+		use->managed += (uint64_t)pages * UZD_PAGE_SIZE;
+	}
+}
+
+static void client_use(struct uzd_client *c, struct uzd_quota_use *use)
+{
+	size_t regions, pages;
+
+	uzd_region_table_size(&c->regions, &regions, &pages);
+	*use = (struct uzd_quota_use){ .connections = 1,
+				       .clients = 1,
+				       .regions = regions,
+				       .managed = (uint64_t)pages * UZD_PAGE_SIZE };
 }
 
 /* The client's budget: what it asked for, within the configured one, whole pages. */
@@ -358,23 +381,32 @@ static void on_hello(struct uzd_session *s, const struct uzd_request *req)
 	struct uzd_daemon *d = s->d;
 	const struct uzp_hello *h = &req->body.hello;
 	struct uzp_hello_ok ok = { 0 };
+	struct uzd_quota_use use;
+	char msg[UZP_MESSAGE_MAX];
 	struct uzd_client *c;
 	int ret;
 
 	if (s->state != S_HELLO)
 		return reply_error(s, req->h.seq, -EPROTO,
 				   "HELLO: this connection already said hello");
-	if (!uid_allowed(d, s->uid)) {
+	if (!uzd_peer_allowed(&d->cfg, s->sock, s->uid, s->gid)) {
 		d->counters.clients_refused++;
-		reply_error(s, req->h.seq, -EACCES, "uid %u is not in allow_uids",
-			    (unsigned int)s->uid);
-		return session_close(s, "refused by allow_uids");
+		reply_error(s, req->h.seq, -EACCES, UZD_PEER_REFUSED, (unsigned int)s->uid);
+		return session_close(s, "refused by allow_uids and allow_groups");
 	}
 	if (live_clients(d) >= d->cfg.max_clients) {
 		d->counters.clients_refused++;
 		reply_error(s, req->h.seq, -EUSERS, "max_clients (%u) are connected",
 			    d->cfg.max_clients);
 		return session_close(s, "refused: max_clients reached");
+	}
+	uid_use(d, s->uid, &use);
+	ret = uzd_quota_hello(&d->cfg, s->uid, &use, msg, sizeof(msg));
+	if (ret < 0) {
+		d->counters.clients_refused++;
+		d->counters.quota_refused++;
+		reply_error(s, req->h.seq, ret, "%s", msg);
+		return session_close(s, "refused: over uid_max_clients");
 	}
 	if (++d->next_client_id == 0)
 		d->next_client_id = 1;
@@ -492,6 +524,8 @@ static void on_register(struct uzd_session *s, struct uzd_request *req)
 	const struct uzp_register *r = &req->body.reg;
 	struct uzd_region_args a = { 0 };
 	struct uzp_registered ok = { 0 };
+	struct uzd_quota_use mine, all;
+	char msg[UZP_MESSAGE_MAX];
 	int ret;
 
 	if (s->state != S_READY) {
@@ -508,6 +542,15 @@ static void on_register(struct uzd_session *s, struct uzd_request *req)
 		close(req->fd);
 		return reply_error(s, req->h.seq, -EEXIST, "REGISTER %#" PRIx64 "+%#" PRIx64 ": %s",
 				   r->addr, r->length, register_error(-EEXIST));
+	}
+	client_use(s->c, &mine);
+	uid_use(s->d, s->uid, &all);
+	ret = uzd_quota_register(&s->d->cfg, s->uid, &mine, &all, r->length, msg, sizeof(msg));
+	if (ret < 0) {
+		close(req->fd);
+		s->d->counters.quota_refused++;
+		return reply_error(s, req->h.seq, ret, "REGISTER %#" PRIx64 "+%#" PRIx64 ": %s",
+				   r->addr, r->length, msg);
 	}
 	ret = probe_range(s->c, r->addr, r->length);
 	if (ret < 0) {
@@ -711,13 +754,13 @@ static void on_status(struct uzd_session *s, struct uzd_request *req)
 	struct uzp_status_ok ok = { 0 };
 	int ret;
 
-	if (!uid_allowed(s->d, s->uid)) {
+	if (!uzd_peer_allowed(&s->d->cfg, s->sock, s->uid, s->gid)) {
 		close(req->fd);
-		return reply_error(s, req->h.seq, -EACCES, "uid %u is not in allow_uids",
-				   (unsigned int)s->uid);
+		return reply_error(s, req->h.seq, -EACCES, UZD_PEER_REFUSED, (unsigned int)s->uid);
 	}
-	ret = uzd_status_write_as(s->d, s->uid, uzd_admin_peer_is_admin(s->d, s->sock, s->uid),
-				  req->fd, &ok.bytes);
+	ret = uzd_status_write_as(s->d, s->uid,
+				  uzd_admin_peer_is_admin(s->d, s->sock, s->uid, s->gid), req->fd,
+				  &ok.bytes);
 	close(req->fd);
 	req->fd = -1;
 	if (ret < 0)
@@ -730,7 +773,7 @@ static void on_status(struct uzd_session *s, struct uzd_request *req)
 static void on_admin(struct uzd_session *s, struct uzd_request *req)
 {
 	struct uzd_admin_peer peer = {
-		.sock = s->sock, .seq = req->h.seq, .pid = s->pid, .uid = s->uid
+		.sock = s->sock, .seq = req->h.seq, .pid = s->pid, .uid = s->uid, .gid = s->gid
 	};
 	char msg[UZP_MESSAGE_MAX];
 	int ret = uzd_admin_request(s->d, &peer, req, msg, sizeof(msg));
@@ -819,6 +862,32 @@ static void on_session_event(uv_poll_t *h, int status, int events)
 
 /* ---- accepting ---- */
 
+/*
+ * A uid at uid_max_connections is told why and dropped at once: it must
+ * not hold a slot of SESSION_LIMIT, or one user's flood would shut
+ * everyone out.  Its log line is rate-limited to one a second.
+ */
+static bool over_connections(struct uzd_daemon *d, int fd, const struct ucred *cred)
+{
+	struct uzd_quota_use use;
+	char msg[UZP_MESSAGE_MAX];
+	uint64_t now;
+
+	uid_use(d, cred->uid, &use);
+	if (uzd_quota_connect(&d->cfg, cred->uid, &use, msg, sizeof(msg)) == 0)
+		return false;
+	d->counters.clients_refused++;
+	d->counters.quota_refused++;
+	uzd_proto_shutdown(fd, -EDQUOT, "%s", msg);
+	close(fd);
+	now = uzd_now_ns();
+	if (now - d->quota_logged_ns >= 1000000000u) {
+		d->quota_logged_ns = now;
+		slog(d, UZD_LOG_WARN, "connection of pid %d refused: %s", (int)cred->pid, msg);
+	}
+	return true;
+}
+
 static void session_new(struct server *sv, int fd)
 {
 	struct uzd_daemon *d = &sv->d;
@@ -831,6 +900,8 @@ static void session_new(struct server *sv, int fd)
 		close(fd);
 		return;
 	}
+	if (over_connections(d, fd, &cred))
+		return;
 	s = calloc(1, sizeof(*s));
 	if (!s || uv_poll_init(&sv->loop, &s->poll, fd) < 0) {
 		slog(d, UZD_LOG_ERROR, "accept: out of memory: connection of pid %d dropped",
@@ -843,6 +914,7 @@ static void session_new(struct server *sv, int fd)
 	s->sock = fd;
 	s->pid = cred.pid;
 	s->uid = cred.uid;
+	s->gid = cred.gid;
 	s->poll.data = s;
 	s->next = d->sessions;
 	if (d->sessions)

@@ -220,6 +220,7 @@ static void fill_daemon(struct uzp_status *st, struct uzd_daemon *d)
 	st->pressure_rounds = rs.pressure_rounds;
 	st->clients_accepted = d->counters.clients_accepted;
 	st->clients_refused = d->counters.clients_refused;
+	st->quota_refusals = d->counters.quota_refused;
 	st->clients_dropped = d->counters.clients_dropped;
 	st->protocol_errors = d->counters.protocol_errors;
 	fill_writeback(st, d);

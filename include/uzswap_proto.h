@@ -295,6 +295,7 @@ struct uzp_status {
 	uint64_t file_cleaned_records;	/* records moved by compaction */
 	uint64_t wb_busy_ns;		/* time the writeback thread spent writing back */
 	uint64_t wb_clean_ns;		/* and compacting the file */
+	uint64_t quota_refusals;	/* connections and registrations over a quota */
 };
 
 struct uzp_status_client {

@@ -82,7 +82,17 @@ static const char *config_diff(const struct uzd_config *a, const struct uzd_conf
 	SAME(n_allow_uids);
 	for (unsigned int i = 0; i < a->n_allow_uids && i < UZD_MAX_ALLOW_UIDS; i++)
 		SAME(allow_uids[i]);
+	SAME(n_allow_gids);
+	for (unsigned int i = 0; i < a->n_allow_gids && i < UZD_MAX_ALLOW_UIDS; i++)
+		SAME(allow_gids[i]);
 	SAME(max_clients);
+	SAME(uid_max_clients);
+	SAME(uid_max_connections);
+	SAME(client_max_regions);
+	SAME(uid_max_regions);
+	SAME(client_max_managed);
+	SAME(uid_max_managed);
+	SAME(uid_max_resident);
 	SAME(admin_group_set);
 	SAME(admin_gid);
 	SAME(max_resident);
@@ -153,7 +163,15 @@ CHECK(fault_threads_set, c->fault_threads == 4)
 CHECK(log_level_set, c->log_level == UZD_LOG_DEBUG)
 CHECK(allow_uids_set, !c->allow_all_uids && c->n_allow_uids == 3 && c->allow_uids[0] == 0 &&
 			      c->allow_uids[1] == 1000 && c->allow_uids[2] == 65534)
+CHECK(allow_groups_set, c->n_allow_gids == 2 && c->allow_gids[0] == 0 && c->allow_gids[1] == 4242)
 CHECK(max_clients_set, c->max_clients == 8)
+CHECK(uid_max_clients_set, c->uid_max_clients == 5)
+CHECK(uid_max_connections_set, c->uid_max_connections == 9)
+CHECK(client_max_regions_set, c->client_max_regions == 100)
+CHECK(uid_max_regions_set, c->uid_max_regions == 1000)
+CHECK(client_max_managed_set, c->client_max_managed == 1 * GIB)
+CHECK(uid_max_managed_set, c->uid_max_managed == 2 * RAM)
+CHECK(uid_max_resident_set, c->uid_max_resident == 3 * GIB)
 CHECK(admin_group_set, c->admin_group_set && c->admin_gid == 4242)
 CHECK(max_resident_set, c->max_resident == 2 * GIB)
 CHECK(client_max_resident_set, c->client_max_resident == 64 * MIB)
@@ -184,10 +202,18 @@ static const struct key_case key_cases[] = {
 	{ "daemon", "fault_threads", "4", fault_threads_set },
 	{ "daemon", "log_level", "debug", log_level_set },
 	{ "clients", "allow_uids", "0, 1000,65534", allow_uids_set },
+	{ "clients", "allow_groups", "root, 4242", allow_groups_set },
 	{ "clients", "max_clients", "8", max_clients_set },
+	{ "clients", "uid_max_clients", "5", uid_max_clients_set },
+	{ "clients", "uid_max_connections", "9", uid_max_connections_set },
+	{ "clients", "client_max_regions", "100", client_max_regions_set },
+	{ "clients", "uid_max_regions", "1000", uid_max_regions_set },
+	{ "clients", "client_max_managed", "1G", client_max_managed_set },
+	{ "clients", "uid_max_managed", "200%", uid_max_managed_set },
 	{ "clients", "admin_group", "4242", admin_group_set },
 	{ "budget", "max_resident", "2G", max_resident_set },
 	{ "budget", "client_max_resident", "64MiB", client_max_resident_set },
+	{ "budget", "uid_max_resident", "3G", uid_max_resident_set },
 	{ "budget", "high_watermark", "95", high_watermark_set },
 	{ "budget", "low_watermark", "80", low_watermark_set },
 	{ "budget", "client_min_resident", "1024K", client_min_resident_set },
@@ -288,8 +314,13 @@ static void test_defaults(void)
 	uzd_config_defaults(&c, RAM);
 	ok(strcmp(c.socket, UZD_DEFAULT_SOCKET) == 0 && c.socket_mode == 0660 &&
 		   c.fault_threads == 1 && c.log_level == UZD_LOG_INFO && c.allow_all_uids &&
-		   c.n_allow_uids == 0 && c.max_clients == 256,
+		   c.n_allow_uids == 0 && c.n_allow_gids == 0 && c.max_clients == 256,
 	   "defaults of [daemon] and [clients] are the documented ones");
+	ok(c.uid_max_connections == 144 && c.uid_max_clients == 128 &&
+		   c.client_max_regions == 4096 && c.uid_max_regions == 16384 &&
+		   c.client_max_managed == 4 * RAM && c.uid_max_managed == 4 * RAM &&
+		   c.uid_max_resident == c.max_resident,
+	   "the default quotas are the documented ones on 8 GiB of RAM");
 	ok(c.max_resident == RAM / 2 && c.client_max_resident == 256 * MIB &&
 		   c.high_watermark == 100 && c.low_watermark == 90 &&
 		   c.client_min_resident == 4 * MIB,
@@ -607,6 +638,30 @@ static const struct error_case error_cases[] = {
 	{ "a client budget above the default global one", "[budget]\nclient_max_resident = 5G\n",
 	  "2: [budget] client_max_resident: 5G is above max_resident 4G (the default): one client "
 	  "could hold more than all clients together" },
+	{ "an unknown group in allow_groups",
+	  "[clients]\nallow_groups = root, no-such-group-uzswap\n",
+	  "2: [clients] allow_groups: no group \"no-such-group-uzswap\" (use a group name or a "
+	  "gid)" },
+	{ "a group listed twice", "[clients]\nallow_groups = 0, root\n",
+	  "2: [clients] allow_groups: group root (gid 0) is listed twice" },
+	{ "an empty entry in allow_groups", "[clients]\nallow_groups = 1,,2\n",
+	  "2: [clients] allow_groups: empty entry in the list of groups" },
+	{ "a client's managed quota above its uid's",
+	  "[clients]\nuid_max_managed = 1G\nclient_max_managed = 2G\n",
+	  "3: [clients] client_max_managed: 2G is above uid_max_managed 1G (line 2): one client "
+	  "could manage more than all of its user's clients together" },
+	{ "a client's region quota above its uid's",
+	  "[clients]\nclient_max_regions = 10\nuid_max_regions = 5\n",
+	  "2: [clients] client_max_regions: 10 is above uid_max_regions 5 (line 3): one client "
+	  "could have more regions than all of its user's clients together" },
+	{ "a client budget above its uid's",
+	  "[budget]\nuid_max_resident = 128M\n"
+	  "client_max_resident = 256M\n",
+	  "3: [budget] client_max_resident: 256M is above uid_max_resident 128M (line 2): one "
+	  "client could hold more than all of its user's clients together" },
+	{ "a managed percentage past 10000%", "[clients]\nuid_max_managed = 10001%\n",
+	  "2: [clients] uid_max_managed: \"10001%\" is not a percentage of RAM from 1% to "
+	  "10000%" },
 	{ "an accept threshold below 50", "[pool]\naccept_threshold = 40\n",
 	  "2: [pool] accept_threshold: 40 is out of range (50..100)" },
 	{ "writeback neither yes nor no", "[backing]\nwriteback = maybe\n",
@@ -801,6 +856,33 @@ static void test_roundtrip(void)
 	cfg.psi_some_avg10_centi = 5;
 	cfg.min_available = 0;
 	roundtrip(&cfg, RAM, "negative zstd level, 16 ten-digit uids, psi 0.05, no min_available");
+
+	uzd_config_defaults(&cfg, RAM);
+	cfg.allow_all_uids = false;
+	cfg.n_allow_uids = 0;
+	cfg.n_allow_gids = UZD_MAX_ALLOW_UIDS;
+	for (unsigned int i = 0; i < UZD_MAX_ALLOW_UIDS; i++)
+		cfg.allow_gids[i] = 4000000000u + i;
+	roundtrip(&cfg, RAM, "no uids (none) and 16 ten-digit gids");
+}
+
+/* ---- allow_groups and allow_uids = none ---- */
+
+static void test_allow_groups(void)
+{
+	char path[64], err[ERRLEN];
+	struct uzd_config cfg;
+	int rc;
+
+	rc = load_text("[clients]\nallow_uids = none\nallow_groups = root\n", RAM, &cfg, err, path,
+		       sizeof(path));
+	ok(rc == 0 && !cfg.allow_all_uids && cfg.n_allow_uids == 0 && cfg.n_allow_gids == 1 &&
+		   cfg.allow_gids[0] == 0,
+	   "allow_uids = none and allow_groups = root: no uid, gid 0 (%d: %s)", rc, err);
+	rc = load_text("[clients]\nallow_groups = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\n", RAM,
+		       &cfg, err, path, sizeof(path));
+	ok(rc == -EINVAL && strstr(err, ":2: [clients] allow_groups: more than 16 groups"),
+	   "a 17th group is refused (%d: %s)", rc, err);
 }
 
 /* ---- admin_group ---- */
@@ -837,8 +919,8 @@ static void test_admin_group(void)
 /* ---- what a reload sees ---- */
 
 struct seen {
-	char names[32][48];
-	bool live[32];
+	char names[64][48];
+	bool live[64];
 	unsigned int n;
 };
 
@@ -847,7 +929,7 @@ static void seen_key(void *arg, int id, const char *section, const char *name, b
 	struct seen *s = arg;
 
 	(void)id;
-	if (s->n < 32) {
+	if (s->n < sizeof(s->live) / sizeof(s->live[0])) {
 		snprintf(s->names[s->n], sizeof(s->names[0]), "[%s] %s", section, name);
 		s->live[s->n++] = live;
 	}
@@ -876,6 +958,11 @@ static void test_reload_view(void)
 		"[backing] writeback",
 		"[fault] page_cluster",
 		"[clients] admin_group",
+		"[clients] allow_groups",
+		"[clients] uid_max_clients",
+		"[clients] uid_max_connections",
+		"[clients] client_max_managed",
+		"[budget] uid_max_resident",
 		"[daemon] log_level",
 	};
 	char text[2048], path[64], err[ERRLEN];
@@ -931,10 +1018,13 @@ static void test_reload_view(void)
 	b.allow_uids[1] = 2;
 	b.admin_group_set = true;
 	b.admin_gid = 7;
+	b.n_allow_gids = 1;
+	b.allow_gids[0] = 9;
 	uzd_config_copy_key(&a, &b, uzd_config_key_id("clients", "allow_uids"));
 	uzd_config_copy_key(&a, &b, uzd_config_key_id("clients", "admin_group"));
+	uzd_config_copy_key(&a, &b, uzd_config_key_id("clients", "allow_groups"));
 	ok(uzd_config_diff(&a, &b, NULL, NULL) == 0,
-	   "copying allow_uids and admin_group takes the fields beside them too");
+	   "copying allow_uids, allow_groups and admin_group takes the fields beside them too");
 	ok(uzd_config_key_id("backing", "writeback") >= 0 &&
 		   uzd_config_key_id("backing", "nope") == -1,
 	   "keys are found by section and name, and an unknown one is not");
@@ -952,11 +1042,6 @@ static void test_dump_refuses_what_cannot_read_back(void)
 	snprintf(cfg.socket, sizeof(cfg.socket), "/run/a ");
 	ok(dump_to_text(&cfg, text, sizeof(text)) == -EINVAL,
 	   "dump refuses a socket path with trailing space");
-	uzd_config_defaults(&cfg, RAM);
-	cfg.allow_all_uids = false;
-	cfg.n_allow_uids = 0;
-	ok(dump_to_text(&cfg, text, sizeof(text)) == -EINVAL,
-	   "dump refuses an empty uid list rather than write it as \"*\"");
 }
 
 int main(void)
@@ -974,6 +1059,7 @@ int main(void)
 	test_derived_client_budget();
 	test_roundtrip();
 	test_admin_group();
+	test_allow_groups();
 	test_reload_view();
 	test_dump_refuses_what_cannot_read_back();
 	return tap_done();

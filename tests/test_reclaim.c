@@ -168,6 +168,49 @@ static void test_goal_global_after_budget(void)
 	   (unsigned long long)need[0].goal, (unsigned long long)need[1].goal);
 }
 
+/*
+ * uid_max_resident 1000 pages (high 800, low 600): uid 1's 700 + 300 share
+ * its excess of 400 by what each holds, uid 2's lone 900 gives 300, and a
+ * uid at its high watermark gives nothing.
+ */
+static void test_goal_per_uid(void)
+{
+	struct uzd_config cfg = goals_cfg();
+	struct uzd_reclaim_need need[4] = {
+		{ .resident = 700, .budget = HUGE_BUDGET, .uid = 1 },
+		{ .resident = 900, .budget = HUGE_BUDGET, .uid = 2 },
+		{ .resident = 300, .budget = HUGE_BUDGET, .uid = 1 },
+		{ .resident = 800, .budget = HUGE_BUDGET, .uid = 3 },
+	};
+
+	cfg.uid_max_resident = 1000 * UZD_PAGE_SIZE;
+	uzd_reclaim_goals(&cfg, HUGE_BUDGET, 0, false, need, 4);
+	ok(need[0].goal == 280 && need[2].goal == 120 && need[1].goal == 300 && need[3].goal == 0,
+	   "each uid over uid_max_resident gives its excess, shared among its clients (expected "
+	   "280 120, 300, 0; seen %llu %llu, %llu, %llu)",
+	   (unsigned long long)need[0].goal, (unsigned long long)need[2].goal,
+	   (unsigned long long)need[1].goal, (unsigned long long)need[3].goal);
+}
+
+/* Then the global limit (1000 pages) shares its excess on what the uid goals leave. */
+static void test_goal_global_after_uid(void)
+{
+	struct uzd_config cfg = goals_cfg();
+	struct uzd_reclaim_need need[3] = {
+		{ .resident = 700, .budget = HUGE_BUDGET, .uid = 1 },
+		{ .resident = 300, .budget = HUGE_BUDGET, .uid = 1 },
+		{ .resident = 900, .budget = HUGE_BUDGET, .uid = 2 },
+	};
+
+	cfg.uid_max_resident = 1000 * UZD_PAGE_SIZE;
+	uzd_reclaim_goals(&cfg, 1000, 0, false, need, 3);
+	ok(need[0].goal == 490 && need[1].goal == 210 && need[2].goal == 600,
+	   "the global share is computed on what the uid goals leave (expected 490 210 600, "
+	   "seen %llu %llu %llu)",
+	   (unsigned long long)need[0].goal, (unsigned long long)need[1].goal,
+	   (unsigned long long)need[2].goal);
+}
+
 static void test_goal_pressure(void)
 {
 	struct uzd_config cfg = goals_cfg();
@@ -1377,6 +1420,8 @@ int main(void)
 	test_goal_global_shared();
 	test_goal_global_under_limit();
 	test_goal_global_after_budget();
+	test_goal_per_uid();
+	test_goal_global_after_uid();
 	test_goal_pressure();
 	test_goal_floor();
 	test_hot_distance();

@@ -1265,6 +1265,38 @@ static void test_rss(void)
 	uzd_region_table_fini(&t, NULL, NULL);
 }
 
+/* The counts quotas read without the lock follow every change of the table. */
+static bool size_is(const struct uzd_region_table *t, size_t regions, size_t pages)
+{
+	size_t n, p;
+
+	uzd_region_table_size(t, &n, &p);
+	if (n != regions || p != pages)
+		tap_diag("expected %zu regions of %zu pages, saw %zu of %zu", regions, pages, n, p);
+	return n == regions && p == pages;
+}
+
+static void test_table_size(void)
+{
+	struct uzd_region_table t;
+	uint32_t a = 0, b = 0;
+
+	uzd_region_table_init(&t);
+	ok(size_is(&t, 0, 0), "an empty table has no regions and no pages");
+	create(&t, BASE, 20 * PG, &a);
+	create(&t, BASE + 100 * PG, 10 * PG, &b);
+	ok(size_is(&t, 2, 30), "two regions count their pages");
+	uzd_region_unmap_range(&t, BASE + 4 * PG, 4 * PG, NULL, NULL, NULL);
+	ok(size_is(&t, 3, 26), "a split keeps both halves' pages, less the hole");
+	uzd_region_unmap_range(&t, BASE, 2 * PG, NULL, NULL, NULL);
+	ok(size_is(&t, 3, 24), "a trimmed head counts its pages no more");
+	uzd_region_move_range(&t, BASE + 10 * PG, BASE + 1000 * PG, 2 * PG, NULL, NULL, NULL);
+	ok(size_is(&t, 5, 24), "a move splits out what it moves and keeps every page");
+	uzd_region_unmap_range(&t, BASE + 95 * PG, 20 * PG, NULL, NULL, NULL);
+	ok(size_is(&t, 4, 14), "unmapping a whole region takes its pages");
+	uzd_region_table_fini(&t, NULL, NULL);
+}
+
 int main(void)
 {
 	uint64_t seed = rng_seed_from_env(0x5e610);
@@ -1284,6 +1316,7 @@ int main(void)
 	test_unmap_split_failure();
 	test_regions_share_a_memfd();
 	test_move_range();
+	test_table_size();
 	test_hammer(seed);
 	test_hammer_with_drops(seed);
 	test_lookup_during_churn(seed);

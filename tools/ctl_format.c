@@ -348,6 +348,7 @@ static void print_daemon(FILE *f, const struct uzctl_status_view *v)
 		"clients", st->n_clients, st->clients_accepted, st->clients_refused,
 		st->clients_dropped);
 	fprintf(f, LABEL "%" PRIu64 "\n", "protocol errors", st->protocol_errors);
+	fprintf(f, LABEL "%" PRIu64 "\n", "quota refusals", st->quota_refusals);
 }
 
 static void print_writeback(FILE *f, const struct uzp_status *st)
@@ -703,6 +704,7 @@ static void json_daemon(struct json *j, const struct uzp_status *st)
 	json_u64(j, "clients_refused", st->clients_refused);
 	json_u64(j, "clients_dropped", st->clients_dropped);
 	json_u64(j, "protocol_errors", st->protocol_errors);
+	json_u64(j, "quota_refusals", st->quota_refusals);
 	json_u64(j, "writeback", st->writeback);
 	json_u64(j, "pool_closed", st->pool_closed);
 	json_u64(j, "pool_accept_bytes", st->pool_accept_bytes);
