@@ -220,6 +220,25 @@ const char *uzs_conn_farewell(struct uzswap *u, char *buf)
 	return buf;
 }
 
+/*
+ * The connection was reset or closed under a request: a daemon that
+ * refused it at the door (allow-lists, a quota) sent a SHUTDOWN with the
+ * reason first, which may still be queued behind the error.
+ */
+static int conn_reset(struct uzswap *u, const char *detail)
+{
+	union {
+		struct uzp_header h;
+		unsigned char b[UZP_DATAGRAM_MAX];
+	} msg;
+	ssize_t n = recv(u->sock, msg.b, sizeof(msg.b), MSG_DONTWAIT);
+
+	if (n >= (ssize_t)sizeof(msg.h) && msg.h.magic == UZP_MAGIC &&
+	    msg.h.version == UZP_VERSION && msg.h.type == UZP_SHUTDOWN)
+		return shutdown_received(u, msg.b + sizeof(msg.h), (size_t)n - sizeof(msg.h));
+	return uzs_conn_lost(u, detail);
+}
+
 /* ---- one request, one reply ---- */
 
 struct reply {
@@ -315,8 +334,7 @@ static int await_reply(struct uzswap *u, unsigned int type, uint32_t seq, void *
 	for (;;) {
 		n = uzp_recv(u->sock, buf.b, sizeof(buf.b), fds, &nfds);
 		if (n == 0 || n == -ECONNRESET)
-			return uzs_conn_lost(u,
-					     n ? "connection reset" : "it closed the connection");
+			return conn_reset(u, n ? "connection reset" : "it closed the connection");
 		if (n == -EMSGSIZE)
 			return uzs_set_error(u, -EPROTO,
 					     "%s: uzswapd (%s) sent an oversized message",
@@ -363,7 +381,7 @@ int uzs_conn_request(struct uzswap *u, uint16_t type, const void *body, size_t l
 	h.seq = ++u->seq;
 	err = uzp_send(u->sock, &h, body, len, &fd, fd >= 0 ? 1 : 0);
 	if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN)
-		return uzs_conn_lost(u, "the connection is closed");
+		return conn_reset(u, "the connection is closed");
 	if (err)
 		return uzs_set_error(u, err, "%s: sending to uzswapd (%s): %s", uzs_type_name(type),
 				     u->path, strerror(-err));

@@ -116,6 +116,9 @@ struct uzi_counters {
  *              watcher: "does the process hold managed memory?")
  *  min_region, max_resident, strict, quiet   from the environment
  *  warned      the one warning line was printed
+ *  over_quota  the daemon refused a region for a quota (EDQUOT): new
+ *              mappings stay ordinary, unasked, until managed memory is
+ *              given back
  *  pid         the process these fds belong to (a fork child resets them)
  *  child       the fork handshake in progress (uzi_fork.c)
  */
@@ -138,6 +141,7 @@ struct uzi_state {
 	uint64_t min_region;
 	uint64_t max_resident;
 	bool strict, quiet, warned;
+	bool over_quota;
 	pid_t pid;
 	struct uzi_fork_state fork;
 	struct uzi_counters counters;

@@ -262,6 +262,7 @@ static void child(void)
 	/* The only thread now; the lock was ours in the parent. */
 	uzi.lock = fresh;
 	uzi.pid = getpid();
+	uzi.over_quota = false; /* a client of its own */
 	if (uzi.fork.snapshot) {
 		child_take_connection();
 	} else {

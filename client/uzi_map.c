@@ -89,6 +89,16 @@ static bool daemon_gone(int err)
 	return err == -ENOTCONN || err == -EPIPE || err == -ECONNRESET;
 }
 
+/* A quota refused a region: say so once, and ask no more until memory is given back. */
+static void note_quota(int err)
+{
+	if (err != -EDQUOT || uzi.over_quota)
+		return;
+	uzi.over_quota = true;
+	uzi_say("over a quota of uzswapd, new mappings stay ordinary memory: %s",
+		uzswap_last_error(&uzi.conn));
+}
+
 /*
  * A record was just added: if the watcher saw the daemon hang up meanwhile
  * (it found no record, so it did not stop us), stop now (uzi_watch.c).
@@ -106,6 +116,8 @@ int uzi_map_manage(uintptr_t addr, size_t len, int prot, int flags)
 	void *p;
 	int err;
 
+	if (uzi.over_quota)
+		return -EDQUOT;
 	err = uzi_table_reserve(&uzi.t, 2);
 	if (err == 0)
 		err = uzi_slot_alloc(&uzi.t, &slot);
@@ -125,6 +137,7 @@ int uzi_map_manage(uintptr_t addr, size_t len, int prot, int flags)
 	if (err)
 		goto err_anon;
 	err = daemon_register(addr, len, r.off);
+	note_quota(err);
 	if (err)
 		goto err_unregister;
 	uzi_table_insert(&uzi.t, &r); /* room reserved above */
@@ -157,6 +170,7 @@ int uzi_map_release(uintptr_t addr, size_t len)
 	pthread_mutex_unlock(&uzi.conn.lock);
 	if (daemon_gone(err))
 		uzi_conn_failed(err);
+	uzi.over_quota = false; /* room again, perhaps */
 	/* -ENOENT: the daemon holds nothing there (the kernel's UNMAP came first). */
 	if (err && err != -ENOENT)
 		uzi_say("uzswapd refused to forget [%#" PRIxPTR ", +%#zx): %s", addr, len,
@@ -290,6 +304,7 @@ static int grown_part(uintptr_t addr, size_t len, uint64_t off, const struct uzi
 	g.len = len;
 	g.off = off;
 	err = daemon_register(addr, len, off);
+	note_quota(err);
 	if (err) {
 		/* Nobody would serve its faults: make it ordinary memory instead. */
 		uzs_uffd_unregister(uzi.conn.uffd, addr, len);

@@ -79,13 +79,11 @@
 #define MIN_BACKING_SIZE UZD_BFILE_MIN_SIZE
 
 /*
- * Quotas (daemon/quota.h).  One user gets half of max_clients' default,
- * so that no user can take every slot, and connections beside them for
- * uzswapctl.  Each region costs the daemon one mapping (its entries): four
+ * Quotas (daemon/quota.h).  One user gets half of max_clients, so that no
+ * user can take every slot, and connections beside them for uzswapctl.  Each region costs the daemon one mapping (its entries): four
  * users at their quota stay under vm.max_map_count (65530).  Managed
  * memory costs 8 bytes of entries per page touched.
  */
-#define DEF_UID_MAX_CLIENTS 128
 #define DEF_UID_EXTRA_CONNECTIONS 16
 #define DEF_UID_MAX_REGIONS 16384
 #define DEF_MANAGED_PCT 400
@@ -1027,6 +1025,12 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
+/* One user's share of max_clients by default: half, so that no user can take them all. */
+static unsigned int uid_clients_for(unsigned int max_clients)
+{
+	return max_clients > 1 ? max_clients / 2 : 1;
+}
+
 void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -1038,8 +1042,8 @@ void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes)
 	cfg->allow_all_uids = true;
 	cfg->admin_group_set = false;
 	cfg->max_clients = 256;
-	cfg->uid_max_clients = DEF_UID_MAX_CLIENTS;
-	cfg->uid_max_connections = DEF_UID_MAX_CLIENTS + DEF_UID_EXTRA_CONNECTIONS;
+	cfg->uid_max_clients = uid_clients_for(cfg->max_clients);
+	cfg->uid_max_connections = cfg->uid_max_clients + DEF_UID_EXTRA_CONNECTIONS;
 	cfg->uid_max_regions = DEF_UID_MAX_REGIONS;
 	cfg->client_max_regions = UZD_REGION_MAX_PER_TABLE;
 	cfg->uid_max_managed = percent_of(ram_bytes > MIN_BUDGET ? ram_bytes : MIN_BUDGET,
@@ -1243,6 +1247,10 @@ static void derive_defaults(struct parse_ctx *ctx)
 {
 	struct uzd_config *cfg = &ctx->cfg;
 
+	if (!ctx->set_line[K_UID_MAX_CLIENTS])
+		cfg->uid_max_clients = uid_clients_for(cfg->max_clients);
+	if (!ctx->set_line[K_UID_MAX_CONNECTIONS])
+		cfg->uid_max_connections = cfg->uid_max_clients + DEF_UID_EXTRA_CONNECTIONS;
 	if (!ctx->set_line[K_UID_MAX_RESIDENT])
 		cfg->uid_max_resident = cfg->max_resident;
 	if (!ctx->set_line[K_CLIENT_MAX_RESIDENT])
@@ -1281,6 +1289,8 @@ static const struct order_rule order_rules[] = {
 	  "one client could manage more than all of its user's clients together" },
 	{ K_CLIENT_MAX_REGIONS, K_UID_MAX_REGIONS,
 	  "one client could have more regions than all of its user's clients together" },
+	{ K_UID_MAX_CLIENTS, K_UID_MAX_CONNECTIONS,
+	  "a user's clients would be refused for want of connections" },
 };
 
 static int check_order(struct parse_ctx *ctx, const struct order_rule *r)

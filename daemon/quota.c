@@ -45,6 +45,22 @@ static int exceeds(uint64_t have, uint64_t more, uint64_t max)
 	return have > max || more > max - have;
 }
 
+int uzd_quota_fork(const struct uzd_config *cfg, uid_t uid, const struct uzd_quota_use *parent,
+		   const struct uzd_quota_use *all, char *msg, size_t len)
+{
+	if (exceeds(all->regions, parent->regions, cfg->uid_max_regions))
+		return over(msg, len,
+			    "uid %u's clients have %" PRIu64 " regions; a fork's %" PRIu64
+			    " more would exceed uid_max_regions (%u)",
+			    (unsigned int)uid, all->regions, parent->regions, cfg->uid_max_regions);
+	if (exceeds(all->managed, parent->managed, cfg->uid_max_managed))
+		return over(msg, len,
+			    "uid %u's clients manage %" PRIu64 " bytes; a fork's %" PRIu64
+			    " more would exceed uid_max_managed (%" PRIu64 ")",
+			    (unsigned int)uid, all->managed, parent->managed, cfg->uid_max_managed);
+	return 0;
+}
+
 int uzd_quota_register(const struct uzd_config *cfg, uid_t uid, const struct uzd_quota_use *mine,
 		       const struct uzd_quota_use *all, uint64_t bytes, char *msg, size_t len)
 {

@@ -19,10 +19,13 @@
  * -EDQUOT with a message naming the quota, its value and the use; the
  * request is refused, nothing else changes.
  *
- * Not refused: what the kernel does to a client's memory (munmap splitting
- * a region: the split counts at the next REGISTER) and a fork's copy of
- * its parent's regions (refusing it would leave the child holes where its
- * data was); both count toward later requests.
+ * A fork's copy of its parent's regions counts for the child's client: a
+ * FORK that would take the uid past uid_max_regions or uid_max_managed is
+ * refused, and the child stops with the message (client/uzi_fork.c), as
+ * one refused at HELLO does.  What the kernel does to a client's memory
+ * is never refused: a munmap splitting a region counts at the next
+ * REGISTER, and the region table holds at most client_max_regions (a
+ * split past it leaves the hole inside the region, its pages dropped).
  */
 #ifndef UZSWAP_DAEMON_QUOTA_H
 #define UZSWAP_DAEMON_QUOTA_H
@@ -52,5 +55,9 @@ int uzd_quota_hello(const struct uzd_config *cfg, uid_t uid, const struct uzd_qu
 /* May a client holding @mine, of a uid holding @all, register @bytes more in one region? */
 int uzd_quota_register(const struct uzd_config *cfg, uid_t uid, const struct uzd_quota_use *mine,
 		       const struct uzd_quota_use *all, uint64_t bytes, char *msg, size_t len);
+
+/* May a client holding @parent, of a uid holding @all, give a fork child a copy of it? */
+int uzd_quota_fork(const struct uzd_config *cfg, uid_t uid, const struct uzd_quota_use *parent,
+		   const struct uzd_quota_use *all, char *msg, size_t len);
 
 #endif /* UZSWAP_DAEMON_QUOTA_H */

@@ -107,54 +107,82 @@ static void goals_budget(const struct uzd_config *cfg, struct uzd_reclaim_need *
 	}
 }
 
-/* Is need[i] in the group a share is computed over: everyone, or one uid's clients? */
-static bool in_group(const struct uzd_reclaim_need *need, const uid_t *uid)
-{
-	return !uid || need->uid == *uid;
-}
-
 /*
- * The group's clients together over @limit: share the excess by what each
- * holds above the floor.
+ * The clients need[idx[0..m)] together over @limit: share the excess by
+ * what each holds above the floor.
  */
 static void goals_share(const struct uzd_config *cfg, uint64_t limit, uint64_t floor,
-			struct uzd_reclaim_need *need, size_t n, const uid_t *uid)
+			struct uzd_reclaim_need *need, const size_t *idx, size_t m)
 {
 	uint64_t total = 0, spare = 0, excess;
 
-	for (size_t i = 0; i < n; i++) {
-		if (!in_group(&need[i], uid))
-			continue;
-		total += need[i].resident - need[i].goal;
-		spare += above(need[i].resident - need[i].goal, floor);
+	for (size_t k = 0; k < m; k++) {
+		const struct uzd_reclaim_need *x = &need[idx ? idx[k] : k];
+
+		total += x->resident - x->goal;
+		spare += above(x->resident - x->goal, floor);
 	}
 	if (total <= pct(limit, cfg->high_watermark) || !spare)
 		return;
 	excess = total - pct(limit, cfg->low_watermark);
-	for (size_t i = 0; i < n; i++) {
-		uint64_t mine = above(need[i].resident - need[i].goal, floor);
+	for (size_t k = 0; k < m; k++) {
+		struct uzd_reclaim_need *x = &need[idx ? idx[k] : k];
+		uint64_t mine = above(x->resident - x->goal, floor);
 		/* Rounded up so that the shares cover the excess; capped by what is there. */
 		uint64_t share = (uint64_t)(((unsigned __int128)excess * mine + spare - 1) / spare);
 
-		if (in_group(&need[i], uid))
-			need[i].goal += share < mine ? share : mine;
+		x->goal += share < mine ? share : mine;
 	}
 }
 
-/* Each uid's clients over uid_max_resident, one uid at a time (the first client of each). */
+struct uid_index {
+	uid_t uid;
+	size_t i;
+};
+
+static int cmp_uid_index(const void *a, const void *b)
+{
+	const struct uid_index *x = a, *y = b;
+
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * Each uid's clients over uid_max_resident.  Nothing to do unless all
+ * clients together pass the limit; else the clients sorted by uid, and
+ * each run of one uid shared as one group: O(n log n) a round.
+ */
 static void goals_uids(const struct uzd_config *cfg, uint64_t floor, struct uzd_reclaim_need *need,
 		       size_t n)
 {
-	uint64_t limit = cfg->uid_max_resident / UZD_PAGE_SIZE;
+	uint64_t limit = cfg->uid_max_resident / UZD_PAGE_SIZE, total = 0;
+	struct uid_index *by_uid;
+	size_t *idx;
 
-	for (size_t i = 0; i < n; i++) {
-		bool first = true;
-
-		for (size_t j = 0; j < i && first; j++)
-			first = need[j].uid != need[i].uid;
-		if (first)
-			goals_share(cfg, limit, floor, need, n, &need[i].uid);
+	for (size_t i = 0; i < n; i++)
+		total += need[i].resident - need[i].goal;
+	if (total <= pct(limit, cfg->high_watermark))
+		return;
+	by_uid = malloc(n * sizeof(*by_uid));
+	idx = malloc(n * sizeof(*idx));
+	if (!by_uid || !idx) {
+		/* Out of memory: this round goes without; the global limit still holds. */
+		free(by_uid);
+		free(idx);
+		return;
 	}
+	for (size_t i = 0; i < n; i++)
+		by_uid[i] = (struct uid_index){ .uid = need[i].uid, .i = i };
+	qsort(by_uid, n, sizeof(*by_uid), cmp_uid_index);
+	for (size_t start = 0, end; start < n; start = end) {
+		for (end = start; end < n && by_uid[end].uid == by_uid[start].uid; end++)
+			idx[end - start] = by_uid[end].i;
+		goals_share(cfg, limit, floor, need, idx, end - start);
+	}
+	free(by_uid);
+	free(idx);
 }
 
 void uzd_reclaim_goals(const struct uzd_config *cfg, uint64_t max_resident, uint64_t floor,
@@ -162,7 +190,7 @@ void uzd_reclaim_goals(const struct uzd_config *cfg, uint64_t max_resident, uint
 {
 	goals_budget(cfg, need, n);
 	goals_uids(cfg, floor, need, n);
-	goals_share(cfg, max_resident, floor, need, n, NULL);
+	goals_share(cfg, max_resident, floor, need, NULL, n);
 	if (!pressure)
 		return;
 	for (size_t i = 0; i < n; i++) {

@@ -314,10 +314,10 @@ static int table_reserve(struct uzd_region_table *t)
 	struct uzd_region **v;
 	size_t cap;
 
+	if (t->n >= t->max_regions)
+		return -ENOSPC;
 	if (t->n < t->cap)
 		return 0;
-	if (t->n >= UZD_REGION_MAX_PER_TABLE)
-		return -ENOSPC;
 	cap = t->cap ? t->cap * 2 : 8;
 	if (cap > UZD_REGION_MAX_PER_TABLE)
 		cap = UZD_REGION_MAX_PER_TABLE;
@@ -785,6 +785,7 @@ int uzd_region_table_init(struct uzd_region_table *t)
 
 	memset(t, 0, sizeof(*t));
 	t->next_id = 1;
+	t->max_regions = UZD_REGION_MAX_PER_TABLE;
 	ret = pthread_rwlockattr_init(&attr);
 	if (ret)
 		return -ret;

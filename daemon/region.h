@@ -135,6 +135,7 @@ struct uzd_region_table {
 	pthread_rwlock_t lock;
 	struct uzd_region **regions;
 	size_t n, cap;
+	size_t max_regions; /* n never exceeds it: UZD_REGION_MAX_PER_TABLE, or less */
 	size_t managed_pages;
 	uint32_t next_id;
 	struct uzd_region_file *files;

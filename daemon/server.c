@@ -66,6 +66,7 @@
 #define ACCEPT_PAUSE_MS 100	  /* after accept ran out of descriptors */
 /* Connections at once, HELLO said or not: the clients and a few uzswapctl. */
 #define SESSION_LIMIT(d) ((size_t)(d)->cfg.max_clients + 16)
+#define SESSION_ROOT_RESERVE 8 /* more, for root alone */
 #define UZD_THROTTLE_NS 200000 /* a throttled client's faults wait this long, then recheck */
 
 enum session_state {
@@ -92,7 +93,7 @@ struct uzd_session {
 	struct uzd_client *c;
 	struct uzd_fthread_member *member;
 	bool listed, closing;
-	unsigned int errors;
+	unsigned int errors, refusals;
 	struct uzd_session *next, *prev;
 };
 
@@ -307,6 +308,29 @@ static void reply_error(struct uzd_session *s, uint32_t seq, int err, const char
 	}
 }
 
+/*
+ * Refuse a well-formed request the daemon cannot grant (a quota, a region
+ * there already, a full table): answer it and log the first few, but it
+ * is no protocol error, and never gets the connection dropped.
+ */
+static void reply_refused(struct uzd_session *s, uint32_t seq, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void reply_refused(struct uzd_session *s, uint32_t seq, int err, const char *fmt, ...)
+{
+	char msg[UZP_MESSAGE_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (s->refusals++ < SESSION_LOG_ERRORS)
+		slog(s->d, UZD_LOG_INFO, "pid %d (uid %u): request refused: %s", (int)s->pid,
+		     (unsigned int)s->uid, msg);
+	if (uzd_proto_reply(s->sock, seq, err, NULL, 0, -1, "%s", msg) < 0)
+		session_close(s, "reply failed: connection dropped");
+}
+
 static void reply_ok(struct uzd_session *s, uint32_t seq, const void *body, size_t len, int fd)
 {
 	if (uzd_proto_reply(s->sock, seq, 0, body, len, fd, NULL) < 0)
@@ -405,7 +429,7 @@ static void on_hello(struct uzd_session *s, const struct uzd_request *req)
 	if (ret < 0) {
 		d->counters.clients_refused++;
 		d->counters.quota_refused++;
-		reply_error(s, req->h.seq, ret, "%s", msg);
+		reply_refused(s, req->h.seq, ret, "%s", msg);
 		return session_close(s, "refused: over uid_max_clients");
 	}
 	if (++d->next_client_id == 0)
@@ -413,6 +437,7 @@ static void on_hello(struct uzd_session *s, const struct uzd_request *req)
 	ret = uzd_client_new(d->next_client_id, d->pool, &c);
 	if (ret < 0)
 		return reply_error(s, req->h.seq, ret, "out of memory for a new client");
+	c->regions.max_regions = d->cfg.client_max_regions;
 	c->wb = d->wb;
 	c->pid = s->pid;
 	c->uid = s->uid;
@@ -540,8 +565,9 @@ static void on_register(struct uzd_session *s, struct uzd_request *req)
 	 */
 	if (range_has_region(s->c, r->addr, r->length)) {
 		close(req->fd);
-		return reply_error(s, req->h.seq, -EEXIST, "REGISTER %#" PRIx64 "+%#" PRIx64 ": %s",
-				   r->addr, r->length, register_error(-EEXIST));
+		return reply_refused(s, req->h.seq, -EEXIST,
+				     "REGISTER %#" PRIx64 "+%#" PRIx64 ": %s", r->addr, r->length,
+				     register_error(-EEXIST));
 	}
 	client_use(s->c, &mine);
 	uid_use(s->d, s->uid, &all);
@@ -549,8 +575,8 @@ static void on_register(struct uzd_session *s, struct uzd_request *req)
 	if (ret < 0) {
 		close(req->fd);
 		s->d->counters.quota_refused++;
-		return reply_error(s, req->h.seq, ret, "REGISTER %#" PRIx64 "+%#" PRIx64 ": %s",
-				   r->addr, r->length, msg);
+		return reply_refused(s, req->h.seq, ret, "REGISTER %#" PRIx64 "+%#" PRIx64 ": %s",
+				     r->addr, r->length, msg);
 	}
 	ret = probe_range(s->c, r->addr, r->length);
 	if (ret < 0) {
@@ -568,8 +594,13 @@ static void on_register(struct uzd_session *s, struct uzd_request *req)
 	ret = uzd_region_create(&s->c->regions, &a, &ok.region_id);
 	if (ret < 0) {
 		close(req->fd);
-		return reply_error(s, req->h.seq, ret, "REGISTER %#" PRIx64 "+%#" PRIx64 ": %s",
-				   r->addr, r->length, register_error(ret));
+		/* Invalid ranges and fds are the client's fault; the rest are refusals. */
+		if (ret == -EINVAL || ret == -EBADF)
+			return reply_error(s, req->h.seq, ret,
+					   "REGISTER %#" PRIx64 "+%#" PRIx64 ": %s", r->addr,
+					   r->length, register_error(ret));
+		return reply_refused(s, req->h.seq, ret, "REGISTER %#" PRIx64 "+%#" PRIx64 ": %s",
+				     r->addr, r->length, register_error(ret));
 	}
 	req->fd = -1;
 	slog(s->d, UZD_LOG_DEBUG,
@@ -612,6 +643,8 @@ static struct uzd_session *fork_child(struct uzd_session *s, uint32_t child_id)
 
 static void on_fork(struct uzd_session *s, struct uzd_request *req)
 {
+	struct uzd_quota_use mine, all;
+	char msg[UZP_MESSAGE_MAX];
 	struct uzp_forked ok = { 0 };
 	struct uzd_fork_result res;
 	struct uzd_session *child;
@@ -628,6 +661,14 @@ static void on_fork(struct uzd_session *s, struct uzd_request *req)
 				   "FORK: client %" PRIu32
 				   " is not a fresh connection of this process",
 				   req->body.fork.child_id);
+	}
+	client_use(s->c, &mine);
+	uid_use(s->d, s->uid, &all);
+	ret = uzd_quota_fork(&s->d->cfg, s->uid, &mine, &all, msg, sizeof(msg));
+	if (ret < 0) {
+		close(req->fd);
+		s->d->counters.quota_refused++;
+		return reply_refused(s, req->h.seq, ret, "FORK: %s", msg);
 	}
 	ret = uzd_fork_snapshot(s->c, child->c, req->fd, &res);
 	close(req->fd);
@@ -862,29 +903,50 @@ static void on_session_event(uv_poll_t *h, int status, int events)
 
 /* ---- accepting ---- */
 
+/* Tell a connection why it is refused, close it, and log that (one line a second). */
+static void refuse_connection(struct uzd_daemon *d, int fd, const struct ucred *cred, int err,
+			      const char *msg)
+{
+	uint64_t now = uzd_now_ns();
+
+	d->counters.clients_refused++;
+	uzd_proto_shutdown(fd, err, "%s", msg);
+	close(fd);
+	if (now - d->refused_logged_ns >= 1000000000u) {
+		d->refused_logged_ns = now;
+		slog(d, UZD_LOG_WARN, "connection of pid %d (uid %u) refused: %s", (int)cred->pid,
+		     (unsigned int)cred->uid, msg);
+	}
+}
+
 /*
- * A uid at uid_max_connections is told why and dropped at once: it must
- * not hold a slot of SESSION_LIMIT, or one user's flood would shut
- * everyone out.  Its log line is rate-limited to one a second.
+ * Refused at the door, before it holds a slot: a peer the allow-lists do
+ * not admit, a uid at uid_max_connections (or one user's flood would shut
+ * everyone out), and anyone but root once the table is full (root keeps a
+ * few slots, so that uzswapctl can always reach the daemon).
  */
-static bool over_connections(struct uzd_daemon *d, int fd, const struct ucred *cred)
+static bool refused_at_accept(struct uzd_daemon *d, int fd, const struct ucred *cred)
 {
 	struct uzd_quota_use use;
 	char msg[UZP_MESSAGE_MAX];
-	uint64_t now;
+	size_t limit = SESSION_LIMIT(d) + (cred->uid == 0 ? SESSION_ROOT_RESERVE : 0);
 
+	if (!uzd_peer_allowed(&d->cfg, fd, cred->uid, cred->gid)) {
+		snprintf(msg, sizeof(msg), UZD_PEER_REFUSED, (unsigned int)cred->uid);
+		refuse_connection(d, fd, cred, -EACCES, msg);
+		return true;
+	}
+	if (d->n_sessions >= limit) {
+		snprintf(msg, sizeof(msg), "the daemon has %zu connections, its most",
+			 d->n_sessions);
+		refuse_connection(d, fd, cred, -EUSERS, msg);
+		return true;
+	}
 	uid_use(d, cred->uid, &use);
 	if (uzd_quota_connect(&d->cfg, cred->uid, &use, msg, sizeof(msg)) == 0)
 		return false;
-	d->counters.clients_refused++;
 	d->counters.quota_refused++;
-	uzd_proto_shutdown(fd, -EDQUOT, "%s", msg);
-	close(fd);
-	now = uzd_now_ns();
-	if (now - d->quota_logged_ns >= 1000000000u) {
-		d->quota_logged_ns = now;
-		slog(d, UZD_LOG_WARN, "connection of pid %d refused: %s", (int)cred->pid, msg);
-	}
+	refuse_connection(d, fd, cred, -EDQUOT, msg);
 	return true;
 }
 
@@ -900,7 +962,7 @@ static void session_new(struct server *sv, int fd)
 		close(fd);
 		return;
 	}
-	if (over_connections(d, fd, &cred))
+	if (refused_at_accept(d, fd, &cred))
 		return;
 	s = calloc(1, sizeof(*s));
 	if (!s || uv_poll_init(&sv->loop, &s->poll, fd) < 0) {
@@ -955,7 +1017,8 @@ static void on_listen(uv_poll_t *h, int status, int events)
 	(void)events;
 	if (status < 0)
 		return;
-	for (;;) {
+	/* A batch at a time: a flood of connections must not keep the loop from the rest. */
+	for (int i = 0; i < SESSION_BATCH; i++) {
 		fd = accept4(sv->d.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
@@ -966,7 +1029,7 @@ static void on_listen(uv_poll_t *h, int status, int events)
 			return;
 		}
 		/* Connections that never say HELLO count too, or they could use up our fds. */
-		if (sv->d.n_sessions >= SESSION_LIMIT(&sv->d)) {
+		if (sv->d.n_sessions >= SESSION_LIMIT(&sv->d) + SESSION_ROOT_RESERVE) {
 			sv->d.counters.clients_refused++;
 			close(fd);
 			continue;

@@ -78,8 +78,8 @@ struct uzd_daemon {
 	uint32_t next_client_id;
 	uint64_t start_ns;
 	struct uzd_daemon_counters counters;
-	uint64_t quota_logged_ns; /* the last refused connection logged (one a second) */
-	void *loop;		  /* uv_loop_t, kept opaque to status.c */
+	uint64_t refused_logged_ns; /* the last refused connection logged (one a second) */
+	void *loop;		    /* uv_loop_t, kept opaque to status.c */
 	int exit_status;
 	struct uzd_admin *admin;
 	char config_path[4096];

@@ -166,7 +166,7 @@ CHECK(allow_uids_set, !c->allow_all_uids && c->n_allow_uids == 3 && c->allow_uid
 CHECK(allow_groups_set, c->n_allow_gids == 2 && c->allow_gids[0] == 0 && c->allow_gids[1] == 4242)
 CHECK(max_clients_set, c->max_clients == 8)
 CHECK(uid_max_clients_set, c->uid_max_clients == 5)
-CHECK(uid_max_connections_set, c->uid_max_connections == 9)
+CHECK(uid_max_connections_set, c->uid_max_connections == 200)
 CHECK(client_max_regions_set, c->client_max_regions == 100)
 CHECK(uid_max_regions_set, c->uid_max_regions == 1000)
 CHECK(client_max_managed_set, c->client_max_managed == 1 * GIB)
@@ -205,7 +205,7 @@ static const struct key_case key_cases[] = {
 	{ "clients", "allow_groups", "root, 4242", allow_groups_set },
 	{ "clients", "max_clients", "8", max_clients_set },
 	{ "clients", "uid_max_clients", "5", uid_max_clients_set },
-	{ "clients", "uid_max_connections", "9", uid_max_connections_set },
+	{ "clients", "uid_max_connections", "200", uid_max_connections_set },
 	{ "clients", "client_max_regions", "100", client_max_regions_set },
 	{ "clients", "uid_max_regions", "1000", uid_max_regions_set },
 	{ "clients", "client_max_managed", "1G", client_max_managed_set },
@@ -638,6 +638,10 @@ static const struct error_case error_cases[] = {
 	{ "a client budget above the default global one", "[budget]\nclient_max_resident = 5G\n",
 	  "2: [budget] client_max_resident: 5G is above max_resident 4G (the default): one client "
 	  "could hold more than all clients together" },
+	{ "more clients per uid than connections",
+	  "[clients]\nuid_max_clients = 200\nuid_max_connections = 100\n",
+	  "2: [clients] uid_max_clients: 200 is above uid_max_connections 100 (line 3): a "
+	  "user's clients would be refused for want of connections" },
 	{ "an unknown group in allow_groups",
 	  "[clients]\nallow_groups = root, no-such-group-uzswap\n",
 	  "2: [clients] allow_groups: no group \"no-such-group-uzswap\" (use a group name or a "
@@ -879,6 +883,13 @@ static void test_allow_groups(void)
 	ok(rc == 0 && !cfg.allow_all_uids && cfg.n_allow_uids == 0 && cfg.n_allow_gids == 1 &&
 		   cfg.allow_gids[0] == 0,
 	   "allow_uids = none and allow_groups = root: no uid, gid 0 (%d: %s)", rc, err);
+	rc = load_text("[clients]\nmax_clients = 32\n", RAM, &cfg, err, path, sizeof(path));
+	ok(rc == 0 && cfg.uid_max_clients == 16 && cfg.uid_max_connections == 32,
+	   "max_clients = 32 alone gives one uid 16 clients and 32 connections (%u, %u)",
+	   cfg.uid_max_clients, cfg.uid_max_connections);
+	rc = load_text("[clients]\nuid_max_clients = 200\n", RAM, &cfg, err, path, sizeof(path));
+	ok(rc == 0 && cfg.uid_max_connections == 216,
+	   "uid_max_clients = 200 alone gives 216 connections (%d: %s)", rc, err);
 	rc = load_text("[clients]\nallow_groups = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\n", RAM,
 		       &cfg, err, path, sizeof(path));
 	ok(rc == -EINVAL && strstr(err, ":2: [clients] allow_groups: more than 16 groups"),
