@@ -570,7 +570,51 @@ static void format_policy(const struct uzd_config *cfg, const struct key_def *k,
 	snprintf(buf, len, "%s", p < N_POLICIES ? policy_names[p] : "?");
 }
 
-/* One entry of allow_uids, @len bytes at @s, spaces around it allowed. */
+/* One entry of a list: @len bytes at @s, trimmed, never empty. */
+typedef int (*list_item_fn)(struct parse_ctx *ctx, const struct key_def *k, const char *s,
+			    size_t len);
+
+/*
+ * Each comma-separated entry of @v, spaces around it allowed, to @item;
+ * an empty one is refused as an entry in the list of @what.
+ */
+static int parse_list(struct parse_ctx *ctx, const struct key_def *k, const char *v,
+		      const char *what, list_item_fn item)
+{
+	for (;;) {
+		size_t len = strcspn(v, ","), n = len;
+		const char *s = v;
+		int rc;
+
+		while (n && isspace((unsigned char)*s))
+			s++, n--;
+		while (n && isspace((unsigned char)s[n - 1]))
+			n--;
+		if (!n)
+			return key_fail(ctx, k, "empty entry in the list of %s", what);
+		rc = item(ctx, k, s, n);
+		if (rc)
+			return rc;
+		if (!v[len])
+			return 0;
+		v += len + 1;
+	}
+}
+
+/* "1,2,3": a list of ids as dump writes it. */
+static void format_id_list(char *buf, size_t len, const unsigned int *ids, unsigned int n)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (unsigned int i = 0; i < n && used < len; i++) {
+		int w = snprintf(buf + used, len - used, "%s%u", i ? "," : "", ids[i]);
+
+		used += w > 0 ? (size_t)w : 0;
+	}
+}
+
+/* One entry of allow_uids. */
 static int parse_one_uid(struct parse_ctx *ctx, const struct key_def *k, const char *s, size_t len)
 {
 	struct uzd_config *cfg = &ctx->cfg;
@@ -578,12 +622,6 @@ static int parse_one_uid(struct parse_ctx *ctx, const struct key_def *k, const c
 	const char *end;
 	uint64_t uid;
 
-	while (len && isspace((unsigned char)*s))
-		s++, len--;
-	while (len && isspace((unsigned char)s[len - 1]))
-		len--;
-	if (!len)
-		return key_fail(ctx, k, "empty entry in the list of uids");
 	snprintf(item, sizeof(item), "%.*s", (int)len, s);
 	if (len >= sizeof(item) || scan_u64(item, 10, &uid, &end) || *end)
 		return key_fail(ctx, k,
@@ -604,7 +642,6 @@ static int parse_one_uid(struct parse_ctx *ctx, const struct key_def *k, const c
 static int parse_uids(struct parse_ctx *ctx, const struct key_def *k, const char *v)
 {
 	struct uzd_config *cfg = &ctx->cfg;
-	const char *s = v;
 
 	cfg->allow_all_uids = false;
 	cfg->n_allow_uids = 0;
@@ -614,34 +651,17 @@ static int parse_uids(struct parse_ctx *ctx, const struct key_def *k, const char
 	}
 	if (strcmp(v, "none") == 0)
 		return 0; /* allow_groups alone decides */
-	for (;;) {
-		size_t len = strcspn(s, ",");
-		int rc = parse_one_uid(ctx, k, s, len);
-
-		if (rc)
-			return rc;
-		if (!s[len])
-			return 0;
-		s += len + 1;
-	}
+	return parse_list(ctx, k, v, "uids", parse_one_uid);
 }
 
 static void format_uids(const struct uzd_config *cfg, const struct key_def *k, char *buf,
 			size_t len)
 {
-	size_t n = 0;
-
 	(void)k;
-	buf[0] = '\0';
-	if (cfg->allow_all_uids || !cfg->n_allow_uids) {
+	if (cfg->allow_all_uids || !cfg->n_allow_uids)
 		snprintf(buf, len, cfg->allow_all_uids ? "*" : "none");
-		return;
-	}
-	for (unsigned int i = 0; i < cfg->n_allow_uids && n < len; i++) {
-		int w = snprintf(buf + n, len - n, "%s%u", i ? "," : "",
-				 (unsigned int)cfg->allow_uids[i]);
-		n += w > 0 ? (size_t)w : 0;
-	}
+	else
+		format_id_list(buf, len, cfg->allow_uids, cfg->n_allow_uids);
 }
 
 static int parse_size_key(struct parse_ctx *ctx, const struct key_def *k, const char *v)
@@ -929,12 +949,6 @@ static int parse_gid_item(struct parse_ctx *ctx, const struct key_def *k, const 
 	gid_t gid = 0;
 	int rc;
 
-	while (len && isspace((unsigned char)*s))
-		s++, len--;
-	while (len && isspace((unsigned char)s[len - 1]))
-		len--;
-	if (!len)
-		return key_fail(ctx, k, "empty entry in the list of groups");
 	if (len >= sizeof(item))
 		return key_fail(ctx, k, "\"%.*s\" is too long for a group name", (int)len, s);
 	snprintf(item, sizeof(item), "%.*s", (int)len, s);
@@ -953,36 +967,21 @@ static int parse_gid_item(struct parse_ctx *ctx, const struct key_def *k, const 
 
 static int parse_gids(struct parse_ctx *ctx, const struct key_def *k, const char *v)
 {
-	const char *s = v;
-
 	ctx->cfg.n_allow_gids = 0;
 	if (strcmp(v, "none") == 0)
 		return 0;
-	for (;;) {
-		size_t len = strcspn(s, ",");
-		int rc = parse_gid_item(ctx, k, s, len);
-
-		if (rc)
-			return rc;
-		if (!s[len])
-			return 0;
-		s += len + 1;
-	}
+	return parse_list(ctx, k, v, "groups", parse_gid_item);
 }
 
 /* As gids, so that the file reads back the same whatever happens to the names. */
 static void format_gids(const struct uzd_config *cfg, const struct key_def *k, char *buf,
 			size_t len)
 {
-	size_t n = 0;
-
 	(void)k;
-	snprintf(buf, len, "none");
-	for (unsigned int i = 0; i < cfg->n_allow_gids && n < len; i++) {
-		int w = snprintf(buf + n, len - n, "%s%u", i ? "," : "",
-				 (unsigned int)cfg->allow_gids[i]);
-		n += w > 0 ? (size_t)w : 0;
-	}
+	if (!cfg->n_allow_gids)
+		snprintf(buf, len, "none");
+	else
+		format_id_list(buf, len, cfg->allow_gids, cfg->n_allow_gids);
 }
 
 struct type_ops {

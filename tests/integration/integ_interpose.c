@@ -101,6 +101,20 @@ static void run_scenario(const char *name, const char *sentence)
 	free(scenario(name, NULL, sentence));
 }
 
+/* Start daemon_ with @opts and point the victims at it (their environment). */
+static int start_daemon(const struct hd_opt *opts)
+{
+	char pid[16];
+	int ret = hd_start(&daemon_, opts);
+
+	if (ret < 0)
+		return ret;
+	setenv("UZSWAP_SOCKET", daemon_.socket, 1);
+	snprintf(pid, sizeof(pid), "%d", (int)daemon_.pid);
+	setenv("UZI_DAEMON_PID", pid, 1);
+	return 0;
+}
+
 /* The last "fork snapshot ... N pages copied, M shared" line of the daemon's log. */
 static bool last_snapshot(uint64_t *copied, uint64_t *shared)
 {
@@ -282,13 +296,9 @@ static void test_backing_file(void)
 		{ NULL },
 	};
 	uint64_t written = 0;
-	char pid[16];
 
-	if (hd_start(&daemon_, opts) < 0)
+	if (start_daemon(opts) < 0)
 		return;
-	setenv("UZSWAP_SOCKET", daemon_.socket, 1);
-	snprintf(pid, sizeof(pid), "%d", (int)daemon_.pid);
-	setenv("UZI_DAEMON_PID", pid, 1);
 	run_scenario("basic", "with a 1 MiB pool (pages in the backing file): evicted pages come "
 			      "back");
 	run_scenario("mremap", "with a 1 MiB pool: mremap grows, shrinks and moves with the data, "
@@ -304,6 +314,35 @@ static void test_backing_file(void)
 	hd_stop_ok(&daemon_);
 }
 
+/*
+ * Over a quota, the interposer leaves new mappings ordinary and stops
+ * asking until memory is given back: the daemon refuses once, not 100
+ * times, and the program runs to the end.
+ */
+static void test_quota(void)
+{
+	const struct hd_opt opts[] = {
+		{ "budget", "client_max_resident", "4M" },
+		{ "clients", "client_max_managed", "16M" },
+		{ NULL },
+	};
+	const char *system_malloc[] = { "--malloc", "system", NULL };
+	uint64_t refusals = UINT64_MAX;
+
+	if (start_daemon(opts) < 0)
+		return;
+	free(scenario("quota", system_malloc,
+		      "past client_max_managed new mappings stay ordinary memory, all read back, "
+		      "and given-back memory makes room again"));
+	if (hd_status_u64(&daemon_, "daemon.quota_refusals", &refusals) < 0)
+		refusals = UINT64_MAX;
+	ok(refusals >= 1 && refusals <= 2,
+	   "the interposer stopped asking once refused (expected 1 or 2 quota refusals, saw %" PRIu64
+	   ")",
+	   refusals);
+	hd_stop_ok(&daemon_);
+}
+
 int main(void)
 {
 	const struct hd_opt opts[] = {
@@ -312,16 +351,12 @@ int main(void)
 		{ NULL },
 	};
 	const char *system_malloc[] = { "--malloc", "system", NULL };
-	char pid[16];
 
 	hd_init(true, WATCHDOG_S);
 	env_or_bail("UZSWAP_PRELOAD");
-	if (hd_start(&daemon_, opts) < 0)
-		return tap_done();
-	setenv("UZSWAP_SOCKET", daemon_.socket, 1);
 	setenv("UZSWAPCTL", hd_uzswapctl(), 1);
-	snprintf(pid, sizeof(pid), "%d", (int)daemon_.pid);
-	setenv("UZI_DAEMON_PID", pid, 1);
+	if (start_daemon(opts) < 0)
+		return tap_done();
 
 	test_cli();
 	run_scenario("basic",
@@ -356,5 +391,6 @@ int main(void)
 	test_daemon_death();
 	hd_stop_ok(&daemon_);
 	test_backing_file();
+	test_quota();
 	return tap_done();
 }

@@ -963,6 +963,45 @@ static void scenario_daemon_death(void)
 }
 
 /* No daemon: the program runs, unmanaged. */
+/*
+ * Under a daemon with [clients] client_max_managed = 16M (integ_interpose):
+ * past the quota new mappings stay ordinary memory, and everything reads
+ * back; once managed memory is given back, mappings are managed again.
+ */
+static void scenario_quota(void)
+{
+	const size_t big = 4 * MIB, n_small = 100;
+	char *held[3], *small[100], *again;
+	size_t managed = 0;
+
+	for (int i = 0; i < 3; i++) {
+		held[i] = map_anon(big);
+		fill(held[i], big, 30 + (uint64_t)i);
+		if (!is_managed(held[i]))
+			fail("mapping %d of 4 MiB (within the 16 MiB quota) is not managed", i);
+	}
+	for (size_t i = 0; i < n_small; i++) {
+		small[i] = map_anon(MIB);
+		fill(small[i], MIB, 40 + i);
+		managed += is_managed(small[i]);
+	}
+	info("%zu of %zu 1 MiB mappings past 12 MiB managed", managed, n_small);
+	if (managed > 4)
+		fail("%zu 1 MiB mappings past 12 MiB are managed: the 16 MiB quota allows 4",
+		     managed);
+	for (int i = 0; i < 3; i++)
+		EXPECT_FILL(held[i], big, 30 + (uint64_t)i,
+			    "a managed mapping, after the refusals");
+	for (size_t i = 0; i < n_small; i++)
+		EXPECT_FILL(small[i], MIB, 40 + i, "a mapping made past the quota");
+	munmap(held[0], big);
+	again = map_anon(2 * MIB);
+	if (!is_managed(again))
+		fail("after 4 MiB of managed memory was unmapped, a 2 MiB mapping is not managed");
+	fill(again, 2 * MIB, 50);
+	EXPECT_FILL(again, 2 * MIB, 50, "a managed mapping made after giving memory back");
+}
+
 static void scenario_unmanaged(void)
 {
 	char *p = map_anon(32 * MIB);
@@ -1016,6 +1055,8 @@ int main(int argc, char **argv)
 		scenario_daemon_death();
 	else if (!strcmp(s, "unmanaged"))
 		scenario_unmanaged();
+	else if (!strcmp(s, "quota"))
+		scenario_quota();
 	else {
 		fprintf(stderr, "ipose_victim: unknown scenario \"%s\"\n", s);
 		return 2;
