@@ -483,9 +483,11 @@ static inline int uzp_send(int sock, const struct uzp_header *h, const void *bod
 /*
  * Receive one datagram of at most @cap bytes into @buf and the descriptors
  * that came with it (close-on-exec) into @fds, up to UZP_FDS_MAX; returns
- * the datagram's length, 0 when the peer has closed, or -errno.  A datagram
- * longer than @cap, or with more descriptors than fit, is -EMSGSIZE, and
- * every descriptor that came with it is closed: a caller never leaks one.
+ * the datagram's length, 0 when the peer has closed (or sent an empty
+ * datagram, which is taken the same way), or -errno.  A datagram longer
+ * than @cap, or with more descriptors than fit, is -EMSGSIZE.  Every
+ * descriptor that came with a datagram not returned whole, or with an empty
+ * one, is closed: a caller never leaks one.
  */
 static inline ssize_t uzp_recv(int sock, void *buf, size_t cap, int *fds, int *nfds)
 {
@@ -525,7 +527,8 @@ static inline ssize_t uzp_recv(int sock, void *buf, size_t cap, int *fds, int *n
 	}
 	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
 		err = -EMSGSIZE;
-	if (err) {
+	/* 0 reads as "the peer closed": an empty datagram's descriptors go too. */
+	if (err || n == 0) {
 		while (got)
 			close(fds[--got]);
 	}
