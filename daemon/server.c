@@ -67,6 +67,12 @@
 /* Connections at once, HELLO said or not: the clients and a few uzswapctl. */
 #define SESSION_LIMIT(d) ((size_t)(d)->cfg.max_clients + 16)
 #define SESSION_ROOT_RESERVE 8 /* more, for root alone */
+/*
+ * A connection that has sent nothing this long is closed, so that silent
+ * ones cannot sit on slots (a client says HELLO, uzswapctl its request, at
+ * once).
+ */
+#define SESSION_SILENT_MS 10000
 #define UZD_THROTTLE_NS 200000 /* a throttled client's faults wait this long, then recheck */
 
 enum session_state {
@@ -81,6 +87,7 @@ enum session_state {
  *  c        the client, from an accepted HELLO (a reference)
  *  member   its membership of a fault thread, from SET_UFFD
  *  listed   c is in d->clients
+ *  accepted_ns, spoke   when it was accepted, and whether it has sent anything
  */
 struct uzd_session {
 	struct uzd_daemon *d;
@@ -92,8 +99,9 @@ struct uzd_session {
 	gid_t gid;
 	struct uzd_client *c;
 	struct uzd_fthread_member *member;
-	bool listed, closing;
+	bool listed, closing, spoke;
 	unsigned int errors, refusals;
+	uint64_t accepted_ns;
 	struct uzd_session *next, *prev;
 };
 
@@ -103,7 +111,8 @@ struct server {
 	uv_poll_t listen_poll;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t accept_timer;
-	uv_timer_t sd_timer; /* systemd STATUS and watchdog keep-alives */
+	uv_timer_t sd_timer;	 /* systemd STATUS and watchdog keep-alives */
+	uv_timer_t silent_timer; /* closes connections that said nothing (SESSION_SILENT_MS) */
 	bool stopping;
 };
 
@@ -891,6 +900,7 @@ static void on_session_event(uv_poll_t *h, int status, int events)
 			return;
 		if (ret == 1)
 			return session_close(s, "disconnected");
+		s->spoke = true;
 		if (ret == -EBADMSG || ret == -EPROTO) {
 			reply_error(s, req.h.seq, ret, "%s", why);
 			continue;
@@ -977,6 +987,7 @@ static void session_new(struct server *sv, int fd)
 	s->pid = cred.pid;
 	s->uid = cred.uid;
 	s->gid = cred.gid;
+	s->accepted_ns = uzd_now_ns();
 	s->poll.data = s;
 	s->next = d->sessions;
 	if (d->sessions)
@@ -987,6 +998,21 @@ static void session_new(struct server *sv, int fd)
 }
 
 static void on_listen(uv_poll_t *h, int status, int events);
+
+static void close_silent(uv_timer_t *t)
+{
+	struct server *sv = t->data;
+	uint64_t now = uzd_now_ns();
+
+	for (struct uzd_session *s = sv->d.sessions; s; s = s->next) {
+		if (s->spoke || s->closing ||
+		    now - s->accepted_ns < (uint64_t)SESSION_SILENT_MS * 1000000u)
+			continue;
+		uzd_proto_shutdown(s->sock, -ETIMEDOUT, "said nothing for %d s: connection closed",
+				   SESSION_SILENT_MS / 1000);
+		session_close(s, "silent");
+	}
+}
 
 static void resume_accepting(uv_timer_t *t)
 {
@@ -1126,6 +1152,7 @@ static void stop_serving(struct server *sv, const char *why)
 	uv_close((uv_handle_t *)&sv->listen_poll, NULL);
 	uv_close((uv_handle_t *)&sv->accept_timer, NULL);
 	uv_close((uv_handle_t *)&sv->sd_timer, NULL);
+	uv_close((uv_handle_t *)&sv->silent_timer, NULL);
 	uzd_sd_notify("STOPPING=1");
 	uv_close((uv_handle_t *)&sv->sigterm, NULL);
 	uv_close((uv_handle_t *)&sv->sigint, NULL);
@@ -1214,6 +1241,9 @@ static int start_loop(struct server *sv)
 	sv->accept_timer.data = sv;
 	uv_timer_init(&sv->loop, &sv->sd_timer);
 	sv->sd_timer.data = sv;
+	uv_timer_init(&sv->loop, &sv->silent_timer);
+	sv->silent_timer.data = sv;
+	uv_timer_start(&sv->silent_timer, close_silent, 1000, 1000);
 	uv_signal_init(&sv->loop, &sv->sigterm);
 	uv_signal_init(&sv->loop, &sv->sigint);
 	sv->sigterm.data = sv->sigint.data = sv;

@@ -21,6 +21,7 @@
  *                 once; meanwhile root's established client faults its
  *                 pages back in, a new root client connects, and status
  *                 answers
+ *   silent        a connection that sends nothing is closed after 10 s
  * Then a second daemon holds two clients of one uid, each within its own
  * budget, to uid_max_resident together (down to client_min_resident each
  * at most, as for max_resident).
@@ -368,6 +369,34 @@ static void test_flood(struct uzswap *held, struct held *h)
 	   "the flooding process ends cleanly");
 }
 
+/* A connection that says nothing is closed after 10 s, with the reason. */
+static void test_silent(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	unsigned char buf[UZP_DATAGRAM_MAX];
+	struct uzp_shutdown s = { 0 };
+	struct pollfd pfd = { .events = POLLIN };
+	uint64_t t0 = hd_now_ms(), waited = 0;
+	ssize_t n = -1;
+	int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	memcpy(sa.sun_path, daemon_.socket, strlen(daemon_.socket) + 1);
+	if (sock >= 0 && connect(sock, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		pfd.fd = sock;
+		if (poll(&pfd, 1, 30000) == 1)
+			n = recv(sock, buf, sizeof(buf), MSG_DONTWAIT);
+		waited = hd_now_ms() - t0;
+	}
+	if (n >= (ssize_t)(sizeof(struct uzp_header) + sizeof(s)))
+		memcpy(&s, buf + sizeof(struct uzp_header), sizeof(s));
+	ok(s.reason == -ETIMEDOUT && waited >= 9000,
+	   "a connection that says nothing is closed after 10 s, told why (reason %d, after %" PRIu64
+	   " ms)",
+	   s.reason, waited);
+	if (sock >= 0)
+		close(sock);
+}
+
 static void quota_daemon(void)
 {
 	char gid[16];
@@ -416,6 +445,7 @@ static void quota_daemon(void)
 		if (err == 0)
 			test_flood(u[2], &h);
 	}
+	test_silent();
 	for (int i = 0; i < 3; i++)
 		uzswap_close(u[i]);
 	hd_stop_ok(&daemon_);
