@@ -630,6 +630,28 @@ static int load_raw(struct uzd_fault_ctx *fc, struct uzd_client *c, unsigned lon
 	return 0;
 }
 
+/*
+ * Copy the page loaded into fc->page in at @addr, for the entry @old held
+ * (@held says what, for the log): uzd_uffd_copy()'s result.  On failure the
+ * entry goes back to @old.
+ */
+static int install_loaded(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
+			  size_t pgidx, uint64_t old, uint64_t addr, const char *held)
+{
+	int ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
+
+	if (ret < 0) {
+		give_back(c, r, pgidx, old);
+		return ret;
+	}
+	if (ret == UZD_UFFD_EXISTED)
+		flog(fc, c,
+		     "BUG: page %#" PRIx64 " was present while its entry held %s "
+		     "(written through another mapping?): keeping the present page",
+		     addr, held);
+	return ret;
+}
+
 static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
 		      size_t pgidx, uint64_t old, uint64_t addr)
 {
@@ -643,16 +665,9 @@ static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 		    load_object(fc, c, handle, addr, uzd_entry_flags(old) & UZD_ENTRY_SHARED, &h);
 	if (ret < 0)
 		return serve_bad_object(fc, c, r, pgidx, old, addr, ret, &h);
-	ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
-	if (ret < 0) {
-		give_back(c, r, pgidx, old);
+	ret = install_loaded(fc, c, r, pgidx, old, addr, "a pool object");
+	if (ret < 0)
 		return ret;
-	}
-	if (ret == UZD_UFFD_EXISTED)
-		flog(fc, c,
-		     "BUG: page %#" PRIx64 " was present while its entry held a pool object "
-		     "(written through another mapping?): keeping the present page",
-		     addr);
 	/* Exclusive load: the page lives in the client now, the object goes (if ours alone). */
 	uzd_client_free_object(c, old, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
 	stat_add(&c->stats.faults_pool, 1);
@@ -742,16 +757,9 @@ static int serve_file(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd
 	ret = load_file(fc, c, slot, addr, uzd_entry_flags(old) & UZD_ENTRY_SHARED, &h);
 	if (ret < 0)
 		return serve_bad_file(fc, c, r, pgidx, old, addr, ret);
-	ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE, 0);
-	if (ret < 0) {
-		give_back(c, r, pgidx, old);
+	ret = install_loaded(fc, c, r, pgidx, old, addr, "a file record");
+	if (ret < 0)
 		return ret;
-	}
-	if (ret == UZD_UFFD_EXISTED)
-		flog(fc, c,
-		     "BUG: page %#" PRIx64 " was present while its entry held a file record "
-		     "(written through another mapping?): keeping the present page",
-		     addr);
 	/* Exclusive load: the page lives in the client now, the record goes (if ours alone). */
 	uzd_client_free_record(c, old);
 	stat_add(&c->stats.faults_file, 1);

@@ -407,13 +407,20 @@ static int fetch(int sock, uint16_t type, const char *what, void **buf, size_t *
 	return r;
 }
 
-/* The daemon's status, checked: *@buf holds it (free it), *@v views it. */
-static int get_status(int sock, void **buf, struct uzctl_status_view *v)
+/*
+ * The daemon's status, on a connection of its own to @path, checked: *@buf
+ * holds it (free it), *@v views it.
+ */
+static int get_status(const char *path, void **buf, struct uzctl_status_view *v)
 {
 	char err[256];
 	size_t len = 0;
-	int r = fetch(sock, UZP_STATUS, "STATUS", buf, &len);
+	int sock, r = open_conn(path, REPLY_TIMEOUT_S, &sock);
 
+	if (r)
+		return r;
+	r = fetch(sock, UZP_STATUS, "STATUS", buf, &len);
+	close(sock);
 	if (r)
 		return r;
 	if (uzctl_status_parse(*buf, len, v, err, sizeof(err)) < 0) {
@@ -424,12 +431,17 @@ static int get_status(int sock, void **buf, struct uzctl_status_view *v)
 	return 0;
 }
 
-static int get_classes(int sock, void **buf, struct uzctl_classes_view *v)
+/* The pool's classes, as get_status() gets the status. */
+static int get_classes(const char *path, void **buf, struct uzctl_classes_view *v)
 {
 	char err[256];
 	size_t len = 0;
-	int r = fetch(sock, UZP_CLASSES, "CLASSES", buf, &len);
+	int sock, r = open_conn(path, REPLY_TIMEOUT_S, &sock);
 
+	if (r)
+		return r;
+	r = fetch(sock, UZP_CLASSES, "CLASSES", buf, &len);
+	close(sock);
 	if (r)
 		return r;
 	if (uzctl_classes_parse(*buf, len, v, err, sizeof(err)) < 0) {
@@ -467,12 +479,8 @@ static int cmd_status(const struct args *a)
 {
 	struct uzctl_status_view v;
 	void *buf = NULL;
-	int sock, r = open_conn(a->socket, REPLY_TIMEOUT_S, &sock);
+	int r = get_status(a->socket, &buf, &v);
 
-	if (r)
-		return r;
-	r = get_status(sock, &buf, &v);
-	close(sock);
 	if (r)
 		return r;
 	r = printed(a->json ? uzctl_print_json(stdout, &v) : uzctl_print_table(stdout, &v));
@@ -484,12 +492,8 @@ static int cmd_clients(const struct args *a)
 {
 	struct uzctl_status_view v;
 	void *buf = NULL;
-	int sock, r = open_conn(a->socket, REPLY_TIMEOUT_S, &sock);
+	int r = get_status(a->socket, &buf, &v);
 
-	if (r)
-		return r;
-	r = get_status(sock, &buf, &v);
-	close(sock);
 	if (r)
 		return r;
 	r = printed(a->json ? uzctl_print_clients_json(stdout, &v) :
@@ -503,15 +507,11 @@ static int cmd_regions(const struct args *a)
 	struct uzctl_status_view v;
 	void *buf = NULL;
 	uint32_t pid;
-	int sock, r = pid_arg("regions", a->argv[0], &pid);
+	int r = pid_arg("regions", a->argv[0], &pid);
 
 	if (r)
 		return r;
-	r = open_conn(a->socket, REPLY_TIMEOUT_S, &sock);
-	if (r)
-		return r;
-	r = get_status(sock, &buf, &v);
-	close(sock);
+	r = get_status(a->socket, &buf, &v);
 	if (r)
 		return r;
 	r = a->json ? uzctl_print_regions_json(stdout, &v, pid) :
@@ -527,12 +527,8 @@ static int cmd_classes(const struct args *a)
 {
 	struct uzctl_classes_view v;
 	void *buf = NULL;
-	int sock, r = open_conn(a->socket, REPLY_TIMEOUT_S, &sock);
+	int r = get_classes(a->socket, &buf, &v);
 
-	if (r)
-		return r;
-	r = get_classes(sock, &buf, &v);
-	close(sock);
 	if (r)
 		return r;
 	r = printed(a->json ? uzctl_print_classes_json(stdout, &v) :
@@ -547,19 +543,11 @@ static int cmd_metrics(const struct args *a)
 	struct uzctl_status_view v;
 	struct uzctl_classes_view cv;
 	void *sbuf = NULL, *cbuf = NULL;
-	int sock, r = open_conn(a->socket, REPLY_TIMEOUT_S, &sock);
+	int r = get_status(a->socket, &sbuf, &v);
 
 	if (r)
 		return r;
-	r = get_status(sock, &sbuf, &v);
-	close(sock);
-	if (r)
-		return r;
-	r = open_conn(a->socket, REPLY_TIMEOUT_S, &sock);
-	if (r == 0) {
-		r = get_classes(sock, &cbuf, &cv);
-		close(sock);
-	}
+	r = get_classes(a->socket, &cbuf, &cv);
 	if (r == 0)
 		r = printed(uzctl_print_metrics(stdout, &v, &cv));
 	free(cbuf);
