@@ -1131,6 +1131,8 @@ static int sc_restore_evicting(const struct opts *o, const struct plan *p)
 	struct lat l = { 0 };
 	unsigned int bad = 0;
 	struct bench b;
+	struct uzp_status ds;
+	struct uzp_status_client cl;
 	uint64_t t0 = 0, t1 = 0;
 	int err;
 
@@ -1146,16 +1148,20 @@ static int sc_restore_evicting(const struct opts *o, const struct plan *p)
 	}
 	if (!err)
 		err = get_stats(&b, &s1);
+	if (!err)
+		err = status_of(&b.d, &ds, &cl);
 	if (!err) {
 		printf("scenario=restore_evicting codec=lz4 budget_mib=%" PRIu64
 		       " region_pages=%zu "
 		       "seconds=%.1f pages=%zu",
 		       c.budget / MIB, b.npages, (double)(t1 - t0) / 1e9, l.n);
 		lat_print(&l);
-		printf(" evictions=%" PRIu64 " evictions_per_s=%.0f verified=%zu mismatches=%u\n",
+		printf(" evictions=%" PRIu64 " evictions_per_s=%.0f verified=%zu mismatches=%u"
+		       " daemon_p50_us=%.1f daemon_p99_us=%.1f\n",
 		       s1.evictions - s0.evictions,
 		       (double)(s1.evictions - s0.evictions) * 1e9 / (double)(t1 - t0),
-		       l.n / VERIFY_EVERY, bad);
+		       l.n / VERIFY_EVERY, bad, (double)cl.faults[UZP_FAULT_POOL].p50_ns / 1e3,
+		       (double)cl.faults[UZP_FAULT_POOL].p99_ns / 1e3);
 		if (bad)
 			err = -EIO;
 	}

@@ -34,6 +34,8 @@ int uzd_client_init(struct uzd_client *c, uint32_t id, struct zpool *pool)
 	if (ret < 0)
 		return ret;
 	uzd_sampler_init(&c->sampler);
+	/* Sampled in full until its verdicts show that it does not pay. */
+	c->share.share = UZD_SHARE_ONE;
 	ret = uzd_lru_init(&c->lru);
 	if (ret < 0)
 		goto err_regions;

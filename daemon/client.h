@@ -41,6 +41,8 @@
  *   budget_set    an admin set the budget: a reload leaves it (server loop)
  *   sample_pages  how many pages reclaim keeps in the inactive stage; 0: the
  *              client is not sampled.  Set by reclaim each round
+ *   share      how much of its eviction goes through sampling (below);
+ *              reclaim's alone
  *   reclaim_stalled  reclaim's last try on this client evicted nothing (pool
  *              full, every page busy): set and read with relaxed atomics
  *   refs       references: the server's, the fault thread's, and each
@@ -118,6 +120,20 @@ struct uzd_client_stats {
 	uint64_t file_bytes;			  /* compressed bytes of its file records */
 };
 
+/*
+ * The share of a client's victim batches that sampling judges: share out of
+ * UZD_SHARE_ONE, the rest going from probation unjudged; credit dithers the
+ * batches; judged and touched count the verdicts since share was last set
+ * (uzd_reclaim_sample_share).
+ */
+#define UZD_SHARE_ONE 1024u
+struct uzd_sample_share {
+	uint32_t share;
+	uint32_t credit;
+	uint32_t judged;
+	uint32_t touched;
+};
+
 struct uzd_client {
 	uint32_t id;
 	int uffd;
@@ -129,6 +145,7 @@ struct uzd_client {
 	struct uzd_lru hot;
 	struct uzd_lru inactive;
 	struct uzd_sampler sampler;
+	struct uzd_sample_share share;
 	struct uzd_client_stats stats;
 	pid_t pid;
 	uid_t uid;

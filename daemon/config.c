@@ -67,6 +67,8 @@
  * points of fifo's refaults less than a half, three quarters 0.7 less.
  */
 #define DEF_SAMPLE_PCT 50
+/* Break-even of sampling: see [reclaim] sample_touched_pct in etc/uzswapd.conf. */
+#define DEF_SAMPLE_TOUCHED_PCT 10
 
 /*
  * zswap's accept_threshold_percent: once full, the pool takes pages again
@@ -151,6 +153,7 @@ enum key_id {
 	K_POLICY,
 	K_NICE,
 	K_SAMPLE_PCT,
+	K_SAMPLE_TOUCHED_PCT,
 	K_COUNT
 };
 
@@ -241,6 +244,8 @@ static const struct key_def keys[K_COUNT] = {
 	KEY(K_POLICY, "reclaim", "policy", T_POLICY, policy, 0, 0, 0, LIVE),
 	KEY(K_NICE, "reclaim", "nice", T_NICE, reclaim_nice, 0, 0, 0, LIVE),
 	KEY(K_SAMPLE_PCT, "reclaim", "sample_pct", T_UINT, sample_pct, 0, 90, 0, LIVE),
+	KEY(K_SAMPLE_TOUCHED_PCT, "reclaim", "sample_touched_pct", T_UINT, sample_touched_pct, 0,
+	    100, 0, LIVE),
 };
 
 static const char *const log_level_names[] = {
@@ -1081,6 +1086,7 @@ void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes)
 	cfg->policy = UZD_POLICY_WORKINGSET;
 	cfg->reclaim_nice = -10;
 	cfg->sample_pct = DEF_SAMPLE_PCT;
+	cfg->sample_touched_pct = DEF_SAMPLE_TOUCHED_PCT;
 }
 
 /* ---- the reader: one whole line per call, and its shape checked ---- */

@@ -114,6 +114,8 @@ struct uzd_config {
 	enum uzd_reclaim_policy policy;
 	int reclaim_nice;	 /* the reclaim thread's nice value, -20..19 */
 	unsigned int sample_pct; /* % of a budget kept zapped for access sampling; 0: off */
+	/* % of sampled pages found touched at which every batch is sampled; 0: always */
+	unsigned int sample_touched_pct;
 };
 
 /* Fill @cfg with the defaults for a machine with @ram_bytes of RAM. */

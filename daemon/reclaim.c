@@ -211,6 +211,29 @@ uint32_t uzd_reclaim_hot_distance(enum uzd_reclaim_policy policy, uint64_t budge
 	return d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
 }
 
+/*
+ * Verdicts a share is set from: enough that a client with 10% of its
+ * sampled pages touched is told from one with none (±2.7% at 128).
+ */
+#define SHARE_WINDOW 128
+/* Sampling never stops altogether: at least 1 in 32 batches, to see a change. */
+#define SHARE_MIN (UZD_SHARE_ONE / 32)
+
+uint32_t uzd_reclaim_sample_share(uint32_t share, uint32_t judged, uint32_t touched,
+				  unsigned int touched_pct)
+{
+	uint64_t want;
+
+	if (!touched_pct)
+		return UZD_SHARE_ONE;
+	if (!judged)
+		return share;
+	want = (uint64_t)touched * 100 * UZD_SHARE_ONE / ((uint64_t)judged * touched_pct);
+	want = want < SHARE_MIN ? SHARE_MIN : want > UZD_SHARE_ONE ? UZD_SHARE_ONE : want;
+	/* Halfway there each window: one unlucky window does not swing it. */
+	return (uint32_t)((share + want + 1) / 2);
+}
+
 /* ---- one client ---- */
 
 static int cmp_u64(const void *a, const void *b)
@@ -473,6 +496,7 @@ static bool judge_one(struct uzd_client *c, uint64_t addr, bool present)
 	       (uzd_entry_flags(v) & UZD_ENTRY_SAMPLED)) {
 		if (!present) {
 			__atomic_fetch_add(&c->stats.sampled_idle, 1, __ATOMIC_RELAXED);
+			c->share.judged++;
 			return true;
 		}
 		if (__atomic_compare_exchange_n(
@@ -481,6 +505,8 @@ static bool judge_one(struct uzd_client *c, uint64_t addr, bool present)
 							    UZD_ENTRY_HOT),
 			    true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
 			__atomic_fetch_add(&c->stats.sampled_touched, 1, __ATOMIC_RELAXED);
+			c->share.judged++;
+			c->share.touched++;
 			uzd_lru_push(&c->hot, addr);
 			return false;
 		}
@@ -562,9 +588,23 @@ static bool queue_lost_track(struct uzd_client *c)
 #define RECLAIM_REFILL_SLACK 4096
 
 /*
- * The next victims into @addrs (sorted), from the inactive stage when the
- * client is sampled, else from the front of probation.  *scanned counts the
- * pages looked at.  Returns how many; 0 with nothing looked at means both
+ * Whether the next victim batch is judged by sampling: share.share batches
+ * in UZD_SHARE_ONE are, spread evenly.
+ */
+static bool judged_batch(struct uzd_client *c)
+{
+	c->share.credit += c->share.share;
+	if (c->share.credit < UZD_SHARE_ONE)
+		return false;
+	c->share.credit -= UZD_SHARE_ONE;
+	return true;
+}
+
+/*
+ * The next victims into @addrs (sorted): when the client is sampled, from
+ * the inactive stage for its share of the batches (judged_batch), else, and
+ * for the other batches, from the front of probation.  *scanned counts the
+ * pages looked at.  Returns how many; 0 with nothing looked at means the
  * queues are empty.
  */
 static size_t next_victims(struct uzd_client *c, uint64_t *addrs, uint64_t want, uint64_t *refill,
@@ -576,15 +616,15 @@ static size_t next_victims(struct uzd_client *c, uint64_t *addrs, uint64_t want,
 	    !uzd_sampler_active(&c->sampler)) {
 		if (uzd_lru_count(&c->inactive))
 			drain_inactive(c);
-	} else {
+	} else if (judged_batch(c) || !uzd_lru_count(&c->lru)) {
 		refill_inactive(c, refill);
-	}
-	/* The refill may have turned sampling off (the client is gone). */
-	if (uzd_sampler_active(&c->sampler) && uzd_lru_count(&c->inactive)) {
-		n = judge_inactive(c, addrs, want, &examined);
-		*scanned += examined;
-		if (examined)
-			return n;
+		/* The refill may have turned sampling off (the client is gone). */
+		if (uzd_sampler_active(&c->sampler) && uzd_lru_count(&c->inactive)) {
+			n = judge_inactive(c, addrs, want, &examined);
+			*scanned += examined;
+			if (examined)
+				return n;
+		}
 	}
 	n = uzd_lru_pop(&c->lru, addrs, want < UZD_EVICT_BATCH ? want : UZD_EVICT_BATCH);
 	*scanned += n;
@@ -766,6 +806,25 @@ static void round_account(struct uzd_reclaim *rc, uint64_t evicted, bool pressur
 	pthread_mutex_unlock(&rc->lock);
 }
 
+/*
+ * Client @c's inactive stage, @full pages when every batch is judged: its
+ * share of them, so that a page waits in the stage as long whatever the
+ * share (the stage drains at the share's rate), and never none.  Sets the
+ * share from the verdicts first, once there are enough.
+ */
+static uint64_t stage_pages(struct uzd_client *c, uint64_t full, unsigned int touched_pct)
+{
+	uint64_t stage;
+
+	if (c->share.judged >= SHARE_WINDOW || !touched_pct) {
+		c->share.share = uzd_reclaim_sample_share(c->share.share, c->share.judged,
+							  c->share.touched, touched_pct);
+		c->share.judged = c->share.touched = 0;
+	}
+	stage = full * c->share.share / UZD_SHARE_ONE;
+	return stage || !full ? stage : 1;
+}
+
 static void run_round(struct uzd_reclaim *rc)
 {
 	uint64_t max_pages = rc->cfg.max_resident / UZD_PAGE_SIZE;
@@ -780,7 +839,8 @@ static void run_round(struct uzd_reclaim *rc)
 		struct uzd_client *c = rc->clients[i];
 		uint64_t budget = uzd_client_budget(c);
 		uint64_t sample = sampling && uzd_sampler_active(&c->sampler) ?
-					  pct(budget, rc->cfg.sample_pct) :
+					  stage_pages(c, pct(budget, rc->cfg.sample_pct),
+						      rc->cfg.sample_touched_pct) :
 					  0;
 
 		rc->needs[i].resident = uzd_client_resident(c);

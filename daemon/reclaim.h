@@ -18,9 +18,10 @@
  *      others.  Policy workingset keeps three queues per client:
  *        probation  pages in fault-in order;
  *        inactive   the oldest of them, zapped for access sampling
- *                   (daemon/sample.h), sample_pct of the budget: their
- *                   verdict comes when they reach the front, so a page has
- *                   as long to show it is used as the stage takes to pass;
+ *                   (daemon/sample.h), sample_pct of the budget times the
+ *                   client's share (below): their verdict comes when they
+ *                   reach the front, so a page has as long to show it is
+ *                   used as the stage takes to pass;
  *        protected  pages restored HOT (a refault distance under the
  *                   budget less the inactive stage, fault.c) and inactive
  *                   pages found touched, at most RECLAIM_PROTECTED_PCT of
@@ -29,6 +30,10 @@
  *      (the kernel's active/inactive lists, with the reference bit read
  *      from the pagemap); without sampling (swap on, sample_pct 0, or a
  *      client the daemon cannot sample), the front of probation, as 2Q's.
+ *      Sampling pays only when it finds touched pages, so each client has
+ *      a share of its victim batches that go through the stage, set from
+ *      its verdicts (uzd_reclaim_sample_share); the other batches come
+ *      from the front of probation, and the stage shrinks with the share.
  *      Policy fifo marks nothing HOT and samples nothing: everything goes
  *      through probation in fault-in order.
  *
@@ -165,6 +170,22 @@ void uzd_reclaim_stats(struct uzd_reclaim *rc, struct uzd_reclaim_stats *st);
  */
 uint32_t uzd_reclaim_hot_distance(enum uzd_reclaim_policy policy, uint64_t budget_pages,
 				  uint64_t sample_pages);
+
+/*
+ * The share (of UZD_SHARE_ONE) of a client's victim batches that sampling
+ * should judge next, from its current @share and the verdicts since it was
+ * set: @judged sampled pages, @touched of them found touched.  Sampling
+ * every batch pays once @touched_pct percent of the sampled pages turn out
+ * touched: a zap and its pagemap read cost reclaim about 2 us and the
+ * client a TLB shootdown, while a touched page found saves an eviction and
+ * the refault after it, about 30 us.  Below that, the share goes in
+ * proportion, down to 1 in 32, so that a client streaming through its
+ * memory (nothing touched twice) pays almost nothing for sampling, and
+ * still shows when that changes.  Moves halfway to that each time;
+ * @touched_pct 0: every batch.
+ */
+uint32_t uzd_reclaim_sample_share(uint32_t share, uint32_t judged, uint32_t touched,
+				  unsigned int touched_pct);
 
 /*
  * Evict up to @goal pages of client @c, oldest fault-in first (the

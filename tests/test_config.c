@@ -191,6 +191,7 @@ CHECK(policy_set, c->policy == UZD_POLICY_FIFO)
 CHECK(throttle_set, c->throttle_above == 0)
 CHECK(nice_set, c->reclaim_nice == -3)
 CHECK(sample_pct_set, c->sample_pct == 25)
+CHECK(sample_touched_pct_set, c->sample_touched_pct == 0)
 CHECK(accept_threshold_set, c->accept_threshold == 75)
 CHECK(writeback_set, !c->writeback)
 CHECK(backing_path_set, strcmp(c->backing_path, "/srv/uzswap/backing") == 0)
@@ -230,6 +231,7 @@ static const struct key_case key_cases[] = {
 	{ "budget", "throttle_above", "0", throttle_set },
 	{ "reclaim", "nice", "-3", nice_set },
 	{ "reclaim", "sample_pct", "25", sample_pct_set },
+	{ "reclaim", "sample_touched_pct", "0", sample_touched_pct_set },
 	{ "pool", "accept_threshold", "75", accept_threshold_set },
 	{ "backing", "writeback", "no", writeback_set },
 	{ "backing", "path", "/srv/uzswap/backing", backing_path_set },
@@ -615,6 +617,8 @@ static const struct error_case error_cases[] = {
 	  "2: line contains a control character (only tabs and the line end may be there)" },
 	{ "a sampled share above 90%", "[reclaim]\nsample_pct = 91\n",
 	  "2: [reclaim] sample_pct: 91 is out of range (0..90)" },
+	{ "a break-even share above 100%", "[reclaim]\nsample_touched_pct = 101\n",
+	  "2: [reclaim] sample_touched_pct: 101 is out of range (0..100)" },
 	{ "an unknown reclaim policy", "[reclaim]\npolicy = lru\n",
 	  "2: [reclaim] policy: \"lru\" is not one of workingset, fifo" },
 	{ "a low watermark above the high one",

@@ -905,6 +905,92 @@ out:
 	fx_close(&f);
 }
 
+static void test_sample_share(void)
+{
+	const uint32_t one = UZD_SHARE_ONE, floor = UZD_SHARE_ONE / 32;
+	uint32_t s = one;
+	int windows = 0;
+
+	ok(uzd_reclaim_sample_share(floor, 128, 0, 0) == one,
+	   "sample_touched_pct 0 judges every batch, whatever the verdicts");
+	ok(uzd_reclaim_sample_share(300, 0, 0, 10) == 300,
+	   "without verdicts the share stays where it is");
+	ok(uzd_reclaim_sample_share(one, 128, 0, 10) == (one + floor + 1) / 2,
+	   "a window with nothing touched moves the share halfway to the floor (%u)",
+	   uzd_reclaim_sample_share(one, 128, 0, 10));
+	while (s > floor + 1 && windows < 64) {
+		s = uzd_reclaim_sample_share(s, 128, 0, 10);
+		windows++;
+	}
+	ok(s >= floor && s <= floor + 1 && windows <= 12 &&
+		   uzd_reclaim_sample_share(s, 128, 0, 10) >= floor,
+	   "a client whose sampled pages are never touched is sampled 1 batch in 32, never "
+	   "less (share %u of %u after %d windows)",
+	   s, one, windows);
+	for (windows = 0; s < one && windows < 64; windows++)
+		s = uzd_reclaim_sample_share(s, 128, 32, 10);
+	ok(s == one && windows <= 12,
+	   "a client with 25%% of its sampled pages touched (over the 10%% break-even) goes "
+	   "back to every batch (share %u after %d windows)",
+	   s, windows);
+	s = one / 2;
+	for (int k = 0; k < 8; k++)
+		s = uzd_reclaim_sample_share(s, 200, 10, 10);
+	ok(s >= one / 2 - 2 && s <= one / 2 + 2,
+	   "under the break-even the share is in proportion: 5%% touched of a 10%% break-even "
+	   "judges half the batches (share %u of %u)",
+	   s, one);
+}
+
+/*
+ * A client sampled 1 batch in 32: eviction takes its first batches from
+ * probation unjudged, in fault-in order, and zaps nothing; at 1 in 2,
+ * every other batch is judged.
+ */
+static void test_share_spreads_judging(void)
+{
+	size_t fifo = 0;
+	uint64_t evicted, judged_before, rebuilds;
+	bool full;
+	struct fx f;
+
+	if (!region_usable("the sampled share of batches is spread evenly"))
+		return;
+	if (!uzd_sample_usable()) {
+		tap_skip("the sampled share of batches is spread evenly: swap is on");
+		return;
+	}
+	if (!open_sampled(&f)) {
+		ok(false, "%d pages are faulted in and the test samples itself", NSAMPLE);
+		goto out;
+	}
+	f.c->share.share = UZD_SHARE_ONE / 32;
+	f.c->share.credit = 0;
+	evicted = reclaim(&f, SAMPLE_GOAL, &full, &rebuilds);
+	for (size_t i = 0; i < SAMPLE_GOAL; i++)
+		fifo += is_evicted(&f, i);
+	ok(evicted == SAMPLE_GOAL && fifo == SAMPLE_GOAL && f.c->stats.sampled == 0 &&
+		   f.c->share.judged == 0,
+	   "at 1 batch in 32 the first batch goes unjudged, oldest first, with nothing zapped "
+	   "(evicted %llu, %zu of them the oldest, %llu zapped)",
+	   (unsigned long long)evicted, fifo, (unsigned long long)f.c->stats.sampled);
+	f.c->share.share = UZD_SHARE_ONE / 2;
+	f.c->share.credit = 0;
+	judged_before = f.c->stats.sampled_idle + f.c->stats.sampled_touched;
+	for (int k = 0; k < 4; k++)
+		evicted += reclaim(&f, 1, &full, &rebuilds);
+	ok(evicted == SAMPLE_GOAL + 4 &&
+		   f.c->stats.sampled_idle + f.c->stats.sampled_touched - judged_before == 2 &&
+		   f.c->share.judged == 2,
+	   "at 1 in 2, two of four one-page rounds are judged, and their verdicts counted "
+	   "for the next share (%llu judged, %u counted)",
+	   (unsigned long long)(f.c->stats.sampled_idle + f.c->stats.sampled_touched -
+				judged_before),
+	   f.c->share.judged);
+out:
+	fx_close(&f);
+}
+
 static void test_sampling_off_drains_stage(void)
 {
 	uint64_t evicted, rebuilds;
@@ -1435,6 +1521,8 @@ int main(void)
 	test_pool_full();
 	test_eagain_keeps_queue();
 	test_sampled_touched_protected();
+	test_sample_share();
+	test_share_spreads_judging();
 	test_sampling_off_drains_stage();
 	test_sampling_gone_process();
 
