@@ -991,6 +991,52 @@ out:
 	fx_close(&f);
 }
 
+/*
+ * Pages the kernel cannot zap (mapped twice, so MADV_PAGEOUT leaves them
+ * alone, as it does folios waiting in a per-CPU LRU batch) stay mapped and
+ * go back to probation: a refill tries each of them once, and eviction
+ * takes its goal from probation without a verdict.
+ */
+static void test_unzappable_tried_once(void)
+{
+	uint64_t evicted, rebuilds;
+	size_t bad = 0, len = NSAMPLE * (size_t)UZD_PAGE_SIZE;
+	volatile unsigned char sum = 0;
+	unsigned char *alias;
+	bool full, served;
+	struct fx f;
+
+	if (!region_usable("pages the kernel cannot zap are tried once a refill"))
+		return;
+	if (!uzd_sample_usable()) {
+		tap_skip("pages the kernel cannot zap are tried once a refill: swap is on");
+		return;
+	}
+	if (!open_sampled(&f)) {
+		ok(false, "%d pages are faulted in and the test samples itself", NSAMPLE);
+		goto out;
+	}
+	alias = mmap(NULL, len, PROT_READ, MAP_SHARED, f.memfd[0], 0);
+	if (alias == MAP_FAILED) {
+		ok(false, "the memfd maps a second time: %s", strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < NSAMPLE; i++)
+		sum += alias[i * UZD_PAGE_SIZE];
+	evicted = reclaim(&f, SAMPLE_GOAL, &full, &rebuilds);
+	ok(evicted == SAMPLE_GOAL && f.c->stats.sampled <= NSAMPLE &&
+		   uzd_lru_count(&f.c->inactive) == 0,
+	   "with every page mapped twice, a goal of %d is evicted without a verdict and each "
+	   "page is zapped at most once (evicted %llu, %llu zaps for %d pages, %zu inactive)",
+	   SAMPLE_GOAL, (unsigned long long)evicted, (unsigned long long)f.c->stats.sampled,
+	   NSAMPLE, uzd_lru_count(&f.c->inactive));
+	munmap(alias, len);
+	served = read_back(&f, &bad);
+	ok(served && bad == 0, "every page reads back intact (%zu bad)", bad);
+out:
+	fx_close(&f);
+}
+
 static void test_sampling_off_drains_stage(void)
 {
 	uint64_t evicted, rebuilds;
@@ -1523,6 +1569,7 @@ int main(void)
 	test_sampled_touched_protected();
 	test_sample_share();
 	test_share_spreads_judging();
+	test_unzappable_tried_once();
 	test_sampling_off_drains_stage();
 	test_sampling_gone_process();
 
