@@ -1179,6 +1179,8 @@ static int sc_evict_one(const struct opts *o, const struct plan *p, bool sample)
 				.codec = "lz4",
 				.no_sample = !sample };
 	struct uzswap_stats s0, s1, s2;
+	struct uzp_status_client cl;
+	struct uzp_status ds;
 	struct bench b;
 	uint64_t t0, t1;
 	double fill_s;
@@ -1197,17 +1199,20 @@ static int sc_evict_one(const struct opts *o, const struct plan *p, bool sample)
 	err = get_stats(&b, &s1);
 	if (!err)
 		err = settle(&b, &s2);
+	if (!err)
+		err = status_of(&b.d, &ds, &cl);
 	if (err)
 		goto out;
 	printf("scenario=evict_lz4%s codec=lz4 sampling=%s budget_mib=%" PRIu64 " region_pages=%zu "
 	       "evictions=%" PRIu64 " evict_s=%.3f pages_per_s=%.0f fill_s=%.2f "
 	       "fill_pages_per_s=%.0f fill_evictions=%" PRIu64 " fill_evictions_per_s=%.0f "
-	       "pool_mib=%.1f\n",
+	       "pool_mib=%.1f sampled=%" PRIu64 "\n",
 	       sample ? "" : "_nosample", sample ? "yes" : "no", c.budget / MIB, b.npages,
 	       s2.evictions, (double)s2.evict_ns / 1e9,
 	       s2.evict_ns ? (double)s2.evictions * 1e9 / (double)s2.evict_ns : 0.0, fill_s,
 	       (double)b.npages / fill_s, s1.evictions - s0.evictions,
-	       (double)(s1.evictions - s0.evictions) / fill_s, (double)s2.pool_bytes / MIB);
+	       (double)(s1.evictions - s0.evictions) / fill_s, (double)s2.pool_bytes / MIB,
+	       cl.sampled);
 out:
 	return bench_close(&b) ? -EIO : err;
 }

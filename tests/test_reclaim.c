@@ -838,6 +838,7 @@ static bool open_sampled(struct fx *f)
 		return false;
 	f->c->budget_pages = NSAMPLE;
 	f->c->sample_pages = SAMPLE_STAGE;
+	f->c->share.share = UZD_SHARE_ONE; /* every batch judged */
 	return uzd_sampler_open(&f->c->sampler, -1, getpid()) == 0;
 }
 
@@ -1099,6 +1100,7 @@ static void test_sampling_gone_process(void)
 	}
 	f.c->budget_pages = NSAMPLE;
 	f.c->sample_pages = NSAMPLE;
+	f.c->share.share = UZD_SHARE_ONE;
 	evicted = ret == 0 ? reclaim(&f, SAMPLE_GOAL, &full, &rebuilds) : 0;
 	ok(ret == 0 && evicted == SAMPLE_GOAL && !uzd_sampler_active(&f.c->sampler) &&
 		   f.c->sample_pages == 0,
