@@ -42,7 +42,8 @@
  *   sample_pages  how many pages reclaim keeps in the inactive stage; 0: the
  *              client is not sampled.  Set by reclaim each round
  *   share      how much of its eviction goes through sampling (below);
- *              reclaim's alone
+ *              reclaim's alone, but for share.share, which STATUS reads
+ *              (relaxed atomics)
  *   reclaim_stalled  reclaim's last try on this client evicted nothing (pool
  *              full, every page busy): set and read with relaxed atomics
  *   refs       references: the server's, the fault thread's, and each

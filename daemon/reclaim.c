@@ -828,8 +828,11 @@ static uint64_t stage_pages(struct uzd_client *c, uint64_t full, unsigned int to
 	uint64_t stage;
 
 	if (c->share.judged >= SHARE_WINDOW || !touched_pct) {
-		c->share.share = uzd_reclaim_sample_share(c->share.share, c->share.judged,
-							  c->share.touched, touched_pct);
+		/* Atomic: STATUS reads it (status.c). */
+		__atomic_store_n(&c->share.share,
+				 uzd_reclaim_sample_share(c->share.share, c->share.judged,
+							  c->share.touched, touched_pct),
+				 __ATOMIC_RELAXED);
 		c->share.judged = c->share.touched = 0;
 	}
 	stage = full * c->share.share / UZD_SHARE_ONE;

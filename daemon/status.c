@@ -85,6 +85,14 @@ static uint64_t anon_rss(pid_t pid)
 	return (uint64_t)kib * 1024;
 }
 
+/* The share of @c's victim batches sampling judges, 1/100 %; 0 when it is not sampled. */
+static uint32_t sample_share_centi(struct uzd_client *c)
+{
+	if (!__atomic_load_n(&c->sample_pages, __ATOMIC_RELAXED))
+		return 0;
+	return __atomic_load_n(&c->share.share, __ATOMIC_RELAXED) * 10000u / UZD_SHARE_ONE;
+}
+
 static void fill_client(struct uzp_status_client *sc, struct uzd_client *c)
 {
 	const struct uzd_client_stats *cs = &c->stats;
@@ -115,6 +123,7 @@ static void fill_client(struct uzp_status_client *sc, struct uzd_client *c)
 	sc->sampled = ld(&cs->sampled);
 	sc->sampled_touched = ld(&cs->sampled_touched);
 	sc->sampled_idle = ld(&cs->sampled_idle);
+	sc->sample_share_centi = sample_share_centi(c);
 	sc->anon_rss_bytes = anon_rss(c->pid);
 }
 

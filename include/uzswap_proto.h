@@ -327,7 +327,8 @@ struct uzp_status_client {
 	uint64_t anon_rss_bytes;
 	struct uzp_fault_lat faults_all; /* every fault served, whatever it restored */
 	uint32_t budget_set;		 /* 1: the budget was set by an admin (uzswapctl set) */
-	uint32_t reserved;		 /* 0 */
+	/* Its victim batches that access sampling judges, 1/100 %; 0: not sampled */
+	uint32_t sample_share_centi;
 };
 
 struct uzp_status_region {

@@ -115,6 +115,7 @@ static void sample_full(struct sample *s)
 		.rejected_error = 6,
 		.poisoned = 0,
 		.anon_rss_bytes = 66536ULL * 4096,
+		.sample_share_centi = 312,
 	};
 	s->c[1] = (struct uzp_status_client){
 		.id = 9,
@@ -136,6 +137,7 @@ static void sample_full(struct sample *s)
 		.rejected_busy = UINT64_MAX,
 		.rejected_error = UINT64_MAX,
 		.poisoned = UINT64_MAX,
+		.sample_share_centi = UINT32_MAX, /* no daemon sends it: still as wide */
 	};
 	s->r[0] = (struct uzp_status_region){
 		.client_id = 7,
@@ -261,6 +263,8 @@ static void test_table(void)
 	   "a region shows its address and its defanged name");
 	ok(contains(out, "     260 MiB        260 MiB     50.0%\n"),
 	   "coverage is the managed data's share of the process's anonymous memory");
+	ok(contains(out, "  3.1%") && contains(out, "      ?"),
+	   "a client's share of evictions judged by sampling is a percentage ('?' past 100%%)");
 	ok(section_lines_equal_length(out, "clients: memory") &&
 		   section_lines_equal_length(out, "clients: faults") &&
 		   section_lines_equal_length(out, "clients: reclaim") &&
@@ -410,6 +414,8 @@ static void test_json(void)
 	   "the daemon's fields are exact numbers");
 	ok(contains(out, "\"pool_meta_bytes\": 65536") && contains(out, "\"readahead\": 17"),
 	   "the JSON carries the pool's tables and a client's readahead");
+	ok(contains(out, "\"sample_share_centi\": 312"),
+	   "the JSON carries a client's sampled share, in 1/100 %%");
 	ok(contains(out, "\"budget_bytes\": 18446744073709551615"),
 	   "64-bit counters are printed in full");
 	ok(contains(out, "\"pool\": {\n          \"count\": 42,\n          \"p50_ns\": 12345"),
@@ -982,6 +988,11 @@ static void test_metrics(void)
 	   "metrics: labelled daemon series (quantiles, reasons, errors)");
 	ok(contains(out, "uzswap_info{allocator=\"zsmalloc\",codec=\"lz4\",level=\"1\"} 1"),
 	   "metrics: uzswap_info names the allocator and the codec");
+	ok(value_is(out,
+		    "uzswap_client_sample_share_ratio{client=\"7\",pid=\"31337\",uid=\"1000\","
+		    "comm=\"red\\nis\xef\xbf\xbd\"}",
+		    0.0312),
+	   "metrics: a client's sampled share is a ratio");
 	ok(value_is(out,
 		    "uzswap_client_memory_bytes{client=\"7\",pid=\"31337\",uid=\"1000\",comm=\"red"
 		    "\\nis\xef\xbf\xbd\",state=\"resident\"}",

@@ -475,24 +475,36 @@ static void print_client_file(FILE *f, const struct uzctl_status_view *v)
 	}
 }
 
-#define RECLAIM_COLS CLIENT_COLS " %10s %10s %11s %10s %10s %9s %9s %9s %9s\n"
+#define RECLAIM_COLS CLIENT_COLS " %10s %10s %11s %10s %10s %6s %9s %9s %9s %9s\n"
+
+/* A share in 1/100 % as "3.1%"; "-" for 0 (not sampled), "?" past 100%. */
+static const char *share_str(char *buf, uint32_t centi)
+{
+	if (!centi)
+		return "-";
+	if (centi > 10000)
+		return "?";
+	snprintf(buf, NUM_BUF, "%u.%u%%", centi / 100, centi % 100 / 10);
+	return buf;
+}
 
 static void print_client_reclaim(FILE *f, const struct uzctl_status_view *v)
 {
-	char a[9][NUM_BUF];
+	char a[10][NUM_BUF];
 
-	fprintf(f, "\nclients: reclaim (evictions, hot refaults, access sampling, rejected "
-		   "evictions)\n");
+	fprintf(f, "\nclients: reclaim (evictions, hot refaults, access sampling and the share "
+		   "of evictions it judges, rejected evictions)\n");
 	fprintf(f, RECLAIM_COLS, "ID", "COMM", "EVICT-SAME", "EVICT-POOL", "HOT-REFAULT", "SAMPLED",
-		"TOUCHED", "REJ-FULL", "REJ-BUSY", "REJ-ERROR", "POISONED");
+		"TOUCHED", "SHARE", "REJ-FULL", "REJ-BUSY", "REJ-ERROR", "POISONED");
 	for (uint32_t i = 0; i < v->st->n_clients; i++) {
 		const struct uzp_status_client *c = &v->clients[i];
 
 		put_client_key(f, c);
-		fprintf(f, " %10s %10s %11s %10s %10s %9s %9s %9s %9s\n",
+		fprintf(f, " %10s %10s %11s %10s %10s %6s %9s %9s %9s %9s\n",
 			count_str(a[0], c->evicted_same, 10), count_str(a[1], c->evicted_pool, 10),
 			count_str(a[2], c->refaults_hot, 11), count_str(a[3], c->sampled, 10),
 			count_str(a[4], c->sampled_touched, 10),
+			share_str(a[9], c->sample_share_centi),
 			count_str(a[5], c->rejected_pool_full, 9),
 			count_str(a[6], c->rejected_busy, 9), count_str(a[7], c->rejected_error, 9),
 			count_str(a[8], c->poisoned, 9));
@@ -808,6 +820,7 @@ static void json_client(struct json *j, const struct uzp_status_client *c,
 	json_u64(j, "sampled", c->sampled);
 	json_u64(j, "sampled_touched", c->sampled_touched);
 	json_u64(j, "sampled_idle", c->sampled_idle);
+	json_u64(j, "sample_share_centi", c->sample_share_centi);
 	json_u64(j, "evicted_same", c->evicted_same);
 	json_u64(j, "evicted_pool", c->evicted_pool);
 	json_u64(j, "rejected_pool_full", c->rejected_pool_full);
