@@ -16,6 +16,8 @@
  *   - a file with a bad line: reload fails with FILE:LINE: what is wrong,
  *     and nothing changes; SIGHUP with it logs the same and the daemon
  *     goes on;
+ *   - the client's sampled share, cut while sampling finds nothing touched,
+ *     goes back to every eviction with sample_touched_pct = 0;
  *   - SIGHUP with a good file applies it (a new level), and leaves alone a
  *     budget an admin set with uzswapctl set;
  *   - writeback turned off (status says so: 2, the file's pages still
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -162,6 +165,49 @@ static void test_budget_and_codec(struct holder *h, pid_t pid)
 	   "every page reads back, those evicted with lz4 and those with zstd (%" PRIu64
 	   " checked, %" PRIu64 " bad%s%s)",
 	   h->checked, h->bad, h->bad ? "; first: " : "", h->first_bad);
+}
+
+/*
+ * The client wrote its pages once and read them back once: nothing it
+ * holds is touched twice, so access sampling, which finds nothing, judges
+ * ever fewer of its evictions (from a quarter at the start); with
+ * sample_touched_pct = 0, reloaded, every eviction again.  Sampling is off
+ * while swap is on (daemon/sample.h).
+ */
+static void test_sample_share(void)
+{
+#define SHARE_BASE                                            \
+	"[budget]\nclient_max_resident = 4M\n"                \
+	"[pressure]\npsi_some_avg10 = 0\nmin_available = 0\n" \
+	"interval_ms = 100\n"                                 \
+	"[compress]\ncodec = zstd\nlevel = 1\n"               \
+	"[pool]\nallocator = z3fold\nmax_size = 256M\n"
+	static const char every[] = SHARE_BASE "[reclaim]\nsample_touched_pct = 0\n";
+	static const char base[] = SHARE_BASE;
+	uint64_t share = client_u64("sample_share_centi"), start;
+	struct sysinfo si;
+	int st;
+
+	if (sysinfo(&si) == 0 && si.totalswap) {
+		tap_skip("the sampled share follows the verdicts: swap is on, so sampling is off");
+		return;
+	}
+	ok(share > 0 && share < 2500 && client_u64("sampled_idle") > 0,
+	   "a client whose sampled pages are never touched has its sampled share cut below "
+	   "the quarter it starts at (%" PRIu64 " in 1/100 %%, %" PRIu64 " found untouched)",
+	   share, client_u64("sampled_idle"));
+	st = write_conf("", "", every) ? -1 : hd_ctl(&daemon_, NULL, NULL, NULL, "reload", NULL);
+	start = hd_now_ms();
+	while (st == 0 && client_u64("sample_share_centi") != 10000 && hd_now_ms() - start < 20000)
+		hd_sleep_ms(20);
+	ok(st == 0 && client_u64("sample_share_centi") == 10000,
+	   "reloaded with sample_touched_pct = 0, every eviction is judged again (exit %d, "
+	   "share %" PRIu64 ")",
+	   st, client_u64("sample_share_centi"));
+	/* Back to the default, so that the next steps count their own changes only. */
+	st = write_conf("", "", base) ? -1 : hd_ctl(&daemon_, NULL, NULL, NULL, "reload", NULL);
+	ok(st == 0, "reloaded with sample_touched_pct back to its default (exit %d)", st);
+#undef SHARE_BASE
 }
 
 static void test_classes(void)
@@ -322,6 +368,7 @@ int main(void)
 	}
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
 	test_budget_and_codec(h, pid);
+	test_sample_share();
 	test_classes();
 	test_fixed_settings();
 	test_bad_file(pid);
