@@ -16,7 +16,8 @@
  *   stats      counters, written by the thread under lock, read by anyone
  *
  * Victims come off the client's inactive stage, or its probation queue
- * when it is not sampled (daemon/lru.h), oldest first, after the protected
+ * when it is not sampled and for the batches its sampled share leaves
+ * unjudged (daemon/lru.h, uzd_reclaim_sample_share), oldest first, after the protected
  * queue has been cut back to its share of the budget (its oldest pages
  * demoted to probation's end), a batch at a time, sorted by address so
  * that each region's pages go to one uzd_evict_batch() and the runs in it
