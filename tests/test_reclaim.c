@@ -842,6 +842,27 @@ static bool open_sampled(struct fx *f)
 	return uzd_sampler_open(&f->c->sampler, -1, getpid()) == 0;
 }
 
+/*
+ * Open @f as open_sampled() does, for the sampling test named @what: false
+ * when the test cannot run here (skipped: no userfaultfd, or swap on) or
+ * its pages could not be set up (a failed check, and @f closed again).
+ */
+static bool start_sampled(struct fx *f, const char *what)
+{
+	if (!region_usable(what))
+		return false;
+	if (!uzd_sample_usable()) {
+		tap_skip("%s: swap is on", what);
+		return false;
+	}
+	if (!open_sampled(f)) {
+		ok(false, "%d pages are faulted in and the test samples itself", NSAMPLE);
+		fx_close(f);
+		return false;
+	}
+	return true;
+}
+
 /* Read pages [0, n) that are even: the client touching them. */
 static bool touch_even(struct fx *f, size_t n)
 {
@@ -860,16 +881,8 @@ static void test_sampled_touched_protected(void)
 	bool full, served;
 	struct fx f;
 
-	if (!region_usable("pages touched since their zap are protected"))
+	if (!start_sampled(&f, "pages touched since their zap are protected"))
 		return;
-	if (!uzd_sample_usable()) {
-		tap_skip("pages touched since their zap are protected: swap is on");
-		return;
-	}
-	if (!open_sampled(&f)) {
-		ok(false, "%d pages are faulted in and the test samples itself", NSAMPLE);
-		goto out;
-	}
 	evicted = reclaim(&f, 1, &full, &rebuilds);
 	ok(evicted == 1 && is_evicted(&f, 0) && f.c->stats.sampled >= SAMPLE_STAGE &&
 		   uzd_lru_count(&f.c->inactive) >= SAMPLE_STAGE - 32,
@@ -955,16 +968,8 @@ static void test_share_spreads_judging(void)
 	bool full;
 	struct fx f;
 
-	if (!region_usable("the sampled share of batches is spread evenly"))
+	if (!start_sampled(&f, "the sampled share of batches is spread evenly"))
 		return;
-	if (!uzd_sample_usable()) {
-		tap_skip("the sampled share of batches is spread evenly: swap is on");
-		return;
-	}
-	if (!open_sampled(&f)) {
-		ok(false, "%d pages are faulted in and the test samples itself", NSAMPLE);
-		goto out;
-	}
 	f.c->share.share = UZD_SHARE_ONE / 32;
 	f.c->share.credit = 0;
 	evicted = reclaim(&f, SAMPLE_GOAL, &full, &rebuilds);
@@ -988,7 +993,6 @@ static void test_share_spreads_judging(void)
 	   (unsigned long long)(f.c->stats.sampled_idle + f.c->stats.sampled_touched -
 				judged_before),
 	   f.c->share.judged);
-out:
 	fx_close(&f);
 }
 
@@ -1007,16 +1011,8 @@ static void test_unzappable_tried_once(void)
 	bool full, served;
 	struct fx f;
 
-	if (!region_usable("pages the kernel cannot zap are tried once a refill"))
+	if (!start_sampled(&f, "pages the kernel cannot zap are tried once a refill"))
 		return;
-	if (!uzd_sample_usable()) {
-		tap_skip("pages the kernel cannot zap are tried once a refill: swap is on");
-		return;
-	}
-	if (!open_sampled(&f)) {
-		ok(false, "%d pages are faulted in and the test samples itself", NSAMPLE);
-		goto out;
-	}
 	alias = mmap(NULL, len, PROT_READ, MAP_SHARED, f.memfd[0], 0);
 	if (alias == MAP_FAILED) {
 		ok(false, "the memfd maps a second time: %s", strerror(errno));
@@ -1045,16 +1041,8 @@ static void test_sampling_off_drains_stage(void)
 	bool full, served;
 	struct fx f;
 
-	if (!region_usable("turning sampling off gives the inactive pages back"))
+	if (!start_sampled(&f, "turning sampling off gives the inactive pages back"))
 		return;
-	if (!uzd_sample_usable()) {
-		tap_skip("turning sampling off gives the inactive pages back: swap is on");
-		return;
-	}
-	if (!open_sampled(&f)) {
-		ok(false, "%d pages are faulted in and the test samples itself", NSAMPLE);
-		goto out;
-	}
 	reclaim(&f, 1, &full, &rebuilds);
 	inactive = uzd_lru_count(&f.c->inactive);
 	f.c->sample_pages = 0; /* as reclaim sets it once swap is turned on */
@@ -1067,7 +1055,6 @@ static void test_sampling_off_drains_stage(void)
 	   (unsigned long long)uzd_client_resident(f.c));
 	served = read_back(&f, &bad);
 	ok(served && bad == 0, "every page reads back intact (%zu bad)", bad);
-out:
 	fx_close(&f);
 }
 
