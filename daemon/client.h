@@ -124,15 +124,16 @@ struct uzd_client_stats {
 /*
  * The share of a client's victim batches that sampling judges: share out of
  * UZD_SHARE_ONE, the rest going from probation unjudged; credit dithers the
- * batches; judged and touched count the verdicts since share was last set
- * (uzd_reclaim_sample_share).
+ * batches; idle_at and touched_at are the client's sampled_idle and
+ * sampled_touched when share was last set, so that the verdicts since are
+ * what it is set from next (uzd_reclaim_sample_share).
  */
 #define UZD_SHARE_ONE 1024u
 struct uzd_sample_share {
 	uint32_t share;
 	uint32_t credit;
-	uint32_t judged;
-	uint32_t touched;
+	uint64_t idle_at;
+	uint64_t touched_at;
 };
 
 struct uzd_client {

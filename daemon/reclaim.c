@@ -508,7 +508,6 @@ static bool judge_one(struct uzd_client *c, uint64_t addr, bool present)
 	       (uzd_entry_flags(v) & UZD_ENTRY_SAMPLED)) {
 		if (!present) {
 			__atomic_fetch_add(&c->stats.sampled_idle, 1, __ATOMIC_RELAXED);
-			c->share.judged++;
 			return true;
 		}
 		if (__atomic_compare_exchange_n(
@@ -517,8 +516,6 @@ static bool judge_one(struct uzd_client *c, uint64_t addr, bool present)
 							    UZD_ENTRY_HOT),
 			    true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
 			__atomic_fetch_add(&c->stats.sampled_touched, 1, __ATOMIC_RELAXED);
-			c->share.judged++;
-			c->share.touched++;
 			uzd_lru_push(&c->hot, addr);
 			return false;
 		}
@@ -826,15 +823,20 @@ static void round_account(struct uzd_reclaim *rc, uint64_t evicted, bool pressur
  */
 static uint64_t stage_pages(struct uzd_client *c, uint64_t full, unsigned int touched_pct)
 {
-	uint64_t stage;
+	/* Verdicts are counted by judge_one() alone, on this thread. */
+	uint64_t idle = __atomic_load_n(&c->stats.sampled_idle, __ATOMIC_RELAXED);
+	uint64_t touched = __atomic_load_n(&c->stats.sampled_touched, __ATOMIC_RELAXED);
+	uint64_t judged = idle - c->share.idle_at + (touched - c->share.touched_at), stage;
 
-	if (c->share.judged >= SHARE_WINDOW || !touched_pct) {
+	if (judged >= SHARE_WINDOW || !touched_pct) {
 		/* Atomic: STATUS reads it (status.c). */
 		__atomic_store_n(&c->share.share,
-				 uzd_reclaim_sample_share(c->share.share, c->share.judged,
-							  c->share.touched, touched_pct),
+				 uzd_reclaim_sample_share(c->share.share, (uint32_t)judged,
+							  (uint32_t)(touched - c->share.touched_at),
+							  touched_pct),
 				 __ATOMIC_RELAXED);
-		c->share.judged = c->share.touched = 0;
+		c->share.idle_at = idle;
+		c->share.touched_at = touched;
 	}
 	stage = full * c->share.share / UZD_SHARE_ONE;
 	return stage || !full ? stage : 1;

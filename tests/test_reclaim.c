@@ -961,6 +961,15 @@ static void test_sample_share(void)
  * probation unjudged, in fault-in order, and zaps nothing; at 1 in 2,
  * every other batch is judged.
  */
+/* The verdicts the client's next share will be set from (reclaim.c stage_pages). */
+static uint64_t verdicts_since_share(const struct fx *f)
+{
+	const struct uzd_client *c = f->c;
+
+	return c->stats.sampled_idle + c->stats.sampled_touched - c->share.idle_at -
+	       c->share.touched_at;
+}
+
 static void test_share_spreads_judging(void)
 {
 	size_t fifo = 0;
@@ -976,7 +985,7 @@ static void test_share_spreads_judging(void)
 	for (size_t i = 0; i < SAMPLE_GOAL; i++)
 		fifo += is_evicted(&f, i);
 	ok(evicted == SAMPLE_GOAL && fifo == SAMPLE_GOAL && f.c->stats.sampled == 0 &&
-		   f.c->share.judged == 0,
+		   verdicts_since_share(&f) == 0,
 	   "at 1 batch in 32 the first batch goes unjudged, oldest first, with nothing zapped "
 	   "(evicted %llu, %zu of them the oldest, %llu zapped)",
 	   (unsigned long long)evicted, fifo, (unsigned long long)f.c->stats.sampled);
@@ -987,12 +996,12 @@ static void test_share_spreads_judging(void)
 		evicted += reclaim(&f, 1, &full, &rebuilds);
 	ok(evicted == SAMPLE_GOAL + 4 &&
 		   f.c->stats.sampled_idle + f.c->stats.sampled_touched - judged_before == 2 &&
-		   f.c->share.judged == 2,
+		   verdicts_since_share(&f) == 2,
 	   "at 1 in 2, two of four one-page rounds are judged, and their verdicts counted "
-	   "for the next share (%llu judged, %u counted)",
+	   "for the next share (%llu judged, %llu counted)",
 	   (unsigned long long)(f.c->stats.sampled_idle + f.c->stats.sampled_touched -
 				judged_before),
-	   f.c->share.judged);
+	   (unsigned long long)verdicts_since_share(&f));
 	fx_close(&f);
 }
 

@@ -129,13 +129,17 @@ static bool wait_log(const char *needle, int timeout_ms)
 	return log_has(needle);
 }
 
+/* The settings of the first reload, which test_sample_share() starts from. */
+#define CODEC_CONF                                            \
+	"[budget]\nclient_max_resident = 4M\n"                \
+	"[pressure]\npsi_some_avg10 = 0\nmin_available = 0\n" \
+	"interval_ms = 100\n"                                 \
+	"[compress]\ncodec = zstd\nlevel = 1\n"               \
+	"[pool]\nallocator = z3fold\nmax_size = 256M\n"
+
 static void test_budget_and_codec(struct holder *h, pid_t pid)
 {
-	static const char conf[] = "[budget]\nclient_max_resident = 4M\n"
-				   "[pressure]\npsi_some_avg10 = 0\nmin_available = 0\n"
-				   "interval_ms = 100\n"
-				   "[compress]\ncodec = zstd\nlevel = 1\n"
-				   "[pool]\nallocator = z3fold\nmax_size = 256M\n";
+	static const char conf[] = CODEC_CONF;
 	char *out = NULL, *err = NULL;
 	uint64_t after;
 	bool done;
@@ -176,14 +180,8 @@ static void test_budget_and_codec(struct holder *h, pid_t pid)
  */
 static void test_sample_share(void)
 {
-#define SHARE_BASE                                            \
-	"[budget]\nclient_max_resident = 4M\n"                \
-	"[pressure]\npsi_some_avg10 = 0\nmin_available = 0\n" \
-	"interval_ms = 100\n"                                 \
-	"[compress]\ncodec = zstd\nlevel = 1\n"               \
-	"[pool]\nallocator = z3fold\nmax_size = 256M\n"
-	static const char every[] = SHARE_BASE "[reclaim]\nsample_touched_pct = 0\n";
-	static const char base[] = SHARE_BASE;
+	static const char every[] = CODEC_CONF "[reclaim]\nsample_touched_pct = 0\n";
+	static const char base[] = CODEC_CONF;
 	uint64_t share = client_u64("sample_share_centi"), start;
 	struct sysinfo si;
 	int st;
@@ -207,7 +205,6 @@ static void test_sample_share(void)
 	/* Back to the default, so that the next steps count their own changes only. */
 	st = write_conf("", "", base) ? -1 : hd_ctl(&daemon_, NULL, NULL, NULL, "reload", NULL);
 	ok(st == 0, "reloaded with sample_touched_pct back to its default (exit %d)", st);
-#undef SHARE_BASE
 }
 
 static void test_classes(void)
