@@ -415,13 +415,14 @@ static int cmp_client_id(const void *a, const void *b)
 }
 
 /*
- * Every live client whose entry at @addr holds @handle, each with the
- * round's reference (dropped at round end, outside the allocator).  Fork
- * keeps addresses, so relatives have the page where the evictor had it;
- * one whose copy mremap moved is not found, and then the count below does
- * not match and the object stays.
+ * Every live client whose entry at @addr holds @what (a pool handle, or
+ * with @file a file slot), each with the round's reference (dropped at
+ * round end, outside the allocator).  Fork keeps addresses, so relatives
+ * have the page where the evictor had it; one whose copy mremap moved is
+ * not found, and then the count below does not match and the payload
+ * stays where it is.
  */
-static void find_owners(struct uzd_wb *wb, unsigned long handle, uint64_t addr,
+static void find_owners(struct uzd_wb *wb, uint64_t what, bool file, uint64_t addr,
 			struct wb_owners *ow)
 {
 	uint32_t ids[WB_MAX_OWNERS * 4];
@@ -430,14 +431,15 @@ static void find_owners(struct uzd_wb *wb, unsigned long handle, uint64_t addr,
 	ow->n = 0;
 	for (size_t i = 0; i < n && ow->n < WB_MAX_OWNERS; i++) {
 		struct uzd_client *c = round_client(wb, ids[i]);
+		uint64_t e = c ? entry_now(c, addr) : 0;
 
-		if (c && holds_pool(entry_now(c, addr), handle))
+		if (c && (file ? holds_file(e, what) : holds_pool(e, (unsigned long)what)))
 			ow->c[ow->n++] = c;
 	}
 	qsort(ow->c, ow->n, sizeof(ow->c[0]), cmp_client_id);
 }
 
-/* Under every owner's write lock: each entry still holds @handle, SHARED as @e0 was. */
+/* Under every owner's write lock: each entry is still @e0 (one payload, SHARED). */
 static bool owners_hold(struct wb_owners *ow, uint64_t addr, uint64_t e0)
 {
 	for (size_t i = 0; i < ow->n; i++)
@@ -501,7 +503,7 @@ static int evict_shared(struct uzd_wb *wb, unsigned long handle, struct wb_obj *
 
 	if (!wb->ids || !wb->shared)
 		return rejected(wb, -EBUSY);
-	find_owners(wb, handle, o->h.addr, &ow);
+	find_owners(wb, handle, false, o->h.addr, &ow);
 	if (!ow.n || uzd_shared_owners(wb->shared, uzd_shared_pool_key(handle)) != ow.n)
 		return rejected(wb, -EBUSY);
 	ret = object_copy(wb, handle, o);
@@ -606,20 +608,82 @@ static int pool_store(struct uzd_wb *wb, struct uzd_client *c, const struct uzd_
 	return ret;
 }
 
-/* uzd_bfile_staged_fn: one staged record back into the pool, if its owner still has it. */
+/*
+ * A staged record that fork relatives share, back into the pool: one
+ * object for all its owners, each entry repointed under all their write
+ * locks (ascending ids) as evict_shared() moved them out, the shared
+ * count rekeyed with them.  Owners that cannot all be found (one moved by
+ * mremap, a quota of WB_MAX_OWNERS) leave it staged, readable, until a
+ * write succeeds: never one owner back in the pool and the others on a
+ * slot that is freed.
+ */
+static void put_back_shared(struct uzd_wb *wb, uint64_t slot, const struct uzd_bfile_rec *h,
+			    const void *payload)
+{
+	bool raw = h->codec == UZC_CODEC_RAW, moved = false;
+	struct wb_owners ow;
+	unsigned long handle;
+	unsigned int flags;
+	uint64_t e0;
+
+	if (!wb->ids || !wb->shared)
+		return;
+	find_owners(wb, slot, true, h->addr, &ow);
+	if (!ow.n)
+		return; /* its owners are going: their teardown frees the slot */
+	e0 = entry_now(ow.c[0], h->addr);
+	if (pool_store(wb, ow.c[0], h, payload, raw, &handle) < 0) {
+		count(&wb->stats.put_back_failed, 1);
+		return;
+	}
+	flags = uzd_entry_flags(e0) & ~UZD_ENTRY_RAW;
+	flags |= raw ? UZD_ENTRY_RAW : 0;
+	if (ow.n == 1)
+		flags &= ~UZD_ENTRY_SHARED;
+	for (size_t i = 0; i < ow.n; i++)
+		uzd_region_write_lock(&ow.c[i]->regions);
+	if (owners_hold(&ow, h->addr, e0) &&
+	    uzd_shared_owners(wb->shared, uzd_shared_file_key(slot)) == ow.n) {
+		for (size_t i = 0; i < ow.n; i++)
+			set_entry_locked(ow.c[i], h->addr, e0, uzd_entry_make_pool(handle, flags));
+		if (ow.n > 1)
+			uzd_shared_rekey(wb->shared, uzd_shared_file_key(slot),
+					 uzd_shared_pool_key(handle));
+		moved = true;
+	}
+	for (size_t i = ow.n; i-- > 0;)
+		uzd_region_write_unlock(&ow.c[i]->regions);
+	if (!moved) {
+		uzd_client_pool_free(ow.c[0], handle, raw);
+		count(&wb->stats.put_back_failed, 1);
+		return;
+	}
+	uzd_bfile_free(wb->bf, slot);
+	for (size_t i = 0; i < ow.n; i++) {
+		count(&ow.c[i]->stats.pool_bytes, pool_bytes(h, raw));
+		uncount(&ow.c[i]->stats.file_bytes, h->len);
+	}
+	count(&wb->stats.put_back, 1);
+}
+
+/*
+ * uzd_bfile_staged_fn: one staged record back into the pool, if an owner
+ * still has it.  The header names the client that evicted it; a record
+ * fork relatives share (its entry SHARED, or that client's page no longer
+ * holding it while a relative's still may) goes back for all of them.
+ */
 static void put_back(void *arg, uint64_t slot, const struct uzd_bfile_rec *h, const void *payload)
 {
 	struct uzd_wb *wb = arg;
 	bool raw = h->codec == UZC_CODEC_RAW;
 	struct uzd_client *c = round_client(wb, h->client_id);
 	unsigned long handle;
-	uint64_t e;
+	uint64_t e = c ? entry_now(c, h->addr) : 0;
 
-	if (!c)
-		return; /* its client is going: its teardown frees the slot */
-	e = entry_now(c, h->addr);
-	if (!holds_file(e, slot))
+	if (!c || !holds_file(e, slot) || (uzd_entry_flags(e) & UZD_ENTRY_SHARED)) {
+		put_back_shared(wb, slot, h, payload);
 		return;
+	}
 	if (pool_store(wb, c, h, payload, raw, &handle) < 0) {
 		count(&wb->stats.put_back_failed, 1);
 		return; /* stays staged, readable, until a write succeeds */

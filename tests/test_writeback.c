@@ -38,6 +38,7 @@
 #include "compress/codec.h"
 #include "daemon/client.h"
 #include "daemon/object.h"
+#include "daemon/shared.h"
 #include "daemon/writeback.h"
 #include "tests/rng.h"
 #include "tests/tap.h"
@@ -58,6 +59,7 @@ struct fx {
 	struct uzd_wb *wb;
 	struct zpool *pool;
 	struct uzd_client c;
+	struct uzd_client *kin; /* a fork relative, when a test makes one */
 	struct uzd_region *r;
 	bool findable;
 	unsigned char *pages; /* what each page holds */
@@ -67,6 +69,10 @@ static struct uzd_client *find(void *arg, uint32_t id)
 {
 	struct fx *f = arg;
 
+	if (f->findable && f->kin && id == f->kin->id) {
+		uzd_client_get(f->kin);
+		return f->kin;
+	}
 	if (!f->findable || id != f->c.id)
 		return NULL;
 	uzd_client_get(&f->c);
@@ -325,6 +331,145 @@ static void test_put_back(const char *allocator)
 	signal(SIGXFSZ, SIG_DFL);
 }
 
+/* ---- put-back of records fork relatives share ---- */
+
+/* The relative: a second client whose region shares the first one's address and objects. */
+struct kin {
+	struct fx *f;
+	struct uzd_client c;
+	struct uzd_region *r;
+	struct uzd_shared *shared;
+};
+
+static size_t kin_ids(void *arg, uint32_t *ids, size_t max)
+{
+	struct kin *k = arg;
+
+	if (max < 2)
+		return 0;
+	ids[0] = k->f->c.id;
+	ids[1] = k->c.id;
+	return 2;
+}
+
+/* Pages [0, n) of f's client become shared with k's, as a fork snapshot shares them. */
+static int kin_share(struct kin *k, size_t n)
+{
+	struct fx *f = k->f;
+	uint64_t old, e;
+
+	for (size_t i = 0; i < n; i++) {
+		e = entry(f, i);
+		if (uzd_entry_state(e) != UZD_ENTRY_POOL)
+			continue;
+		if (uzd_region_repoint(
+			    f->r, i, e,
+			    uzd_entry_with_flags(e, uzd_entry_flags(e) | UZD_ENTRY_SHARED)) < 0 ||
+		    uzd_region_claim(k->r, i, UZD_STATE_BIT(UZD_ENTRY_EMPTY), &old) < 0 ||
+		    uzd_shared_get(k->shared, uzd_shared_pool_key(uzd_entry_pool_handle(e))) < 0)
+			return -1;
+		uzd_region_publish(k->r, i,
+				   uzd_entry_with_flags(e, uzd_entry_flags(e) | UZD_ENTRY_SHARED));
+		k->c.stats.pool_bytes += uzd_client_object_bytes(f->pool, e);
+	}
+	return 0;
+}
+
+static int kin_open(struct kin *k, struct fx *f)
+{
+	struct uzd_region_args a = { .start = BASE, .len = NPAGES * PG, .name = "kin" };
+	uint32_t id;
+	int ret;
+
+	memset(k, 0, sizeof(*k));
+	k->f = f;
+	ret = uzd_shared_new(&k->shared);
+	if (ret == 0)
+		ret = uzd_client_init(&k->c, CLIENT_ID + 1, f->pool);
+	if (ret)
+		return ret;
+	k->c.wb = f->wb;
+	k->c.shared = f->c.shared = k->shared;
+	a.memfd = memfd_create("kin", MFD_CLOEXEC);
+	ret = uzd_region_create(&k->c.regions, &a, &id);
+	if (ret)
+		return ret;
+	k->r = uzd_region_find(&k->c.regions, id);
+	f->kin = &k->c;
+	uzd_wb_set_owners(f->wb, kin_ids, k, k->shared);
+	return 0;
+}
+
+static void kin_close(struct kin *k)
+{
+	uzd_client_fini(&k->c);
+	uzd_client_fini(&k->f->c);
+	memset(&k->f->c, 0, sizeof(k->f->c));
+	uzd_shared_free(k->shared);
+}
+
+/*
+ * Writes fail while the records in staging are shared by two relatives:
+ * each goes back to one pool object that both entries hold, SHARED, its
+ * shared count rekeyed to the new handle, and neither relative is left on
+ * a slot (a put-back that gave only the evictor its page back left the
+ * other on a freed slot: SIGBUS at its next fault).
+ */
+static void test_put_back_shared(const char *allocator)
+{
+	struct rng g = { .state = rng_seed_from_env(0x5a7) };
+	size_t n, shared = 0, bad = 0, counted = 0;
+	struct uzd_bfile_stats fs;
+	struct uzd_wb_stats ws;
+	struct rlimit lim, old;
+	struct kin k;
+	struct fx f;
+
+	if (fx_open(&f, allocator) != 0 || kin_open(&k, &f) != 0) {
+		ok(false, "%s: two relatives share a pool", allocator);
+		return;
+	}
+	n = fill(&f, 0, &g);
+	if (!ok(kin_share(&k, n) == 0, "%s: %zu pages shared by two relatives", allocator, n))
+		goto out;
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = 0;
+	setrlimit(RLIMIT_FSIZE, &lim);
+	uzd_wb_round(f.wb);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, SIG_DFL);
+	uzd_wb_stats(f.wb, &ws, &fs);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t a = entry(&f, i), b = __atomic_load_n(&k.r->entries[i], __ATOMIC_ACQUIRE);
+
+		if (uzd_entry_state(a) != UZD_ENTRY_POOL || a != b ||
+		    !(uzd_entry_flags(a) & UZD_ENTRY_SHARED)) {
+			bad++;
+			continue;
+		}
+		shared++;
+		bad += !page_intact(&f, i);
+		counted += uzd_shared_owners(k.shared,
+					     uzd_shared_pool_key(uzd_entry_pool_handle(a))) == 2;
+	}
+	ok(fs.write_eio > 0 && ws.written_pages > 0 && ws.put_back == ws.written_pages &&
+		   shared == n && bad == 0 && counted == n && !fs.pinned && fs.records == 0,
+	   "%s: when the write fails, shared records go back to one object both relatives hold "
+	   "(%" PRIu64 " written, %" PRIu64 " put back; %zu shared of %zu, %zu bad, %zu counted "
+	   "twice)",
+	   allocator, ws.written_pages, ws.put_back, shared, n, bad, counted);
+	ok(f.c.stats.file_bytes == 0 && k.c.stats.file_bytes == 0 &&
+		   f.c.stats.pool_bytes == k.c.stats.pool_bytes,
+	   "%s: and both relatives' counters say so", allocator);
+out:
+	kin_close(&k);
+	zpool_destroy(f.pool);
+	uzd_wb_free(f.wb);
+	free(f.pages);
+}
+
 /* Restores free every other record; the cleaner compacts; a drop frees the rest. */
 static void test_clean_and_drop(const char *allocator)
 {
@@ -393,6 +538,7 @@ int main(void)
 	for (size_t i = 0; i < 3; i++) {
 		test_allocator(allocators[i]);
 		test_put_back(allocators[i]);
+		test_put_back_shared(allocators[i]);
 		test_clean_and_drop(allocators[i]);
 	}
 	uzc_ctx_free(zc);
