@@ -139,6 +139,17 @@ int uzd_uffd_check(int fd, uint64_t *features, char *why, size_t why_len)
 		say(why, why_len, "userfaultfd without the features uzswap needs: %s", names);
 		return -EOPNOTSUPP;
 	}
+	/*
+	 * With EVENT_FORK, each fork of the client puts the child's new
+	 * userfaultfd into the daemon's descriptor table when the event is
+	 * read: a client forking in a loop would use them all up.
+	 */
+	if (feat & UFFD_FEATURE_EVENT_FORK) {
+		say(why, why_len,
+		    "userfaultfd has UFFD_FEATURE_EVENT_FORK: uzswap handles fork in the client, "
+		    "and the daemon takes no descriptors from fork events");
+		return -EINVAL;
+	}
 	if (!(flags & O_NONBLOCK)) {
 		say(why, why_len,
 		    "userfaultfd is not O_NONBLOCK: reading it could block the daemon");

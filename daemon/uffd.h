@@ -46,8 +46,10 @@
  * Daemon side: check that a descriptor received from a client is a
  * userfaultfd with UZP_UFFD_FEATURES enabled (from /proc/self/fdinfo).
  * Returns 0, -EBADF (not a userfaultfd), -EOPNOTSUPP (features missing),
- * -EINVAL (not O_NONBLOCK: reading it could block a fault thread) or another
- * negative errno; *features (when not NULL) gets those enabled, why a reason.
+ * -EINVAL (not O_NONBLOCK: reading it could block a fault thread; or
+ * UFFD_FEATURE_EVENT_FORK, whose events hand the daemon a descriptor per
+ * fork) or another negative errno; *features (when not NULL) gets those
+ * enabled, why a reason.
  */
 int uzd_uffd_check(int fd, uint64_t *features, char *why, size_t why_len);
 

@@ -317,6 +317,19 @@ static void test_create(int dev_fd)
 		   "uzd_uffd_check refuses a userfaultfd that never had UFFDIO_API");
 		close(fd);
 	}
+	fd = dev_fd >= 0 ? ioctl(dev_fd, USERFAULTFD_IOC_NEW, O_CLOEXEC | O_NONBLOCK) : -1;
+	if (fd >= 0) {
+		struct uffdio_api api = { .api = UFFD_API,
+					  .features = UZP_UFFD_FEATURES | UFFD_FEATURE_EVENT_FORK };
+
+		ok(ioctl(fd, UFFDIO_API, &api) == 0 &&
+			   uzd_uffd_check(fd, NULL, why, sizeof(why)) == -EINVAL &&
+			   strstr(why, "EVENT_FORK"),
+		   "uzd_uffd_check refuses a userfaultfd with EVENT_FORK, whose events would hand "
+		   "the daemon a descriptor per fork (%s)",
+		   why);
+		close(fd);
+	}
 }
 
 static void test_register(int dev_fd)
