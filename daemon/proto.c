@@ -105,10 +105,15 @@ static bool is_userfaultfd(int fd)
 static int check_memfd(int fd, const struct uzp_register *r, char *why, size_t wl)
 {
 	int seals = fcntl(fd, F_GET_SEALS);
+	int fl = fcntl(fd, F_GETFL);
 	struct stat st;
 
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || seals < 0)
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || seals < 0 || fl < 0)
 		return refuse(why, wl, -EBADMSG, "REGISTER: the descriptor is not a memfd");
+	/* A punch needs it open for writing: read-only, every eviction would be undone. */
+	if ((fl & O_ACCMODE) != O_RDWR)
+		return refuse(why, wl, -EBADMSG,
+			      "REGISTER: the memfd is not open for reading and writing");
 	/* Eviction punches holes, which a write seal forbids. */
 	if (seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE))
 		return refuse(why, wl, -EBADMSG, "REGISTER: the memfd is sealed against writes");

@@ -232,6 +232,20 @@ static void test_bad_frames(struct pair *p)
 	expect_refused(p, &c);
 }
 
+/* The same file as @fd, opened again read-only; @fd is closed. */
+static int read_only(int fd)
+{
+	char path[64];
+	int ro;
+
+	if (fd < 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY | O_CLOEXEC);
+	close(fd);
+	return ro;
+}
+
 static void bad_register(struct bad_case *c, const char *name, const char *expect,
 			 const struct uzp_register *r, int fd)
 {
@@ -262,6 +276,9 @@ static void test_bad_descriptors(struct pair *p)
 	expect_refused(p, &c);
 	bad_register(&c, "a REGISTER with a write-sealed memfd", "sealed", &r,
 		     make_memfd(1 << 20, F_SEAL_WRITE));
+	expect_refused(p, &c);
+	bad_register(&c, "a REGISTER with a memfd open read-only (evictions could not punch it)",
+		     "not open for reading and writing", &r, read_only(make_memfd(1 << 20, 0)));
 	expect_refused(p, &c);
 	memset(&c, 0, sizeof(c));
 	c.name = "a SET_UFFD with a memfd";
