@@ -19,7 +19,8 @@
  * daemon's log in it, for the post-mortem.  Pressure-driven reclaim is off
  * in every config (psi_some_avg10 = min_available = 0) so that other work
  * on the machine cannot change what is evicted, and so is readahead
- * (page_cluster = 0): a fault restores its own page only.
+ * (page_cluster = 0) but in the readahead scenarios: a fault fills its
+ * own page only.
  *
  * Managed memory is filled with the real pages of FILE (default
  * $UZSWAP_PAGES_DIR, else the configure-time page folder, /redis.pages.zst),
@@ -68,6 +69,12 @@
  *                   without change).  So the resident set never exceeds the
  *                   budget by more than a batch, as with synchronous reclaim.
  *                   zipf_compare: 100 x (fifo - workingset) / fifo.
+ *  readahead_seq, readahead_random   as restore_lz4, with page_cluster 0
+ *                   and then 3: k evicted pages read in address order, then
+ *                   at random; readahead = the pages the daemon filled ahead
+ *                   of those faults (STATUS, before and after).
+ *  readahead_zero   first touches of N never-touched pages in address order,
+ *                   page_cluster 0 and then 3 (zero-filled ahead).
  *  restore_file     as restore_lz4, with an 8 MiB pool: most evicted pages are
  *                   in the backing file once writeback has settled; K random
  *                   evicted pages are read (from_file says how many were
@@ -1035,7 +1042,7 @@ static int sc_readahead_one(const struct opts *o, const struct plan *p, unsigned
 				.codec = "lz4",
 				.cluster = cluster };
 	struct uzswap_stats s0, s1;
-	struct uzp_status_client cl;
+	struct uzp_status_client cl0, cl;
 	struct uzp_status ds;
 	uint64_t state = 11, room, t0, t1;
 	size_t *list = NULL, n, k;
@@ -1066,6 +1073,9 @@ static int sc_readahead_one(const struct opts *o, const struct plan *p, unsigned
 		list[i] = list[j];
 		list[j] = t;
 	}
+	err = status_of(&b.d, &ds, &cl0);
+	if (err)
+		goto out;
 	t0 = now_ns();
 	for (size_t i = 0; i < k; i++)
 		touch(b.region + list[i] * PG);
@@ -1081,12 +1091,45 @@ static int sc_readahead_one(const struct opts *o, const struct plan *p, unsigned
 	       "seconds=%.3f pages_per_s=%.0f faults=%" PRIu64 " readahead=%" PRIu64
 	       " evictions_during=%" PRIu64 " mismatches=%u\n",
 	       sequential ? "seq" : "random", cluster, c.budget / MIB, k, (double)(t1 - t0) / 1e9,
-	       k ? (double)k * 1e9 / (double)(t1 - t0) : 0.0, s1.faults - s0.faults, cl.readahead,
-	       s1.evictions - s0.evictions, bad);
+	       k ? (double)k * 1e9 / (double)(t1 - t0) : 0.0, s1.faults - s0.faults,
+	       cl.readahead - cl0.readahead, s1.evictions - s0.evictions, bad);
 	if (bad)
 		err = -EIO;
 out:
 	free(list);
+	return bench_close(&b) ? -EIO : err;
+}
+
+/* First touches of never-touched pages in address order, with readahead of 2^@cluster pages. */
+static int sc_readahead_zero(const struct opts *o, const struct plan *p, unsigned int cluster)
+{
+	struct daemon_cfg c = { .budget = (p->touch_pages * PG + 64 * MIB) & ~(MIB - 1),
+				.high = 100,
+				.low = 90,
+				.codec = "lz4",
+				.cluster = cluster };
+	struct uzswap_stats st;
+	struct uzp_status_client cl;
+	struct uzp_status ds;
+	struct bench b;
+	uint64_t t0, t1;
+	int err;
+
+	err = bench_open(o, &c, p->touch_pages, &b);
+	if (err)
+		return err;
+	t0 = now_ns();
+	for (size_t i = 0; i < b.npages; i++)
+		touch(b.region + i * PG);
+	t1 = now_ns();
+	err = get_stats(&b, &st);
+	if (!err)
+		err = status_of(&b.d, &ds, &cl);
+	if (!err)
+		printf("scenario=readahead_zero page_cluster=%u pages=%zu seconds=%.3f "
+		       "pages_per_s=%.0f faults_zero=%" PRIu64 " readahead=%" PRIu64 "\n",
+		       cluster, b.npages, (double)(t1 - t0) / 1e9,
+		       (double)b.npages * 1e9 / (double)(t1 - t0), st.faults_zero, cl.readahead);
 	return bench_close(&b) ? -EIO : err;
 }
 
@@ -1099,6 +1142,8 @@ static int sc_readahead(const struct opts *o, const struct plan *p)
 		err = sc_readahead_one(o, p, cluster, true);
 		if (!err)
 			err = sc_readahead_one(o, p, cluster, false);
+		if (!err)
+			err = sc_readahead_zero(o, p, cluster);
 	}
 	return err;
 }

@@ -101,7 +101,7 @@ struct uzd_client_stats {
 	uint64_t faults_same;	     /* restored from a same-filled word */
 	uint64_t faults_pool;	     /* restored from the pool */
 	uint64_t faults_raced;	     /* the page was already there (EEXIST): woken */
-	uint64_t readahead;	     /* pool pages restored along with a neighbour's fault */
+	uint64_t readahead;	     /* pages filled ahead of a fault that came in order */
 	uint64_t refaults_hot;	     /* restored pages found hot (refault distance) */
 	uint64_t sampled;	     /* resident pages zapped to see if they are touched */
 	uint64_t sampled_touched;    /* of which found touched: protected */

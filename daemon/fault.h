@@ -63,13 +63,13 @@ struct uzd_fault_ctx;
 int uzd_fault_ctx_new(const struct uzc_spec *spec, struct uzd_fault_ctx **out);
 void uzd_fault_ctx_free(struct uzd_fault_ctx *fc);
 
-/* The largest page_cluster: 32 pages restored together. */
+/* The largest page_cluster: 32 pages filled together. */
 #define UZD_FAULT_MAX_CLUSTER 5
 
 /*
- * Readahead: a pool fault also restores the pool pages of its aligned
- * block of 2^@page_cluster pages (0: none, the default).  -EINVAL above
- * UZD_FAULT_MAX_CLUSTER.
+ * Sequential readahead: a fault that continues an in-order run of faults
+ * in its region fills up to 2^@page_cluster pages, itself and the pages
+ * that follow it (0: none).  -EINVAL above UZD_FAULT_MAX_CLUSTER.
  */
 int uzd_fault_ctx_set_cluster(struct uzd_fault_ctx *fc, unsigned int page_cluster);
 

@@ -97,6 +97,12 @@ struct uzd_region_counts {
  *
  * start, len, npages, memfd_off and entries change only under the write
  * lock, by uzd_region_unmap_range().
+ *
+ * ra_next, ra_ahead: the sequential readahead of daemon/fault.c, the fault
+ * thread's alone (only the thread serving the client reads or writes them,
+ * under the read lock): the address the region's next fault is at if its
+ * faults go in order (0: none yet), and the pages the last one restored
+ * ahead.  An address, not an index, so that a trim cannot make it lie.
  */
 struct uzd_region {
 	uint32_t id;
@@ -110,6 +116,8 @@ struct uzd_region {
 	uint64_t *map;
 	size_t map_len;
 	struct uzd_region_counts counts;
+	uint64_t ra_next;
+	size_t ra_ahead;
 };
 
 /*

@@ -312,7 +312,7 @@ struct uzp_status_client {
 	uint64_t rejected_busy;		  /* victims skipped: a fault owned them */
 	uint64_t rejected_error;	  /* evictions failed on a memfd call */
 	uint64_t poisoned;		  /* pages poisoned (corrupt or unmanaged) */
-	uint64_t readahead;		  /* pool pages restored along with a neighbour's fault */
+	uint64_t readahead;		  /* pages filled ahead of a fault that came in order */
 	struct uzp_fault_lat faults_file; /* restored from the backing file */
 	uint64_t written_back;		  /* its pool objects written back to the file */
 	uint64_t file_bytes;		  /* compressed bytes of its pages in the file */

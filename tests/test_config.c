@@ -186,7 +186,7 @@ CHECK(level_set, c->codec.id == UZC_CODEC_LZ4 && c->codec.level == 5)
 CHECK(max_compressed_set, c->max_compressed == 4096)
 CHECK(allocator_set, strcmp(c->allocator, "zbud") == 0)
 CHECK(max_size_set, c->pool_max_size == 512 * MIB)
-CHECK(page_cluster_set, c->page_cluster == 3)
+CHECK(page_cluster_set, c->page_cluster == 0)
 CHECK(policy_set, c->policy == UZD_POLICY_FIFO)
 CHECK(throttle_set, c->throttle_above == 0)
 CHECK(nice_set, c->reclaim_nice == -3)
@@ -226,7 +226,7 @@ static const struct key_case key_cases[] = {
 	{ "compress", "max_compressed", "4096", max_compressed_set },
 	{ "pool", "allocator", "zbud", allocator_set },
 	{ "pool", "max_size", "512M", max_size_set },
-	{ "fault", "page_cluster", "3", page_cluster_set },
+	{ "fault", "page_cluster", "0", page_cluster_set },
 	{ "reclaim", "policy", "fifo", policy_set },
 	{ "budget", "throttle_above", "0", throttle_set },
 	{ "reclaim", "nice", "-3", nice_set },
@@ -331,7 +331,7 @@ static void test_defaults(void)
 		   c.interval_ms == 1000 && c.codec.id == UZC_CODEC_LZ4 && c.codec.level == 0 &&
 		   c.max_compressed == UZC_DEFAULT_MAX_LEN &&
 		   strcmp(c.allocator, "zsmalloc") == 0 && c.pool_max_size == RAM / 4 &&
-		   c.page_cluster == 0,
+		   c.page_cluster == 3,
 	   "defaults of [pressure], [compress], [pool] and [fault] are the documented ones");
 	ok(c.accept_threshold == 90 && c.writeback &&
 		   strcmp(c.backing_path, "/var/lib/uzswap/") == 0 && c.backing_max_size == RAM / 2,

@@ -284,7 +284,7 @@ enum job_op {
 struct job {
 	struct fx *f;
 	enum job_op op;
-	size_t first, count;
+	size_t first, count, step; /* JOB_CHECK: pages first, first + step, ...; step 0 is 1 */
 	const unsigned char *want;
 	size_t bad;
 	long ret;
@@ -307,8 +307,8 @@ static void *job_run(void *arg)
 
 	switch (j->op) {
 	case JOB_CHECK:
-		for (size_t i = 0; i < j->count; i++)
-			if (!page_matches(p + i * PG, j->want ? j->want + i * PG : NULL))
+		for (size_t i = 0, k = 0; i < j->count; i++, k += j->step ? j->step : 1)
+			if (!page_matches(p + k * PG, j->want ? j->want + k * PG : NULL))
 				j->bad++;
 		break;
 	case JOB_MADV_REMOVE:
@@ -935,6 +935,158 @@ out:
 	fx_close(&f);
 }
 
+/* ---- sequential readahead ---- */
+
+#define RA_PAGES 64
+#define RA_CLUSTER 3 /* 8 pages at most per fault */
+
+/* A client of RA_PAGES pages, each stored in the pool unless it is listed in @same. */
+static int ra_open(struct env *e, struct fx *f, size_t same)
+{
+	if (fx_open(f, e, RA_PAGES) < 0 || fx_register(f) < 0)
+		return -1;
+	for (size_t i = 0; i < RA_PAGES; i++) {
+		int r = i == same ? set_entry(f, i, uzd_entry_make_same(0x42, 0)) :
+				    store(f, i, e->pages + i * PG, e->lz4, 0);
+
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * In order, a run's faults fill 1, 2, 4 and then 7 pages ahead (2^3 - 1):
+ * faults at 0, 1, 3, 6, 11, 19, ..., 59, whose window the region's end cuts
+ * to 4.  Every page comes back byte-identical and RESIDENT, and the pool
+ * gives back every object.
+ */
+static void test_readahead_pool(struct env *e)
+{
+	size_t objs = pool_objects(e->pool);
+	struct job j;
+	struct fx f;
+	bool served;
+
+	if (ra_open(e, &f, SIZE_MAX) < 0) {
+		ok(false, "pool pages read in order are filled ahead");
+		goto out;
+	}
+	served = run1(e, &f, &j, JOB_CHECK, 0, RA_PAGES, e->pages);
+	ok(served && j.bad == 0 && f.c.stats.faults_pool == 11 && f.c.stats.readahead == 53,
+	   "pool pages read in order: 11 faults, 53 pages filled ahead (%llu, %llu), %zu bad",
+	   (unsigned long long)f.c.stats.faults_pool, (unsigned long long)f.c.stats.readahead,
+	   j.bad);
+	ok(entries_resident(&f, 0, RA_PAGES) && pool_objects(e->pool) == objs &&
+		   f.c.stats.pool_bytes == 0,
+	   "the pages filled ahead are RESIDENT and their objects freed");
+out:
+	fx_close(&f);
+}
+
+/* Check pages @first, @first + @step, ... (@count of them) of @f, served; *bad: mismatches. */
+static bool check_stride(struct env *e, struct fx *f, size_t first, size_t count, size_t step,
+			 const unsigned char *want, size_t *bad)
+{
+	struct job j;
+
+	memset(&j, 0, sizeof(j));
+	j.f = f;
+	j.op = JOB_CHECK;
+	j.first = first;
+	j.count = count;
+	j.step = step;
+	j.want = want + first * PG;
+	j.started = pthread_create(&j.tid, NULL, job_run, &j) == 0;
+	if (!j.started || !serve(e, f, &j, 1))
+		return false;
+	*bad += j.bad;
+	return true;
+}
+
+/* Every other page, then the rest: no fault comes where the last one ended. */
+static void test_readahead_random(struct env *e)
+{
+	size_t bad = 0;
+	struct fx f;
+	bool served;
+
+	if (ra_open(e, &f, SIZE_MAX) < 0) {
+		ok(false, "pages read out of order are not filled ahead");
+		goto out;
+	}
+	served = check_stride(e, &f, 0, RA_PAGES / 2, 2, e->pages, &bad) &&
+		 check_stride(e, &f, 1, RA_PAGES / 2, 2, e->pages, &bad);
+	ok(served && bad == 0 && f.c.stats.readahead == 0 && f.c.stats.faults_pool == RA_PAGES,
+	   "pages read every other one: %llu faults, none filled ahead (%llu), %zu bad",
+	   (unsigned long long)f.c.stats.faults_pool, (unsigned long long)f.c.stats.readahead, bad);
+out:
+	fx_close(&f);
+}
+
+/* First touches in order are filled ahead with zeros the same way. */
+static void test_readahead_zero(struct env *e)
+{
+	struct job j;
+	struct fx f;
+	bool served;
+
+	if (fx_open(&f, e, RA_PAGES) < 0 || fx_register(&f) < 0) {
+		ok(false, "never-touched pages read in order are zero-filled ahead");
+		goto out;
+	}
+	served = run1(e, &f, &j, JOB_CHECK, 0, RA_PAGES, NULL);
+	ok(served && j.bad == 0 && f.c.stats.faults_zero == 11 && f.c.stats.readahead == 53 &&
+		   entries_resident(&f, 0, RA_PAGES),
+	   "never-touched pages read in order: 11 faults, 53 zero-filled ahead (%llu, %llu)",
+	   (unsigned long long)f.c.stats.faults_zero, (unsigned long long)f.c.stats.readahead);
+out:
+	fx_close(&f);
+}
+
+/*
+ * A SAME page (8) ends the fill ahead of the fault before it (at 6: only
+ * page 7), is restored by its own fault, and the run goes on past it: faults
+ * at 0, 1, 3, 6, 8, 9 and 12, which fill 0, 1, 2, 1, 0, 2 and 4 ahead.
+ */
+static void test_readahead_same(struct env *e)
+{
+	unsigned char want[16 * PG];
+	struct job j;
+	struct fx f;
+	bool served;
+
+	memcpy(want, e->pages, sizeof(want));
+	uzc_page_fill(want + 8 * PG, 0x42);
+	if (ra_open(e, &f, 8) < 0) {
+		ok(false, "a run of faults goes on past a page filled from its entry");
+		goto out;
+	}
+	served = run1(e, &f, &j, JOB_CHECK, 0, 16, want);
+	ok(served && j.bad == 0 && f.c.stats.faults_pool == 6 && f.c.stats.faults_same == 1 &&
+		   f.c.stats.readahead == 10,
+	   "a run stops its fill before a SAME page and goes on past it (pool %llu, same %llu, "
+	   "ahead %llu)",
+	   (unsigned long long)f.c.stats.faults_pool, (unsigned long long)f.c.stats.faults_same,
+	   (unsigned long long)f.c.stats.readahead);
+out:
+	/* Pages 17.. were never read: their objects go with the region. */
+	fx_close(&f);
+}
+
+static void test_readahead(struct env *e)
+{
+	if (uzd_fault_ctx_set_cluster(e->fc, RA_CLUSTER) < 0) {
+		ok(false, "page_cluster %d is accepted", RA_CLUSTER);
+		return;
+	}
+	test_readahead_pool(e);
+	test_readahead_random(e);
+	test_readahead_zero(e);
+	test_readahead_same(e);
+	uzd_fault_ctx_set_cluster(e->fc, 0);
+}
+
 /* ---- setup ---- */
 
 /*
@@ -1025,6 +1177,7 @@ int main(void)
 	test_busy_missing(&e);
 	test_wp(&e);
 	test_fault_with_event(&e);
+	test_readahead(&e);
 
 	ok(pool_objects(e.pool) == 0, "the pool is empty at the end (%zu objects)",
 	   pool_objects(e.pool));

@@ -292,7 +292,7 @@ static const struct mfamily client_families[] = {
 	  { C(faults_raced, AS_IS) } },
 	{ "uzswap_client_readahead_pages_total",
 	  COUNTER,
-	  "Pages restored along with a neighbour's fault.",
+	  "Pages filled ahead of a fault that came in order.",
 	  { C(readahead, AS_IS) } },
 	{ "uzswap_client_hot_refaults_total",
 	  COUNTER,
