@@ -1127,6 +1127,11 @@ static int check_section(struct parse_ctx *ctx, const char *s)
 		return fail(ctx, "\"[\" without \"]\" in a section header");
 	if (!section_known(s + 1, (size_t)(close - s - 1)))
 		return fail(ctx, "unknown section [%.*s]", (int)(close - s - 1), s + 1);
+	/* inih ignores what follows the ']': only blanks and a comment may. */
+	for (const char *t = close + 1; *t && *t != ';' && *t != '#'; t++)
+		if (!isspace((unsigned char)*t))
+			return fail(ctx, "text after the section header [%.*s]",
+				    (int)(close - s - 1), s + 1);
 	return 0;
 }
 

@@ -508,6 +508,8 @@ struct error_case {
 static const struct error_case error_cases[] = {
 	{ "an unknown section", "# c\n\n[foo]\nx = 1\n", "3: unknown section [foo]" },
 	{ "an empty unknown section", "[daemon]\n[foo]\n", "2: unknown section [foo]" },
+	{ "text after a section header", "[budget]\n[daemon] junk\n",
+	  "2: text after the section header [daemon]" },
 	{ "an unknown key", "[daemon]\nsocket = /a\n\nfualt_threads = 2\n",
 	  "4: [daemon] unknown key \"fualt_threads\"" },
 	{ "a key of another section", "[pool]\ncodec = lz4\n", "2: [pool] unknown key \"codec\"" },
