@@ -400,6 +400,11 @@ static void handle_event(struct uzd_fault_ctx *fc, struct uzd_client *c, const s
 	case UFFD_EVENT_REMAP:
 		event_remap(fc, c, m);
 		break;
+	case UFFD_EVENT_FORK:
+		/* Refused at SET_UFFD (uzd_uffd_check); the child's descriptor is ours now. */
+		close((int)m->arg.fork.ufd);
+		flog(fc, c, "unexpected userfaultfd fork event: its descriptor closed");
+		break;
 	default:
 		flog(fc, c, "unexpected userfaultfd event %s", uzd_uffd_event_name(m->event));
 		break;
@@ -898,19 +903,57 @@ static int serve_simple(struct uzd_fault_ctx *fc, struct uzd_client *c, struct u
 }
 
 /*
+ * A RESIDENT page that faults MISSING: another thread's fault restored it
+ * (the memfd has the page), or the page is a hole under a RESIDENT entry.
+ * The second happens when the client's MADV_REMOVE of it was read (the
+ * entry dropped to EMPTY), a queued fault then filled it, and the kernel,
+ * which punches only after the event is read, punched the fill away: the
+ * client asked for zeros there.  Woken without a page, its thread would
+ * fault again for ever.
+ */
+static bool resident_hole(const struct uzd_region *r, size_t pgidx)
+{
+	off_t off = (off_t)(r->memfd_off + pgidx * UZD_PAGE_SIZE);
+
+	return lseek(r->memfd, off, SEEK_DATA) != off;
+}
+
+/* Zero-fill RESIDENT page @pgidx whose memfd page is gone (resident_hole()). */
+static int refill_hole(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
+		       size_t pgidx, uint64_t addr)
+{
+	uint64_t old;
+	int ret;
+
+	if (uzd_region_claim(r, pgidx, UZD_STATE_BIT(UZD_ENTRY_RESIDENT), &old) < 0)
+		return uzd_uffd_wake(c->uffd, addr, UZD_PAGE_SIZE);
+	ret = uzd_uffd_zeropage(c->uffd, addr, UZD_PAGE_SIZE, 0);
+	if (ret < 0) {
+		give_back(c, r, pgidx, old);
+		return ret;
+	}
+	fc->stats.refilled_holes++;
+	settle(fc, c, r, pgidx, old, true);
+	return ret;
+}
+
+/*
  * The page could not be claimed.  BUSY: an eviction owns it and will wake
  * the thread when it lets go (region.h), so do nothing.  RESIDENT: another
- * fault restored it; this message is a second thread's: wake it.  Any
- * other state is unknown: poison rather than zero-fill.
+ * fault restored it; this message is a second thread's: wake it (or fill
+ * the hole under it, above).  Any other state is unknown: poison rather
+ * than zero-fill.
  */
-static int serve_unclaimed(struct uzd_fault_ctx *fc, struct uzd_client *c, int claim, uint64_t old,
-			   uint64_t addr)
+static int serve_unclaimed(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
+			   size_t pgidx, int claim, uint64_t old, uint64_t addr)
 {
 	if (claim == -EBUSY) {
 		fc->stats.busy++;
 		return FAULT_LEFT;
 	}
 	if (uzd_entry_state(old) == UZD_ENTRY_RESIDENT) {
+		if (resident_hole(r, pgidx))
+			return refill_hole(fc, c, r, pgidx, addr);
 		stat_add(&c->stats.faults_raced, 1);
 		return uzd_uffd_wake(c->uffd, addr, UZD_PAGE_SIZE);
 	}
@@ -993,7 +1036,7 @@ static int serve_missing(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_
 				       UZD_STATE_BIT(UZD_ENTRY_FILE),
 			       &old);
 	if (ret < 0)
-		ret = serve_unclaimed(fc, c, ret, old, addr);
+		ret = serve_unclaimed(fc, c, r, pgidx, ret, old, addr);
 	else
 		ret = serve_claimed(fc, c, r, pgidx, old, addr);
 out:
@@ -1025,6 +1068,13 @@ static int serve_wp(struct uzd_client *c, uint64_t addr)
 	uzd_region_read_lock(&c->regions);
 	/* Under the fork fence the protection is the fence's: FORK_DONE lifts it. */
 	r = c->forking ? NULL : uzd_region_lookup(&c->regions, (uintptr_t)addr, &pgidx);
+	/*
+	 * No region: the range went (an UNMAP read before this message) or
+	 * moved (a REMAP not read yet).  Its thread faults again and finds
+	 * out; left asleep it would wait for a wake nobody sends.
+	 */
+	if (!r && !c->forking)
+		ret = uzd_uffd_wake(c->uffd, addr, UZD_PAGE_SIZE);
 	if (r && uzd_region_claim(r, pgidx, settled, &old) == 0) {
 		ret = uzd_uffd_writeprotect(c->uffd, addr, UZD_PAGE_SIZE, false, true);
 		give_back(c, r, pgidx, old);

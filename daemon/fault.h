@@ -41,16 +41,17 @@
 
 /* Outcomes this thread counts that the client's stats do not. */
 struct uzd_fault_stats {
-	uint64_t poisoned;     /* pages poisoned: corrupt, foreign or unservable */
-	uint64_t corrupt;      /* pool objects that failed to decompress */
-	uint64_t file_lost;    /* file records unreadable, short or corrupt: poisoned */
-	uint64_t foreign;      /* pool objects whose header names another page */
-	uint64_t busy;	       /* faults left to the eviction that owns the page */
-	uint64_t wp;	       /* WP faults, left to the eviction's unprotect */
-	uint64_t unmanaged;    /* faults outside every region of the client */
-	uint64_t eagain_retry; /* fills retried after -EAGAIN */
-	uint64_t dropped;      /* restored pages whose range was dropped meanwhile */
-	uint64_t events;       /* REMOVE, UNMAP, REMAP, other events handled */
+	uint64_t poisoned;	 /* pages poisoned: corrupt, foreign or unservable */
+	uint64_t corrupt;	 /* pool objects that failed to decompress */
+	uint64_t file_lost;	 /* file records unreadable, short or corrupt: poisoned */
+	uint64_t foreign;	 /* pool objects whose header names another page */
+	uint64_t busy;		 /* faults left to the eviction that owns the page */
+	uint64_t wp;		 /* WP faults, left to the eviction's unprotect */
+	uint64_t unmanaged;	 /* faults outside every region of the client */
+	uint64_t eagain_retry;	 /* fills retried after -EAGAIN */
+	uint64_t dropped;	 /* restored pages whose range was dropped meanwhile */
+	uint64_t events;	 /* REMOVE, UNMAP, REMAP, other events handled */
+	uint64_t refilled_holes; /* RESIDENT pages found punched (MADV_REMOVE): zero-filled */
 };
 
 struct uzd_fault_ctx;

@@ -935,6 +935,37 @@ out:
 	fx_close(&f);
 }
 
+/*
+ * A RESIDENT page whose memfd page is gone: the kernel punches for
+ * MADV_REMOVE only after the daemon read the event, so a fault served in
+ * between is punched away under its RESIDENT entry.  (Punched here by hand,
+ * without an event.)  Its next fault must get zeros, not a wake that sends
+ * it back to fault again for ever.
+ */
+static void test_resident_hole(struct env *e)
+{
+	struct job j;
+	struct fx f;
+	bool served;
+
+	if (fx_open(&f, e, 2) < 0 || fx_register(&f) < 0 ||
+	    !run1(e, &f, &j, JOB_WRITE, 0, 1, NULL) || !entries_resident(&f, 0, 1)) {
+		ok(false, "a RESIDENT page punched behind the daemon's back reads zeros");
+		goto out;
+	}
+	if (fallocate(f.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, PG) < 0) {
+		ok(false, "punching the memfd: %s", strerror(errno));
+		goto out;
+	}
+	served = run1(e, &f, &j, JOB_CHECK, 0, 1, NULL);
+	ok(served && j.bad == 0 && entries_resident(&f, 0, 1) &&
+		   uzd_fault_stats(e->fc)->refilled_holes == 1,
+	   "a RESIDENT page punched behind the daemon's back reads zeros (%zu bad, %llu refilled)",
+	   j.bad, (unsigned long long)uzd_fault_stats(e->fc)->refilled_holes);
+out:
+	fx_close(&f);
+}
+
 /* ---- sequential readahead ---- */
 
 #define RA_PAGES 64
@@ -1177,6 +1208,7 @@ int main(void)
 	test_busy_missing(&e);
 	test_wp(&e);
 	test_fault_with_event(&e);
+	test_resident_hole(&e);
 	test_readahead(&e);
 
 	ok(pool_objects(e.pool) == 0, "the pool is empty at the end (%zu objects)",
