@@ -530,12 +530,39 @@ int uzd_bfile_resolve(struct uzd_bfile *bf)
 
 /* ---- reading and freeing ---- */
 
+/*
+ * @n bytes at @off into @buf, continuing a read that comes back short (a
+ * network or FUSE file system may do that anywhere): only the end of the
+ * file, a read of 0 bytes, loses the record.
+ */
+static int read_record(struct uzd_bfile *bf, void *buf, uint32_t n, uint64_t off)
+{
+	uint32_t done = 0;
+	ssize_t got;
+
+	while (done < n) {
+		got = pread(bf->fd, (char *)buf + done, n - done, (off_t)(off + done));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			count(&bf->stats.read_errors, 1);
+			return -errno;
+		}
+		if (got == 0) {
+			count(&bf->stats.short_reads, 1);
+			return -ENODATA;
+		}
+		done += (uint32_t)got;
+	}
+	return 0;
+}
+
 int uzd_bfile_read(struct uzd_bfile *bf, uint64_t slot, void *buf, struct uzd_bfile_rec *h)
 {
 	uint64_t off = uzd_bfile_slot_off(slot);
 	uint32_t len = uzd_bfile_slot_len(slot), n = UZD_BFILE_HDR + len;
 	bool staged;
-	ssize_t got;
+	int ret;
 
 	pthread_mutex_lock(&bf->lock);
 	staged = off >= bf->st.base && off + n <= bf->st.base + bf->st.len;
@@ -545,17 +572,9 @@ int uzd_bfile_read(struct uzd_bfile *bf, uint64_t slot, void *buf, struct uzd_bf
 	if (staged) {
 		count(&bf->stats.reads_staged, 1);
 	} else {
-		do
-			got = pread(bf->fd, buf, n, (off_t)off);
-		while (got < 0 && errno == EINTR);
-		if (got < 0) {
-			count(&bf->stats.read_errors, 1);
-			return -errno;
-		}
-		if ((uint32_t)got < n) {
-			count(&bf->stats.short_reads, 1);
-			return -ENODATA;
-		}
+		ret = read_record(bf, buf, n, off);
+		if (ret < 0)
+			return ret;
 	}
 	count(&bf->stats.reads, 1);
 	if (!rec_valid(buf, len, h)) {

@@ -207,9 +207,9 @@ unsigned int uzd_bfile_clean(struct uzd_bfile *bf, unsigned int max_segs, uzd_bf
 /*
  * Read the record of @slot into @buf (UZD_BFILE_REC_MAX bytes) and check
  * it: *@h gets its header, its payload is at @buf + UZD_BFILE_HDR.  From
- * the staging buffer if it is there, else one pread.  0, -ENODATA (a
- * short read), -EBADMSG (its checksum or length is wrong), or the pread's
- * -errno.
+ * the staging buffer if it is there, else the file, a short read
+ * continued.  0, -ENODATA (the file ends inside the record), -EBADMSG (its
+ * checksum or length is wrong), or pread's -errno.
  */
 int uzd_bfile_read(struct uzd_bfile *bf, uint64_t slot, void *buf, struct uzd_bfile_rec *h);
 

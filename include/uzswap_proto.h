@@ -288,7 +288,7 @@ struct uzp_status {
 	uint64_t file_write_eio;	/* writes failed otherwise */
 	uint64_t file_short_writes;	/* writes that stopped short (completed after) */
 	uint64_t file_read_errors;	/* reads failed: their pages poisoned */
-	uint64_t file_short_reads;	/* reads that came back short: poisoned */
+	uint64_t file_short_reads;	/* reads that found the file's end: poisoned */
 	uint64_t file_bad_records;	/* records failing their checksum: poisoned */
 	uint64_t file_punched_blocks;	/* blocks given back to the file system */
 	uint64_t file_cleaned_segments; /* segments compacted */

@@ -138,6 +138,8 @@ ssize_t pread(int fd, void *buf, size_t len, off_t off)
 		return -1;
 	case FI_SHORT:
 		return real_pread(fd, buf, len > 1 ? len / 2 : len, off);
+	case FI_EOF:
+		return 0;
 	case FI_CORRUPT:
 		n = real_pread(fd, buf, len, off);
 		if (n > 0)

@@ -33,6 +33,7 @@ enum faultinj_mode {
 	FI_EIO,
 	FI_SHORT,
 	FI_CORRUPT,
+	FI_EOF, /* reads only: 0 bytes, as at the end of the file */
 };
 
 struct faultinj_ctl {

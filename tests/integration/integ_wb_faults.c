@@ -17,11 +17,12 @@
  *     the pool (put back);
  *  3. every write comes back short: the rest is written, pages go to the
  *     file and read back;
- *  4. one read fails with EIO, 5. one read comes back short, 6. one read
- *     returns a flipped bit: in each, exactly one page raises SIGBUS (again
- *     when touched again), every other page reads back, and the daemon
- *     counts and logs the loss with the client and the address;
- *  7. a new client is served as if nothing had happened.
+ *  4. one read fails with EIO, 5. one read finds the end of the file, 6. one
+ *     read returns a flipped bit: in each, exactly one page raises SIGBUS
+ *     (again when touched again), every other page reads back, and the
+ *     daemon counts and logs the loss with the client and the address;
+ *  7. one read comes back short: the rest is read, nothing is lost;
+ *  8. a new client is served as if nothing had happened.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -279,6 +280,28 @@ static void phase_bad_read(int mode, const char *what, const char *counter, unsi
 	   counter, status_u64(counter) - count0);
 }
 
+/* A read that comes back short is continued: no page is lost, no loss is counted. */
+static void phase_short_read(void)
+{
+	uint64_t lost0 = status_u64("daemon.file_short_reads") +
+			 status_u64("daemon.file_read_errors") +
+			 status_u64("daemon.file_bad_records");
+	uint64_t hits0 = ctl->reads_hit;
+	int r;
+
+	r = run_client(8, WANT_FILE, 0, arm_one_read, FI_SHORT);
+	__atomic_store_n(&ctl->read_mode, FI_NONE, __ATOMIC_RELEASE);
+	ok(r == 0 && S->file_pages >= WANT_FILE && ctl->reads_hit == hits0 + 1 && S->nsigbus == 0 &&
+		   S->checked == NPAGES && S->bad == 0,
+	   "a short read: the rest is read and every page reads back (%" PRIu64
+	   " reads cut short, %" PRIu64 " SIGBUS, %" PRIu64 " checked, %" PRIu64 " bad)",
+	   ctl->reads_hit - hits0, S->nsigbus, S->checked, S->bad);
+	ok(status_u64("daemon.file_short_reads") + status_u64("daemon.file_read_errors") +
+			   status_u64("daemon.file_bad_records") ==
+		   lost0,
+	   "a short read: no record is counted lost");
+}
+
 static int setup_daemon(char *bdir)
 {
 	const struct hd_opt opts[] = {
@@ -356,9 +379,11 @@ int main(void)
 	phase_short_writes();
 	phase_bad_read(FI_EIO, "a read failing with EIO", "daemon.file_read_errors", 4,
 		       "Input/output error");
-	phase_bad_read(FI_SHORT, "a short read", "daemon.file_short_reads", 5, "short read");
+	phase_bad_read(FI_EOF, "a read at the end of the file", "daemon.file_short_reads", 5,
+		       "short read");
 	phase_bad_read(FI_CORRUPT, "a corrupted record", "daemon.file_bad_records", 6,
 		       "bad checksum or data");
+	phase_short_read();
 	r = run_client(7, WANT_FILE, 0, NULL, 0);
 	ok(r == 0 && S->bad == 0 && S->nsigbus == 0 && S->file_pages >= WANT_FILE,
 	   "after all that a new client is served through the file as before (%" PRIu64
