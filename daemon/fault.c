@@ -148,7 +148,7 @@ static void flog(struct uzd_fault_ctx *fc, const struct uzd_client *c, const cha
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "uzswapd: client %" PRIu32 ": %s\n", c->id, line);
+	fprintf(stderr, "uzswapd: client %" PRIu32 " (pid %d): %s\n", c->id, (int)c->pid, line);
 }
 
 /* ---- context ---- */
