@@ -297,13 +297,27 @@ static void test_allocator(const char *allocator)
 	fx_close(&f);
 }
 
+/* One writeback round with every write failing (a file size limit of 0: EFBIG). */
+static void round_failing_writes(struct fx *f)
+{
+	struct rlimit lim, old;
+
+	signal(SIGXFSZ, SIG_IGN);
+	getrlimit(RLIMIT_FSIZE, &old);
+	lim = old;
+	lim.rlim_cur = 0;
+	setrlimit(RLIMIT_FSIZE, &lim);
+	uzd_wb_round(f->wb);
+	setrlimit(RLIMIT_FSIZE, &old);
+	signal(SIGXFSZ, SIG_DFL);
+}
+
 /* Writes fail: what was written goes back to the pool, and no page is lost. */
 static void test_put_back(const char *allocator)
 {
 	struct rng g = { .state = rng_seed_from_env(0x9b1) };
 	struct uzd_bfile_stats fs;
 	struct uzd_wb_stats ws;
-	struct rlimit lim, old;
 	struct tally t;
 	struct fx f;
 	size_t n;
@@ -311,13 +325,7 @@ static void test_put_back(const char *allocator)
 	if (fx_open(&f, allocator) != 0)
 		return;
 	n = fill(&f, 0, &g);
-	signal(SIGXFSZ, SIG_IGN);
-	getrlimit(RLIMIT_FSIZE, &old);
-	lim = old;
-	lim.rlim_cur = 0;
-	setrlimit(RLIMIT_FSIZE, &lim);
-	uzd_wb_round(f.wb);
-	setrlimit(RLIMIT_FSIZE, &old);
+	round_failing_writes(&f);
 	uzd_wb_stats(f.wb, &ws, &fs);
 	t = survey(&f, n);
 	ok(fs.write_eio > 0 && ws.put_back > 0 && ws.put_back == ws.written_pages && t.file == 0 &&
@@ -328,7 +336,6 @@ static void test_put_back(const char *allocator)
 	ok(fs.records == 0 && f.c.stats.file_bytes == 0, "%s: and the file holds nothing",
 	   allocator);
 	fx_close(&f);
-	signal(SIGXFSZ, SIG_DFL);
 }
 
 /* ---- put-back of records fork relatives share ---- */
@@ -421,7 +428,6 @@ static void test_put_back_shared(const char *allocator)
 	size_t n, shared = 0, bad = 0, counted = 0;
 	struct uzd_bfile_stats fs;
 	struct uzd_wb_stats ws;
-	struct rlimit lim, old;
 	struct kin k;
 	struct fx f;
 
@@ -432,14 +438,7 @@ static void test_put_back_shared(const char *allocator)
 	n = fill(&f, 0, &g);
 	if (!ok(kin_share(&k, n) == 0, "%s: %zu pages shared by two relatives", allocator, n))
 		goto out;
-	signal(SIGXFSZ, SIG_IGN);
-	getrlimit(RLIMIT_FSIZE, &old);
-	lim = old;
-	lim.rlim_cur = 0;
-	setrlimit(RLIMIT_FSIZE, &lim);
-	uzd_wb_round(f.wb);
-	setrlimit(RLIMIT_FSIZE, &old);
-	signal(SIGXFSZ, SIG_DFL);
+	round_failing_writes(&f);
 	uzd_wb_stats(f.wb, &ws, &fs);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t a = entry(&f, i), b = __atomic_load_n(&k.r->entries[i], __ATOMIC_ACQUIRE);
