@@ -612,10 +612,10 @@ static int pool_store(struct uzd_wb *wb, struct uzd_client *c, const struct uzd_
  * A staged record that fork relatives share, back into the pool: one
  * object for all its owners, each entry repointed under all their write
  * locks (ascending ids) as evict_shared() moved them out, the shared
- * count rekeyed with them.  Owners that cannot all be found (one moved by
- * mremap, a quota of WB_MAX_OWNERS) leave it staged, readable, until a
- * write succeeds: never one owner back in the pool and the others on a
- * slot that is freed.
+ * count rekeyed with them.  When the owners found are not all of them (one
+ * moved by mremap, more than WB_MAX_OWNERS, one restoring meanwhile) it
+ * stays staged, readable, for the next try or a write that succeeds: never
+ * one owner back in the pool and the others on a slot that is freed.
  */
 static void put_back_shared(struct uzd_wb *wb, uint64_t slot, const struct uzd_bfile_rec *h,
 			    const void *payload)
