@@ -660,27 +660,45 @@ static int install_loaded(struct uzd_fault_ctx *fc, struct uzd_client *c, struct
 	return ret;
 }
 
+/*
+ * The page of POOL entry @old into fc->page: a RAW object copied, any other
+ * decompressed, its header into *@h.  *@bytes: what the object counts in
+ * pool_bytes, for its free.  0, or load_object()'s -EBADMSG or -EXDEV.
+ */
+static int load_pool_page(struct uzd_fault_ctx *fc, struct uzd_client *c, uint64_t old,
+			  uint64_t addr, struct uzd_obj_hdr *h, uint64_t *bytes)
+{
+	unsigned long handle = uzd_entry_pool_handle(old);
+	int ret;
+
+	if (uzd_entry_flags(old) & UZD_ENTRY_RAW) {
+		*bytes = UZD_PAGE_SIZE;
+		return load_raw(fc, c, handle);
+	}
+	ret = load_object(fc, c, handle, addr, uzd_entry_flags(old) & UZD_ENTRY_SHARED, h);
+	*bytes = UZD_OBJ_HDR_SIZE + h->len;
+	return ret;
+}
+
 static int serve_pool(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
 		      size_t pgidx, uint64_t old, uint64_t addr)
 {
-	unsigned long handle = uzd_entry_pool_handle(old);
-	bool raw = uzd_entry_flags(old) & UZD_ENTRY_RAW;
 	struct uzd_obj_hdr h = { .codec = UZC_CODEC_RAW, .len = UZD_PAGE_SIZE };
 	unsigned int flags = 0;
+	uint64_t bytes;
 	int ret;
 
-	ret = raw ? load_raw(fc, c, handle) :
-		    load_object(fc, c, handle, addr, uzd_entry_flags(old) & UZD_ENTRY_SHARED, &h);
+	ret = load_pool_page(fc, c, old, addr, &h, &bytes);
 	if (ret < 0)
 		return serve_bad_object(fc, c, r, pgidx, old, addr, ret, &h);
 	ret = install_loaded(fc, c, r, pgidx, old, addr, "a pool object");
 	if (ret < 0)
 		return ret;
 	/* Exclusive load: the page lives in the client now, the object goes (if ours alone). */
-	uzd_client_free_object(c, old, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
+	uzd_client_free_object(c, old, bytes);
 	stat_add(&c->stats.faults_pool, 1);
 	fc->kind = UZD_FAULT_POOL;
-	if (!raw && refault_is_hot(c, h.evict_seq)) {
+	if (!(uzd_entry_flags(old) & UZD_ENTRY_RAW) && refault_is_hot(c, h.evict_seq)) {
 		flags = UZD_ENTRY_HOT;
 		stat_add(&c->stats.refaults_hot, 1);
 	}
@@ -815,10 +833,8 @@ static size_t ahead_wanted(const struct uzd_fault_ctx *fc, const struct uzd_regi
 static bool fill_ahead_one(struct uzd_fault_ctx *fc, struct uzd_client *c, struct uzd_region *r,
 			   size_t pgidx, enum uzd_entry_state state)
 {
-	uint64_t addr = r->start + pgidx * UZD_PAGE_SIZE, old;
+	uint64_t addr = r->start + pgidx * UZD_PAGE_SIZE, old, bytes = 0;
 	struct uzd_obj_hdr h = { .len = UZD_PAGE_SIZE };
-	unsigned long handle;
-	bool raw = false;
 	int ret;
 
 	if (uzd_region_claim(r, pgidx, UZD_STATE_BIT(state), &old) < 0)
@@ -827,11 +843,7 @@ static bool fill_ahead_one(struct uzd_fault_ctx *fc, struct uzd_client *c, struc
 		ret = uzd_uffd_zeropage(c->uffd, addr, UZD_PAGE_SIZE,
 					UFFDIO_ZEROPAGE_MODE_DONTWAKE);
 	} else {
-		handle = uzd_entry_pool_handle(old);
-		raw = uzd_entry_flags(old) & UZD_ENTRY_RAW;
-		ret = raw ? load_raw(fc, c, handle) :
-			    load_object(fc, c, handle, addr,
-					uzd_entry_flags(old) & UZD_ENTRY_SHARED, &h);
+		ret = load_pool_page(fc, c, old, addr, &h, &bytes);
 		if (ret == 0)
 			ret = uzd_uffd_copy(c->uffd, addr, fc->page, UZD_PAGE_SIZE,
 					    UFFDIO_COPY_MODE_DONTWAKE);
@@ -841,7 +853,7 @@ static bool fill_ahead_one(struct uzd_fault_ctx *fc, struct uzd_client *c, struc
 		return false;
 	}
 	if (state == UZD_ENTRY_POOL)
-		uzd_client_free_object(c, old, raw ? UZD_PAGE_SIZE : UZD_OBJ_HDR_SIZE + h.len);
+		uzd_client_free_object(c, old, bytes);
 	stat_add(&c->stats.readahead, 1);
 	settle(fc, c, r, pgidx,
 	       uzd_entry_make(UZD_ENTRY_RESIDENT,
