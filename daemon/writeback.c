@@ -449,29 +449,27 @@ static bool owners_hold(struct wb_owners *ow, uint64_t addr, uint64_t e0)
 }
 
 /*
- * Repoint every owner of a SHARED object to @slot at once, under all their
- * write locks (ascending ids, region.h): no restore, drop, fork or mremap
- * of any of them runs between the check and the last swap, so the count
- * and the entries agree.  One owner left (its relatives are gone) takes
- * the record alone, its SHARED flag cleared.  0, or -ESTALE.
+ * Repoint every owner of a SHARED payload from @e0 (its shared table key
+ * @from_key) to @to (key @to_key) at once, under all their write locks
+ * (ascending ids, region.h): no restore, drop, fork or mremap of any of
+ * them runs between the check and the last swap, so the count and the
+ * entries agree.  One owner left (its relatives are gone) takes the
+ * payload alone, its SHARED flag cleared.  0, or -ESTALE.
  */
 static int repoint_owners(struct uzd_wb *wb, struct wb_owners *ow, uint64_t addr, uint64_t e0,
-			  unsigned long handle, uint64_t slot)
+			  uint64_t from_key, uint64_t to, uint64_t to_key)
 {
-	unsigned int flags = uzd_entry_flags(e0);
 	int ret = -ESTALE;
 
 	if (ow->n == 1)
-		flags &= ~UZD_ENTRY_SHARED;
+		to = uzd_entry_with_flags(to, uzd_entry_flags(to) & ~UZD_ENTRY_SHARED);
 	for (size_t i = 0; i < ow->n; i++)
 		uzd_region_write_lock(&ow->c[i]->regions);
-	if (owners_hold(ow, addr, e0) &&
-	    uzd_shared_owners(wb->shared, uzd_shared_pool_key(handle)) == ow->n) {
+	if (owners_hold(ow, addr, e0) && uzd_shared_owners(wb->shared, from_key) == ow->n) {
 		for (size_t i = 0; i < ow->n; i++)
-			set_entry_locked(ow->c[i], addr, e0, uzd_entry_make_file(slot, flags));
+			set_entry_locked(ow->c[i], addr, e0, to);
 		if (ow->n > 1)
-			uzd_shared_rekey(wb->shared, uzd_shared_pool_key(handle),
-					 uzd_shared_file_key(slot));
+			uzd_shared_rekey(wb->shared, from_key, to_key);
 		ret = 0;
 	}
 	for (size_t i = ow->n; i-- > 0;)
@@ -512,7 +510,9 @@ static int evict_shared(struct uzd_wb *wb, unsigned long handle, struct wb_obj *
 	ret = append(wb, o, &slot);
 	if (ret)
 		return rejected(wb, ret);
-	ret = repoint_owners(wb, &ow, o->h.addr, e, handle, slot);
+	ret = repoint_owners(wb, &ow, o->h.addr, e, uzd_shared_pool_key(handle),
+			     uzd_entry_make_file(slot, uzd_entry_flags(e)),
+			     uzd_shared_file_key(slot));
 	if (ret) {
 		uzd_bfile_free(wb->bf, slot);
 		return rejected(wb, ret);
@@ -610,9 +610,8 @@ static int pool_store(struct uzd_wb *wb, struct uzd_client *c, const struct uzd_
 
 /*
  * A staged record that fork relatives share, back into the pool: one
- * object for all its owners, each entry repointed under all their write
- * locks (ascending ids) as evict_shared() moved them out, the shared
- * count rekeyed with them.  When the owners found are not all of them (one
+ * object for all its owners, repointed together (repoint_owners()) as
+ * evict_shared() moved them out.  When the owners found are not all of them (one
  * moved by mremap, more than WB_MAX_OWNERS, one restoring meanwhile) it
  * stays staged, readable, for the next try or a write that succeeds: never
  * one owner back in the pool and the others on a slot that is freed.
@@ -620,7 +619,7 @@ static int pool_store(struct uzd_wb *wb, struct uzd_client *c, const struct uzd_
 static void put_back_shared(struct uzd_wb *wb, uint64_t slot, const struct uzd_bfile_rec *h,
 			    const void *payload)
 {
-	bool raw = h->codec == UZC_CODEC_RAW, moved = false;
+	bool raw = h->codec == UZC_CODEC_RAW;
 	struct wb_owners ow;
 	unsigned long handle;
 	unsigned int flags;
@@ -636,24 +635,9 @@ static void put_back_shared(struct uzd_wb *wb, uint64_t slot, const struct uzd_b
 		count(&wb->stats.put_back_failed, 1);
 		return;
 	}
-	flags = uzd_entry_flags(e0) & ~UZD_ENTRY_RAW;
-	flags |= raw ? UZD_ENTRY_RAW : 0;
-	if (ow.n == 1)
-		flags &= ~UZD_ENTRY_SHARED;
-	for (size_t i = 0; i < ow.n; i++)
-		uzd_region_write_lock(&ow.c[i]->regions);
-	if (owners_hold(&ow, h->addr, e0) &&
-	    uzd_shared_owners(wb->shared, uzd_shared_file_key(slot)) == ow.n) {
-		for (size_t i = 0; i < ow.n; i++)
-			set_entry_locked(ow.c[i], h->addr, e0, uzd_entry_make_pool(handle, flags));
-		if (ow.n > 1)
-			uzd_shared_rekey(wb->shared, uzd_shared_file_key(slot),
-					 uzd_shared_pool_key(handle));
-		moved = true;
-	}
-	for (size_t i = ow.n; i-- > 0;)
-		uzd_region_write_unlock(&ow.c[i]->regions);
-	if (!moved) {
+	flags = (uzd_entry_flags(e0) & ~UZD_ENTRY_RAW) | (raw ? UZD_ENTRY_RAW : 0);
+	if (repoint_owners(wb, &ow, h->addr, e0, uzd_shared_file_key(slot),
+			   uzd_entry_make_pool(handle, flags), uzd_shared_pool_key(handle)) < 0) {
 		uzd_client_pool_free(ow.c[0], handle, raw);
 		count(&wb->stats.put_back_failed, 1);
 		return;
