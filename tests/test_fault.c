@@ -375,18 +375,25 @@ static bool serve(struct env *e, struct fx *f, struct job *jobs, size_t n)
 	return good;
 }
 
-/* Run one job on client f and serve it. */
-static bool run1(struct env *e, struct fx *f, struct job *j, enum job_op op, size_t first,
-		 size_t count, const unsigned char *want)
+/* Run one job on client f, every @step-th page from @first, and serve it. */
+static bool run_step(struct env *e, struct fx *f, struct job *j, enum job_op op, size_t first,
+		     size_t count, size_t step, const unsigned char *want)
 {
 	memset(j, 0, sizeof(*j));
 	j->f = f;
 	j->op = op;
 	j->first = first;
 	j->count = count;
+	j->step = step;
 	j->want = want;
 	j->started = pthread_create(&j->tid, NULL, job_run, j) == 0;
 	return j->started && serve(e, f, j, 1);
+}
+
+static bool run1(struct env *e, struct fx *f, struct job *j, enum job_op op, size_t first,
+		 size_t count, const unsigned char *want)
+{
+	return run_step(e, f, j, op, first, count, 1, want);
 }
 
 static bool entries_resident(struct fx *f, size_t first, size_t count)
@@ -1015,29 +1022,10 @@ out:
 	fx_close(&f);
 }
 
-/* Check pages @first, @first + @step, ... (@count of them) of @f, served; *bad: mismatches. */
-static bool check_stride(struct env *e, struct fx *f, size_t first, size_t count, size_t step,
-			 const unsigned char *want, size_t *bad)
-{
-	struct job j;
-
-	memset(&j, 0, sizeof(j));
-	j.f = f;
-	j.op = JOB_CHECK;
-	j.first = first;
-	j.count = count;
-	j.step = step;
-	j.want = want + first * PG;
-	j.started = pthread_create(&j.tid, NULL, job_run, &j) == 0;
-	if (!j.started || !serve(e, f, &j, 1))
-		return false;
-	*bad += j.bad;
-	return true;
-}
-
 /* Every other page, then the rest: no fault comes where the last one ended. */
 static void test_readahead_random(struct env *e)
 {
+	struct job j, k;
 	size_t bad = 0;
 	struct fx f;
 	bool served;
@@ -1046,8 +1034,10 @@ static void test_readahead_random(struct env *e)
 		ok(false, "pages read out of order are not filled ahead");
 		goto out;
 	}
-	served = check_stride(e, &f, 0, RA_PAGES / 2, 2, e->pages, &bad) &&
-		 check_stride(e, &f, 1, RA_PAGES / 2, 2, e->pages, &bad);
+	served = run_step(e, &f, &j, JOB_CHECK, 0, RA_PAGES / 2, 2, e->pages) &&
+		 run_step(e, &f, &k, JOB_CHECK, 1, RA_PAGES / 2, 2, e->pages + PG);
+	if (served)
+		bad = j.bad + k.bad;
 	ok(served && bad == 0 && f.c.stats.readahead == 0 && f.c.stats.faults_pool == RA_PAGES,
 	   "pages read every other one: %llu faults, none filled ahead (%llu), %zu bad",
 	   (unsigned long long)f.c.stats.faults_pool, (unsigned long long)f.c.stats.readahead, bad);
