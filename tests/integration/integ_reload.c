@@ -16,8 +16,9 @@
  *   - a file with a bad line: reload fails with FILE:LINE: what is wrong,
  *     and nothing changes; SIGHUP with it logs the same and the daemon
  *     goes on;
- *   - the client's sampled share, cut while sampling finds nothing touched,
- *     goes back to every eviction with sample_touched_pct = 0;
+ *   - the client's sampled share, cut while sampling finds nothing touched
+ *     (passes that touch each page once, before its zap), goes back to
+ *     every eviction with sample_touched_pct = 0;
  *   - SIGHUP with a good file applies it (a new level), and leaves alone a
  *     budget an admin set with uzswapctl set;
  *   - writeback turned off (status says so: 2, the file's pages still
@@ -172,34 +173,62 @@ static void test_budget_and_codec(struct holder *h, pid_t pid)
 }
 
 /*
- * The client wrote its pages once and read them back once, and now holds
- * still: access sampling, which finds nothing touched from here on, judges
- * ever fewer of its evictions (from a quarter at the start); with
- * sample_touched_pct = 0, reloaded, every eviction again.  The read-back
- * touched the pages that were zapped in the inactive stage then, and when
- * their verdicts come late (a loaded machine, readahead restoring eight
- * pages a fault) the share is still up: an admin reclaim of everything
- * resident first gives the verdicts of pages nobody touches since.
- * Sampling is off while swap is on (daemon/sample.h).
+ * One pass of the client over its pages in order, each touched once, from
+ * nothing resident (an admin reclaim of everything first): every page it
+ * zaps in the pass was touched before its zap and never after, so every
+ * verdict is "untouched".  Returns the share afterwards, once a round has
+ * had time to set it (it is set at a round's start, from 128 verdicts or
+ * more).  Before the pass, the pages of the first read-back zapped ahead
+ * of it were judged touched: rightly, the read came after the zap.
  */
-static void test_sample_share(void)
+static uint64_t untouched_pass(struct holder *h, pid_t pid, uint64_t *touched_at, bool *clean)
+{
+	uint64_t share, start;
+	bool done;
+
+	*clean &= hd_ctl(&daemon_, NULL, NULL, NULL, "reclaim", pidstr, "16M", NULL) == 0;
+	if (*touched_at == UINT64_MAX)
+		*touched_at = client_u64("sampled_touched");
+	done = holder_do(h, pid, HOLD_VERIFY, 60000);
+	*clean &= done && h->bad == 0;
+	start = hd_now_ms();
+	do {
+		hd_sleep_ms(100);
+		share = client_u64("sample_share_centi");
+	} while (share >= 2500 && hd_now_ms() - start < 2000);
+	return share;
+}
+
+/*
+ * Access sampling judges a quarter of a client's evictions at the start,
+ * and ever fewer while it finds nothing touched: a few passes of untouched
+ * verdicts bring the share under the quarter (each window of them halves
+ * the distance to the floor, and a round may take several windows at
+ * once).  With sample_touched_pct = 0, reloaded, every eviction is judged
+ * again.  Sampling is off while swap is on (daemon/sample.h).
+ */
+static void test_sample_share(struct holder *h, pid_t pid)
 {
 	static const char every[] = CODEC_CONF "[reclaim]\nsample_touched_pct = 0\n";
 	static const char base[] = CODEC_CONF;
-	uint64_t share, start;
+	uint64_t share = 10000, start, touched_at = UINT64_MAX, touched;
+	bool clean = true;
 	struct sysinfo si;
-	int st;
+	int st, pass;
 
 	if (sysinfo(&si) == 0 && si.totalswap) {
 		tap_skip("the sampled share follows the verdicts: swap is on, so sampling is off");
 		return;
 	}
-	st = hd_ctl(&daemon_, NULL, NULL, NULL, "reclaim", pidstr, "8M", NULL);
-	share = client_u64("sample_share_centi");
-	ok(st == 0 && share > 0 && share < 2500 && client_u64("sampled_idle") > 0,
-	   "a client whose sampled pages are never touched has its sampled share cut below "
-	   "the quarter it starts at (%" PRIu64 " in 1/100 %%, %" PRIu64 " found untouched)",
-	   share, client_u64("sampled_idle"));
+	for (pass = 0; pass < 4 && share >= 2500; pass++)
+		share = untouched_pass(h, pid, &touched_at, &clean);
+	touched = client_u64("sampled_touched") - touched_at;
+	ok(clean && touched == 0 && share > 0 && share < 2500 && client_u64("sampled_idle") > 0,
+	   "a client that touches each page once, before its zap, gets only untouched verdicts "
+	   "(%" PRIu64 " touched, %" PRIu64 " untouched in all) and its sampled share is cut below "
+	   "the quarter it starts at (%" PRIu64 " in 1/100 %% after %d passes%s)",
+	   touched, client_u64("sampled_idle"), share, pass,
+	   clean ? "" : "; a reclaim or a pass failed");
 	st = write_conf("", "", every) ? -1 : hd_ctl(&daemon_, NULL, NULL, NULL, "reload", NULL);
 	start = hd_now_ms();
 	while (st == 0 && client_u64("sample_share_centi") != 10000 && hd_now_ms() - start < 20000)
@@ -371,7 +400,7 @@ int main(void)
 	}
 	snprintf(pidstr, sizeof(pidstr), "%d", (int)pid);
 	test_budget_and_codec(h, pid);
-	test_sample_share();
+	test_sample_share(h, pid);
 	test_classes();
 	test_fixed_settings();
 	test_bad_file(pid);
