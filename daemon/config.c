@@ -1304,6 +1304,8 @@ static const struct order_rule order_rules[] = {
 	  "one client could have more regions than all of its user's clients together" },
 	{ K_UID_MAX_CLIENTS, K_UID_MAX_CONNECTIONS,
 	  "a user's clients would be refused for want of connections" },
+	{ K_UID_MAX_CLIENTS, K_MAX_CLIENTS,
+	  "one user could have more clients than the daemon serves" },
 };
 
 static int check_order(struct parse_ctx *ctx, const struct order_rule *r)

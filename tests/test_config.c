@@ -648,6 +648,14 @@ static const struct error_case error_cases[] = {
 	  "[clients]\nuid_max_clients = 200\nuid_max_connections = 100\n",
 	  "2: [clients] uid_max_clients: 200 is above uid_max_connections 100 (line 3): a "
 	  "user's clients would be refused for want of connections" },
+	{ "more clients per uid than the daemon serves",
+	  "[clients]\nmax_clients = 64\nuid_max_clients = 100\nuid_max_connections = 200\n",
+	  "3: [clients] uid_max_clients: 100 is above max_clients 64 (line 2): one user could "
+	  "have more clients than the daemon serves" },
+	{ "more clients per uid than the default max_clients",
+	  "[clients]\nuid_max_clients = 300\nuid_max_connections = 400\n",
+	  "2: [clients] uid_max_clients: 300 is above max_clients 256 (the default): one user "
+	  "could have more clients than the daemon serves" },
 	{ "an unknown group in allow_groups",
 	  "[clients]\nallow_groups = root, no-such-group-uzswap\n",
 	  "2: [clients] allow_groups: no group \"no-such-group-uzswap\" (use a group name or a "
