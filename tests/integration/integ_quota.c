@@ -24,7 +24,9 @@
  *   silent        a connection that sends nothing is closed after 10 s
  * Then a second daemon holds two clients of one uid, each within its own
  * budget, to uid_max_resident together (down to client_min_resident each
- * at most, as for max_resident).
+ * at most, as for max_resident); and a third, with max_clients 1, has its
+ * connection table filled by another uid: every connection past it is
+ * told EUSERS, root's past its reserve too.
  */
 #include <errno.h>
 #include <grp.h>
@@ -54,6 +56,9 @@
 #define FLOOD 40
 #define MAX_CONNECTIONS 8
 #define HOLD_PAGES 256 /* root's established client: 1 MiB, budget 256 KiB */
+/* With max_clients 1: the table's connections (daemon/server.c), and root's reserve beyond. */
+#define TABLE_SIZE 17
+#define TABLE_ROOT_RESERVE 8
 
 static struct hd_daemon daemon_;
 static uint64_t seed;
@@ -249,8 +254,9 @@ static void test_clients(size_t n)
 
 struct flood {
 	atomic_int opened, judged, release;
+	int reason; /* the refusal expected: -EDQUOT, or -EUSERS for a full table */
 	int connect_errors;
-	int refused; /* sockets told EDQUOT by a SHUTDOWN */
+	int refused; /* sockets told reason by a SHUTDOWN */
 	int open;    /* sockets still open and silent */
 	int other;   /* anything else */
 	char first_msg[160];
@@ -278,7 +284,7 @@ static void judge(struct flood *f, int sock, uint64_t deadline)
 	}
 	memcpy(&h, buf, sizeof(h));
 	memcpy(&s, buf + sizeof(h), sizeof(s));
-	if (h.type != UZP_SHUTDOWN || s.reason != -EDQUOT) {
+	if (h.type != UZP_SHUTDOWN || s.reason != f->reason) {
 		f->other++;
 		return;
 	}
@@ -288,55 +294,89 @@ static void judge(struct flood *f, int sock, uint64_t deadline)
 			 (const char *)buf + sizeof(h) + sizeof(s));
 }
 
-static int flood_main(void *arg)
+/* Open @n silent connections into @socks and judge each, waiting up to @wait_ms for a refusal. */
+static void open_silent(struct flood *f, int *socks, int n, int wait_ms)
 {
-	struct flood *f = arg;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int socks[FLOOD];
 	uint64_t deadline;
 
-	if (setgroups(0, NULL) < 0 || setgid(ALLOWED_GID) < 0 || setuid(OTHER_UID) < 0)
-		return 1;
 	memcpy(sa.sun_path, daemon_.socket, strlen(daemon_.socket) + 1);
-	for (int i = 0; i < FLOOD; i++) {
+	for (int i = 0; i < n; i++) {
 		socks[i] = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 		if (socks[i] < 0 || connect(socks[i], (struct sockaddr *)&sa, sizeof(sa)) < 0)
 			f->connect_errors++;
 	}
 	atomic_store(&f->opened, 1);
-	/* A refusal comes at once; one still open after 3 s is open for good. */
-	deadline = hd_now_ms() + 3000;
-	for (int i = 0; i < FLOOD; i++)
+	deadline = hd_now_ms() + (uint64_t)wait_ms;
+	for (int i = 0; i < n; i++)
 		if (socks[i] >= 0)
 			judge(f, socks[i], deadline);
 	atomic_store(&f->judged, 1);
-	while (!atomic_load(&f->release))
-		hd_sleep_ms(5);
-	for (int i = 0; i < FLOOD; i++)
+}
+
+static void close_all(int *socks, int n)
+{
+	for (int i = 0; i < n; i++)
 		if (socks[i] >= 0)
 			close(socks[i]);
+}
+
+/* A child of uid OTHER_UID floods the daemon with FLOOD silent connections. */
+static int flood_main(void *arg)
+{
+	struct flood *f = arg;
+	int socks[FLOOD];
+
+	if (setgroups(0, NULL) < 0 || setgid(ALLOWED_GID) < 0 || setuid(OTHER_UID) < 0)
+		return 1;
+	/* A refusal comes at once; one still open after 3 s is open for good. */
+	open_silent(f, socks, FLOOD, 3000);
+	while (!atomic_load(&f->release))
+		hd_sleep_ms(5);
+	close_all(socks, FLOOD);
 	return 0;
+}
+
+/* Start flood_main, expecting refusals with @reason; NULL without shared memory. */
+static struct flood *start_flood(int reason, pid_t *pid)
+{
+	struct flood *f = hd_shared(sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->reason = reason;
+	*pid = hd_spawn(flood_main, f);
+	for (uint64_t t = hd_now_ms();
+	     *pid > 0 && !atomic_load(&f->judged) && !hd_ended(*pid) && hd_now_ms() - t < 30000;)
+		hd_sleep_ms(10);
+	return f;
+}
+
+static void end_flood(struct flood *f, pid_t pid)
+{
+	int st = 0;
+
+	atomic_store(&f->release, 1);
+	ok(pid > 0 && hd_wait(pid, 20000, &st) == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	   "the flooding process ends cleanly");
 }
 
 static void test_flood(struct uzswap *held, struct held *h)
 {
-	struct flood *f = hd_shared(sizeof(*f));
 	struct uzswap_stats before, after;
 	struct uzswap *fresh = NULL;
 	uint64_t clients = 0, refusals = 0, refusals_before = 0, bad;
-	int st = 0, cerr, sterr;
-	pid_t pid;
+	int cerr, sterr;
+	struct flood *f;
+	pid_t pid = -1;
 
+	if (hd_status_u64(&daemon_, "daemon.quota_refusals", &refusals_before) < 0)
+		refusals_before = UINT64_MAX;
+	f = start_flood(-EDQUOT, &pid);
 	if (!f) {
 		ok(false, "shared memory for the flood");
 		return;
 	}
-	if (hd_status_u64(&daemon_, "daemon.quota_refusals", &refusals_before) < 0)
-		refusals_before = UINT64_MAX;
-	pid = hd_spawn(flood_main, f);
-	for (uint64_t t = hd_now_ms();
-	     pid > 0 && !atomic_load(&f->judged) && !hd_ended(pid) && hd_now_ms() - t < 30000;)
-		hd_sleep_ms(10);
 	ok(f->connect_errors == 0 && f->open == MAX_CONNECTIONS &&
 		   f->refused == FLOOD - MAX_CONNECTIONS && f->other == 0 &&
 		   strstr(f->first_msg, "uid_max_connections"),
@@ -364,9 +404,7 @@ static void test_flood(struct uzswap *held, struct held *h)
 	   "refusals %" PRIu64 " -> %" PRIu64 ")",
 	   clients, refusals_before, refusals);
 	uzswap_close(fresh);
-	atomic_store(&f->release, 1);
-	ok(pid > 0 && hd_wait(pid, 20000, &st) == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	   "the flooding process ends cleanly");
+	end_flood(f, pid);
 }
 
 /* A connection that says nothing is closed after 10 s, with the reason. */
@@ -496,11 +534,54 @@ static void resident_daemon(void)
 	hd_stop_ok(&daemon_);
 }
 
+/* ---- a full connection table ---- */
+
+/*
+ * max_clients 1: a table of 17 connections, and 8 more for root.  A child
+ * of another uid fills the 17 (its uid_max_connections is 17 too); every
+ * connection past them is told the table is full, root's past its 8 too.
+ */
+static void table_daemon(void)
+{
+	const struct hd_opt opts[] = {
+		{ "daemon", "socket_mode", "0666" },
+		{ "clients", "max_clients", "1" },
+		{ NULL, NULL, NULL },
+	};
+	struct flood *f, *mine = hd_shared(sizeof(*mine));
+	int socks[TABLE_ROOT_RESERVE + 1];
+	pid_t pid = -1;
+
+	if (!mine || !ok(hd_start(&daemon_, opts) == 0, "a daemon with max_clients 1 starts"))
+		return;
+	chmod(daemon_.dir, 0755);
+	f = start_flood(-EUSERS, &pid);
+	ok(f && f->connect_errors == 0 && f->open == TABLE_SIZE &&
+		   f->refused == FLOOD - TABLE_SIZE && f->other == 0 &&
+		   strstr(f->first_msg, "connections, its most"),
+	   "of %d silent connections of uid %d, the table's %d stay open and the rest are told "
+	   "EUSERS and closed (saw %d open, %d refused, %d other; \"%s\")",
+	   FLOOD, OTHER_UID, TABLE_SIZE, f ? f->open : -1, f ? f->refused : -1, f ? f->other : -1,
+	   f ? f->first_msg : "");
+	mine->reason = -EUSERS;
+	open_silent(mine, socks, TABLE_ROOT_RESERVE + 1, 1000);
+	ok(mine->connect_errors == 0 && mine->open == TABLE_ROOT_RESERVE && mine->refused == 1 &&
+		   mine->other == 0 && strstr(mine->first_msg, "connections, its most"),
+	   "root then opens %d more, and the one past them is told EUSERS too, not closed "
+	   "without a word (saw %d open, %d refused, %d other; \"%s\")",
+	   TABLE_ROOT_RESERVE, mine->open, mine->refused, mine->other, mine->first_msg);
+	close_all(socks, TABLE_ROOT_RESERVE + 1);
+	if (f)
+		end_flood(f, pid);
+	hd_stop_ok(&daemon_);
+}
+
 int main(void)
 {
 	hd_init(true, WATCHDOG_S);
 	seed = pat_init(UINT64_C(0x9a07a));
 	quota_daemon();
 	resident_daemon();
+	table_daemon();
 	return tap_done();
 }
