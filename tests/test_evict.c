@@ -324,6 +324,7 @@ struct job {
 	unsigned char byte;
 	long ret;
 	uint64_t last;
+	atomic_uint_fast64_t written; /* op 2: writes so far */
 	atomic_bool stop, done;
 	bool started;
 	pthread_t tid;
@@ -343,8 +344,10 @@ static void *job_run(void *arg)
 		j->ret = madvise((void *)j->addr, j->len, MADV_REMOVE);
 		break;
 	default:
-		for (k = 1; !atomic_load_explicit(&j->stop, memory_order_relaxed); k++)
+		for (k = 1; !atomic_load_explicit(&j->stop, memory_order_relaxed); k++) {
 			w[k % 256] = k;
+			atomic_store_explicit(&j->written, k, memory_order_relaxed);
+		}
 		j->last = k - 1;
 		break;
 	}
@@ -830,11 +833,18 @@ static void test_racing_writer(void)
 		goto out;
 	}
 	for (; cycles < 300 && ret >= 0; cycles++) {
+		uint64_t before = atomic_load(&j.written);
+
 		ret = fx_evict(&f, ec, idx, 2, &res);
 		evictions += res.evicted;
-		if (ret >= 0)
-			ret = serve_pending(&f, 100);
-		served += ret > 0 ? (size_t)ret : 0;
+		/*
+		 * Serve until the writer has written again: with its CPU taken,
+		 * it could sleep through every cycle and race nothing.
+		 */
+		for (int t = 0; ret >= 0 && atomic_load(&j.written) == before && t < WAIT_MS; t++) {
+			ret = serve_pending(&f, 1);
+			served += ret > 0 ? (size_t)ret : 0;
+		}
 	}
 	atomic_store(&j.stop, true);
 	/* It may be blocked on a fault of the last cycle: serve until it is done. */
@@ -844,8 +854,13 @@ static void test_racing_writer(void)
 		goto out;
 	ret = page_content(&f, fx_entry(&f, 0), 0, page);
 	for (size_t k = 0; ret == 0 && k < 256; k++) {
-		uint64_t last = j.last - (j.last + 256 - k) % 256;
+		/* The last write to word k, or none (then it holds the page's original word). */
+		uint64_t back = (j.last + 256 - k) % 256, last;
 
+		if (back < j.last)
+			last = j.last - back;
+		else
+			memcpy(&last, want + k * 8, 8);
 		memcpy(&w, page + k * 8, 8);
 		bad += w != last;
 	}
