@@ -46,6 +46,8 @@
  *              (relaxed atomics)
  *   reclaim_stalled  reclaim's last try on this client evicted nothing (pool
  *              full, every page busy): set and read with relaxed atomics
+ *   evict_error_logged_ns  when reclaim last logged evictions of this
+ *              client that failed (0: never); reclaim's alone
  *   refs       references: the server's, the fault thread's, and each
  *              reclaim pass's; the last uzd_client_put() destroys it
  *   wb         the backing-file tier (daemon/writeback.h), shared by every
@@ -155,6 +157,7 @@ struct uzd_client {
 	uint64_t budget_pages;
 	uint64_t sample_pages;
 	bool reclaim_stalled;
+	uint64_t evict_error_logged_ns;
 	int refs;
 	struct uzd_wb *wb;
 	struct uzd_shared *shared;

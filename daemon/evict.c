@@ -364,17 +364,29 @@ static int capture_run(struct uzd_evict_ctx *ec, const struct uzd_region *r, siz
 	return 0;
 }
 
+/* @n pages stay resident because @what failed with @err; the first failure is kept. */
+static void reject_error(struct uzd_evict_result *res, size_t n, const char *what, int err)
+{
+	if (!res->rejected_error) {
+		res->error_what = what;
+		res->error = err;
+	}
+	res->rejected_error += n;
+}
+
 static void capture(struct uzd_evict_ctx *ec, const struct uzd_region *r,
 		    struct uzd_evict_result *res)
 {
 	size_t i = 0, j;
+	int ret;
 
 	while (i < ec->n) {
 		j = run_end(ec, i, ec->n);
-		if (capture_run(ec, r, i, j) < 0) {
+		ret = capture_run(ec, r, i, j);
+		if (ret < 0) {
 			for (size_t k = i; k < j; k++)
 				ec->pg[k].fate = FATE_KEEP;
-			res->rejected_error += j - i;
+			reject_error(res, j - i, "reading the memfd", ret);
 		}
 		i = j;
 	}
@@ -497,7 +509,7 @@ static void store_page(struct uzd_evict_ctx *ec, struct uzd_client *c, const str
 		res->rejected_pool_full++;
 	} else if (ret < 0) {
 		p->fate = FATE_KEEP;
-		res->rejected_error++;
+		reject_error(res, 1, "storing in the pool", ret);
 	}
 }
 
@@ -533,9 +545,9 @@ static void punch(struct uzd_evict_ctx *ec, struct uzd_client *c, const struct u
 		j = stored_run_end(ec, i);
 		if (fallocate(r->memfd, mode, page_off(r, ec->pg[i].idx),
 			      (off_t)((j - i) << UZD_PAGE_SHIFT)) < 0) {
+			reject_error(res, j - i, "punching the memfd", -errno);
 			for (size_t k = i; k < j; k++)
 				unstore(c, &ec->pg[k]);
-			res->rejected_error += j - i;
 		}
 		i = j;
 	}

@@ -62,6 +62,9 @@ struct uzd_evict_result {
 	size_t dropped;
 	size_t skipped_hot, skipped_state;
 	size_t rejected_busy, rejected_pool_full, rejected_error;
+	/* The first of rejected_error's failures: what failed, and its -errno. */
+	const char *error_what;
+	int error;
 };
 
 /*

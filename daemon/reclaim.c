@@ -260,6 +260,29 @@ static void requeue(struct uzd_client *c, const struct uzd_region *r, const size
 	}
 }
 
+/* Lines about a client's failed evictions: at most one per this long. */
+#define EVICT_ERROR_LOG_NS (10 * UINT64_C(1000000000))
+
+/*
+ * Pages of a batch stayed resident because a system call or the pool failed:
+ * nothing is lost, but an admin should hear why eviction does not keep the
+ * client to its budget (a sealed or read-only memfd, a failing pool).
+ */
+static void log_evict_error(struct uzd_client *c, const struct uzd_region *r,
+			    const struct uzd_evict_result *res)
+{
+	uint64_t now = now_ns();
+
+	if (c->evict_error_logged_ns && now - c->evict_error_logged_ns < EVICT_ERROR_LOG_NS)
+		return;
+	c->evict_error_logged_ns = now;
+	fprintf(stderr,
+		"uzswapd: warning: client %" PRIu32 " (pid %d): region \"%s\": %zu pages kept "
+		"resident: %s: %s (%" PRIu64 " so far; one such line per 10 s)\n",
+		c->id, (int)c->pid, r->name, res->rejected_error, res->error_what,
+		strerror(-res->error), __atomic_load_n(&c->stats.rejected_error, __ATOMIC_RELAXED));
+}
+
 /* Evict pages idx[0..n) of @r; read lock held.  0 or the batch's error. */
 static int flush(struct uzd_evict_ctx *ec, struct uzd_client *c, struct uzd_region *r,
 		 const size_t *idx, size_t n, uint64_t *evicted, bool *pool_full)
@@ -273,6 +296,8 @@ static int flush(struct uzd_evict_ctx *ec, struct uzd_client *c, struct uzd_regi
 	requeue(c, r, idx, n);
 	if (ret < 0)
 		return ret;
+	if (res.rejected_error)
+		log_evict_error(c, r, &res);
 	*evicted += res.evicted;
 	if (res.rejected_pool_full)
 		*pool_full = true;

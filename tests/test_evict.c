@@ -146,7 +146,8 @@ static int fx_open(struct fx *f, const unsigned char *pages, size_t npages, size
 	f->c.uffd = -1;
 	f->npages = npages;
 	f->map = MAP_FAILED;
-	f->memfd = memfd_create("uzswap-test-evict", MFD_CLOEXEC);
+	/* Sealable, for test_punch_refused(). */
+	f->memfd = memfd_create("uzswap-test-evict", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (f->memfd < 0 || ftruncate(f->memfd, (off_t)(npages * PG)) < 0 ||
 	    pwrite(f->memfd, pages, npages * PG, 0) != (ssize_t)(npages * PG))
 		goto err;
@@ -716,6 +717,58 @@ out:
 }
 
 /*
+ * A memfd sealed against writes after it was registered (F_SEAL_FUTURE_WRITE
+ * needs no mapping gone) refuses the punch: every page stays resident with
+ * its bytes, its pool object is freed, and the result says what failed and
+ * why, for reclaim to log.
+ */
+static void test_punch_refused(void)
+{
+	static unsigned char want[16 * PG];
+	unsigned char back[PG];
+	size_t idx[16], kept = 0, intact = 0;
+	struct uzd_evict_ctx *ec = evict_ctx();
+	struct uzd_evict_result res;
+	struct zpool_stats zs;
+	struct fx f;
+	int ret;
+
+	for (size_t i = 0; i < 16; i++) {
+		memcpy(want + i * PG, real + ((i * 5 + 40) % nreal) * PG, PG);
+		idx[i] = i;
+	}
+	if (fx_open(&f, want, 16, 0) < 0 || !ec ||
+	    fcntl(f.memfd, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) < 0) {
+		ok(false, "a memfd sealed against writes refuses the punch (setup: %s)",
+		   strerror(errno));
+		goto out;
+	}
+	ret = fx_evict(&f, ec, idx, 16, &res);
+	for (size_t i = 0; i < 16; i++) {
+		if (uzd_entry_state(fx_entry(&f, i)) != UZD_ENTRY_RESIDENT)
+			continue;
+		kept++;
+		intact += pread(f.memfd, back, PG, (off_t)(i * PG)) == PG &&
+			  memcmp(back, want + i * PG, PG) == 0;
+	}
+	zpool_stats(f.c.pool, &zs);
+	ok(ret == 0 && res.evicted == 0 && res.rejected_error == 16 && kept == 16 && intact == 16 &&
+		   zs.objects == 0 && f.c.stats.rejected_error == 16,
+	   "a memfd sealed against writes refuses the punch: every page stays resident and "
+	   "intact, no object is left in the pool (%zu evicted, %zu rejected, %zu of %zu "
+	   "intact, %zu objects)",
+	   res.evicted, res.rejected_error, intact, kept, zs.objects);
+	ok(res.error == -EPERM && res.error_what &&
+		   strcmp(res.error_what, "punching the memfd") == 0,
+	   "the result names the failure for the log: %s: %s", res.error_what ? res.error_what : "",
+	   strerror(-res.error));
+out:
+	fx_release(&f);
+	fx_close(&f);
+	uzd_evict_ctx_free(ec);
+}
+
+/*
  * The limit the eviction context keeps for a client without the backing
  * file (a reload may move it): a pool of unlimited pages still refuses
  * stores once it holds the limit, and takes them again once it is raised.
@@ -1114,6 +1167,7 @@ int main(void)
 	test_long_compressed_page_is_stored_raw();
 	test_hot_and_busy();
 	test_pool_full();
+	test_punch_refused();
 	test_context_pool_limit();
 	test_blocked_writer();
 	test_racing_writer();
