@@ -288,9 +288,9 @@ static void answer_writeback(struct admin_op *op, char *msg, size_t len)
 
 	snprintf(msg, len,
 		 "writeback %s: %" PRIu64 " objects (%" PRIu64 " bytes) written, %" PRIu64
-		 " pool pages freed",
+		 " put back into the pool after failed writes, %" PRIu64 " pool pages freed",
 		 human_size(a, sizeof(a), op->asked), w->written_objects, w->written_bytes,
-		 w->freed_pages);
+		 w->put_back, w->freed_pages);
 	if (w->freed_pages || !w->status)
 		return reply_ok(op, &ok, wb_partial_note(w->status));
 	switch (w->status) {

@@ -616,6 +616,13 @@ static int pool_store(struct uzd_wb *wb, struct uzd_client *c, const struct uzd_
  * stays staged, readable, for the next try or a write that succeeds: never
  * one owner back in the pool and the others on a slot that is freed.
  */
+/* Record @h, counted written when it was staged, is back in the pool. */
+static void count_put_back(struct uzd_wb *wb, const struct uzd_bfile_rec *h)
+{
+	count(&wb->stats.put_back, 1);
+	count(&wb->stats.put_back_bytes, h->len);
+}
+
 static void put_back_shared(struct uzd_wb *wb, uint64_t slot, const struct uzd_bfile_rec *h,
 			    const void *payload)
 {
@@ -647,7 +654,7 @@ static void put_back_shared(struct uzd_wb *wb, uint64_t slot, const struct uzd_b
 		count(&ow.c[i]->stats.pool_bytes, pool_bytes(h, raw));
 		uncount(&ow.c[i]->stats.file_bytes, h->len);
 	}
-	count(&wb->stats.put_back, 1);
+	count_put_back(wb, h);
 }
 
 /*
@@ -679,7 +686,7 @@ static void put_back(void *arg, uint64_t slot, const struct uzd_bfile_rec *h, co
 	uzd_bfile_free(wb->bf, slot);
 	count(&c->stats.pool_bytes, pool_bytes(h, raw));
 	uncount(&c->stats.file_bytes, h->len);
-	count(&wb->stats.put_back, 1);
+	count_put_back(wb, h);
 }
 
 static void backoff(struct uzd_wb *wb, unsigned int first_ms)
@@ -793,11 +800,29 @@ static void write_and_clean(struct uzd_wb *wb)
 
 /* ---- admin requests ---- */
 
+/* What the file holds from writeback so far: records written, less those put back. */
+struct wb_written {
+	uint64_t objects, bytes, put_back;
+};
+
+static struct wb_written written_now(struct uzd_wb *wb)
+{
+	struct wb_written w = {
+		.objects = __atomic_load_n(&wb->stats.written_pages, __ATOMIC_RELAXED),
+		.bytes = __atomic_load_n(&wb->stats.written_bytes, __ATOMIC_RELAXED),
+		.put_back = __atomic_load_n(&wb->stats.put_back, __ATOMIC_RELAXED),
+	};
+
+	/* Only this thread counts either: a put-back was counted written first. */
+	w.objects -= w.put_back;
+	w.bytes -= __atomic_load_n(&wb->stats.put_back_bytes, __ATOMIC_RELAXED);
+	return w;
+}
+
 /* Free up to req->pages pool pages by writing back, a chunk and a flush at a time. */
 static void run_request(struct uzd_wb *wb, struct uzd_wb_req *req)
 {
-	uint64_t objects = __atomic_load_n(&wb->stats.written_pages, __ATOMIC_RELAXED);
-	uint64_t bytes = __atomic_load_n(&wb->stats.written_bytes, __ATOMIC_RELAXED);
+	struct wb_written at = written_now(wb), now;
 	uint64_t t0 = now_ns();
 	int ret = 0;
 
@@ -824,9 +849,10 @@ static void run_request(struct uzd_wb *wb, struct uzd_wb_req *req)
 			break;
 	}
 	count(&wb->stats.busy_ns, now_ns() - t0);
-	req->written_objects = __atomic_load_n(&wb->stats.written_pages, __ATOMIC_RELAXED) -
-			       objects;
-	req->written_bytes = __atomic_load_n(&wb->stats.written_bytes, __ATOMIC_RELAXED) - bytes;
+	now = written_now(wb);
+	req->put_back = now.put_back - at.put_back;
+	req->written_objects = now.objects - at.objects;
+	req->written_bytes = now.bytes - at.bytes;
 	if (!req->status && req->freed_pages < req->pages && !req->freed_pages)
 		req->status = wb->round_full ? -ENOSPC : -EAGAIN;
 	if (req->freed_pages)
@@ -998,7 +1024,8 @@ void uzd_wb_stats(struct uzd_wb *wb, struct uzd_wb_stats *st, struct uzd_bfile_s
 	memset(st, 0, sizeof(*st));
 	LOAD(rounds), LOAD(pool_full), LOAD(written_pages), LOAD(written_bytes);
 	LOAD(rejected_file_full), LOAD(rejected_write_error), LOAD(rejected_raced);
-	LOAD(rejected_owner_gone), LOAD(put_back), LOAD(put_back_failed), LOAD(restores);
+	LOAD(rejected_owner_gone), LOAD(put_back), LOAD(put_back_bytes), LOAD(put_back_failed);
+	LOAD(restores);
 	LOAD(busy_ns), LOAD(clean_ns);
 	uzd_hist_merge(&st->restore_ns, &wb->stats.restore_ns);
 	st->accept_bytes = lim_accept(wb);
@@ -1106,7 +1133,7 @@ void uzd_wb_stop(struct uzd_wb *wb)
 	for (struct uzd_wb_req *req = take_requests(wb), *next; req; req = next) {
 		next = req->next;
 		req->status = -ESHUTDOWN;
-		req->freed_pages = req->written_objects = req->written_bytes = 0;
+		req->freed_pages = req->written_objects = req->written_bytes = req->put_back = 0;
 		req->done(req);
 	}
 }

@@ -85,6 +85,7 @@ struct uzd_wb_stats {
 	uint64_t rejected_raced;       /* the page changed while it was being written */
 	uint64_t rejected_owner_gone;  /* its client or region is going away */
 	uint64_t put_back;	       /* written, then back to the pool: the write failed */
+	uint64_t put_back_bytes;       /* their compressed bytes */
 	uint64_t put_back_failed;      /* of those, kept in memory: the pool had no room */
 	uint64_t restores;	       /* pages restored from the file */
 	uint64_t busy_ns;	       /* time the thread spent writing back */
@@ -146,8 +147,9 @@ struct uzd_wb_req {
 	void *arg; /* the submitter's */
 	int status;
 	uint64_t freed_pages;	  /* pool pages freed */
-	uint64_t written_objects; /* objects written to the file */
+	uint64_t written_objects; /* objects written to the file (not those put back) */
 	uint64_t written_bytes;	  /* their compressed bytes */
+	uint64_t put_back;	  /* objects whose write failed, back in the pool */
 	struct uzd_wb_req *next;  /* the queue (writeback's) */
 };
 

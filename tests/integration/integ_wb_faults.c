@@ -14,7 +14,7 @@
  *
  *  1. every write fails with ENOSPC, 2. with EIO: every page still reads
  *     back; the failures are counted and the written objects went back to
- *     the pool (put back);
+ *     the pool (put back); an admin writeback meanwhile claims none written;
  *  3. every write comes back short: the rest is written, pages go to the
  *     file and read back;
  *  4. one read fails with EIO, 5. one read finds the end of the file, 6. one
@@ -205,6 +205,26 @@ static int run_client(unsigned int tag, uint64_t want_file, uint64_t want_hits, 
 	return r ? r : S->setup_err ? S->setup_err : S->release_err;
 }
 
+/* What `uzswapctl writeback 1M` said while writes were failing (phase_failing_writes). */
+static struct {
+	int status;
+	char out[256];
+	char err[256];
+} asked;
+
+/* An admin writeback while the client holds its pages and every write fails. */
+static void ask_writeback(int mode)
+{
+	char *out = NULL, *err = NULL;
+
+	(void)mode;
+	asked.status = hd_ctl(&daemon_, NULL, &out, &err, "writeback", "1M", NULL);
+	snprintf(asked.out, sizeof(asked.out), "%s", out ? hd_one_line(out) : "");
+	snprintf(asked.err, sizeof(asked.err), "%s", err ? hd_one_line(err) : "");
+	free(out);
+	free(err);
+}
+
 static void phase_failing_writes(int mode, const char *what, const char *counter, unsigned int tag)
 {
 	uint64_t errors0 = status_u64(counter), back0 = status_u64("daemon.wb_put_back");
@@ -212,8 +232,13 @@ static void phase_failing_writes(int mode, const char *what, const char *counter
 	int r;
 
 	arm_writes(mode);
-	r = run_client(tag, 0, hits0 + 2, NULL, 0);
+	r = run_client(tag, 0, hits0 + 2, ask_writeback, 0);
 	arm_writes(FI_NONE);
+	/* Either it freed pool pages (the objects went back elsewhere) or it failed outright. */
+	ok((asked.status == 0 && strncmp(asked.out, "writeback: 0 objects (", 22) == 0) ||
+		   (asked.status == 1 && strstr(asked.err, "fail")),
+	   "%s: uzswapctl writeback claims no object written (exit %d: %s; %s)", what, asked.status,
+	   asked.out, asked.err);
 	ok(r == 0 && S->checked == NPAGES && S->bad == 0 && S->nsigbus == 0,
 	   "%s: every page reads back (%" PRIu64 " checked, %" PRIu64 " bad, %" PRIu64 " SIGBUS)",
 	   what, S->checked, S->bad, S->nsigbus);
