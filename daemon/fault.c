@@ -289,41 +289,105 @@ static int record_to_object(struct uzd_client *c, const struct uzd_bfile_rec *h,
 	return 0;
 }
 
+/* The record @h read into fc->rec, as a pool object naming @addr in @r's entry; 0 or -errno. */
+static int file_to_pool(struct moved_ctx *m, struct uzd_region *r, size_t pgidx, uint64_t entry,
+			uint64_t addr, const struct uzd_bfile_rec *h)
+{
+	bool raw = h->codec == UZC_CODEC_RAW;
+	struct uzd_client *c = m->c;
+	unsigned long handle;
+	uint64_t bytes = 0;
+	int ret;
+
+	ret = record_to_object(c, h, m->fc->rec + UZD_BFILE_HDR, addr, &handle, &bytes);
+	if (ret < 0)
+		return ret;
+	ret = uzd_region_repoint(r, pgidx, entry,
+				 uzd_entry_make_pool(handle, raw ? UZD_ENTRY_RAW : 0));
+	if (ret < 0) {
+		uzd_client_pool_free(c, handle, raw);
+		return ret;
+	}
+	stat_add(&c->stats.pool_bytes, bytes);
+	return 0;
+}
+
+/* pwrite all of @len bytes at @off; 0 or -errno. */
+static int write_full(int fd, const unsigned char *p, size_t len, off_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+/*
+ * No room for an object: the record @h read into fc->rec goes back into
+ * the memfd as the page itself, RESIDENT (the client maps it from the page
+ * cache on its next touch, no fault to serve), and reclaim evicts it again
+ * in its turn.  0 or -errno, with the memfd's page punched again.
+ */
+static int file_to_memfd(struct moved_ctx *m, struct uzd_region *r, size_t pgidx, uint64_t entry,
+			 uint64_t addr, const struct uzd_bfile_rec *h)
+{
+	const unsigned char *payload = m->fc->rec + UZD_BFILE_HDR;
+	off_t off = (off_t)(r->memfd_off + pgidx * UZD_PAGE_SIZE);
+	int ret;
+
+	if (h->codec == UZC_CODEC_RAW)
+		memcpy(m->fc->page, payload, UZD_PAGE_SIZE);
+	else if (uzc_decompress(m->fc->uzc, h->codec, payload, h->len, m->fc->page) < 0)
+		return -EBADMSG;
+	ret = write_full(r->memfd, m->fc->page, UZD_PAGE_SIZE, off);
+	if (ret == 0)
+		ret = uzd_region_repoint(r, pgidx, entry, uzd_entry_make(UZD_ENTRY_RESIDENT, 0, 0));
+	if (ret < 0) {
+		/* The entry still says FILE: the memfd must hold nothing there. */
+		fallocate(r->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, UZD_PAGE_SIZE);
+		return ret;
+	}
+	uzd_lru_push(&m->c->lru, addr);
+	return 0;
+}
+
 /*
  * A FILE page moved: its record names the old address, which a restore
  * checks and the cleaner finds the page by (bfile.h), and a record on disk
  * cannot be rewritten in place while its write may be in flight.  So the
- * page comes back into the pool, as an object naming the new address, and
- * the record goes; writeback takes it out again when the pool is full.  A
- * failure leaves the page in the file and says so: its restore will then
- * refuse the record rather than guess.
+ * page comes back into the pool, as an object naming the new address, or,
+ * when the pool has no room for it, into the memfd, and the record goes;
+ * writeback (or reclaim) takes it out again in its turn.  A record that
+ * cannot be read leaves the page in the file and says so: its restore
+ * will then refuse the record rather than guess.
  */
 static void file_moved(struct moved_ctx *m, struct uzd_region *r, size_t pgidx, uint64_t entry,
 		       uint64_t addr)
 {
-	uint64_t slot = uzd_entry_file_slot(entry), bytes = 0;
+	uint64_t slot = uzd_entry_file_slot(entry);
 	struct uzd_client *c = m->c;
 	struct uzd_bfile_rec h;
-	unsigned long handle;
 	int ret = -ENODEV;
 
 	if (c->wb)
 		ret = uzd_wb_read(c->wb, slot, m->fc->rec, &h);
 	if (ret == 0 && h.client_id != c->id)
 		ret = -EXDEV;
-	if (ret == 0)
-		ret = record_to_object(c, &h, m->fc->rec + UZD_BFILE_HDR, addr, &handle, &bytes);
 	if (ret == 0) {
-		ret = uzd_region_repoint(
-			r, pgidx, entry,
-			uzd_entry_make_pool(handle, h.codec == UZC_CODEC_RAW ? UZD_ENTRY_RAW : 0));
-		if (ret < 0) {
-			uzd_client_pool_free(c, handle, h.codec == UZC_CODEC_RAW);
-		} else {
-			stat_add(&c->stats.pool_bytes, bytes);
-			uzd_wb_file_freed(c->wb, c, slot);
-			return;
-		}
+		ret = file_to_pool(m, r, pgidx, entry, addr, &h);
+		if (ret == -ENOMEM || ret == -ENOSPC)
+			ret = file_to_memfd(m, r, pgidx, entry, addr, &h);
+	}
+	if (ret == 0) {
+		uzd_wb_file_freed(c->wb, c, slot);
+		return;
 	}
 	flog(m->fc, c, "mremap: page now at %#" PRIx64 ": bringing its file record back: %s", addr,
 	     ret == -EXDEV ? "the record names another client" : strerror(-ret));

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -41,6 +42,7 @@
 #include "daemon/fault.h"
 #include "daemon/object.h"
 #include "daemon/uffd.h"
+#include "daemon/writeback.h"
 #include "tests/rng.h"
 #include "tests/tap.h"
 #include "tests/testdata.h"
@@ -278,7 +280,8 @@ enum job_op {
 	JOB_CHECK,	 /* compare pages with want (NULL: zeros); count mismatches */
 	JOB_MADV_REMOVE, /* madvise(MADV_REMOVE) over the pages */
 	JOB_MUNMAP,
-	JOB_WRITE, /* store 0x5a in the first byte */
+	JOB_WRITE,  /* store 0x5a in the first byte */
+	JOB_MREMAP, /* move the pages to @to */
 };
 
 struct job {
@@ -286,6 +289,7 @@ struct job {
 	enum job_op op;
 	size_t first, count, step; /* JOB_CHECK: pages first, first + step, ...; step 0 is 1 */
 	const unsigned char *want;
+	void *to; /* JOB_MREMAP */
 	size_t bad;
 	long ret;
 	atomic_bool done;
@@ -319,6 +323,12 @@ static void *job_run(void *arg)
 		break;
 	case JOB_WRITE:
 		*(volatile char *)p = 0x5a;
+		break;
+	case JOB_MREMAP:
+		j->ret = mremap(p, j->count * PG, j->count * PG, MREMAP_MAYMOVE | MREMAP_FIXED,
+				j->to) == j->to ?
+				 0 :
+				 -errno;
 		break;
 	}
 	atomic_store(&j->done, true);
@@ -1108,6 +1118,136 @@ static void test_readahead(struct env *e)
 	uzd_fault_ctx_set_cluster(e->fc, 0);
 }
 
+/* ---- a moved page in the backing file, with no room in the pool ---- */
+
+#define MOVED_PAGES 64
+
+static struct uzd_client *find_client(void *arg, uint32_t id)
+{
+	struct fx *f = arg;
+
+	if (id != f->c.id)
+		return NULL;
+	uzd_client_get(&f->c);
+	return &f->c;
+}
+
+/* Pages of @f whose entries are in @state. */
+static size_t count_state(struct fx *f, size_t n, enum uzd_entry_state state)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += uzd_entry_state(entry_of(f, i)) == state;
+	return k;
+}
+
+/* Allocate from @pool until it refuses (its page limit); how many objects, into @junk. */
+static size_t fill_pool(struct zpool *pool, unsigned long *junk, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && zpool_malloc(pool, 2048, &junk[n]) == 0)
+		n++;
+	return n;
+}
+
+/*
+ * An mremap moves pages whose records are in the backing file (they name
+ * the old address) while the pool is at its page limit: with no room for
+ * their objects, each page goes back into the memfd at its new address,
+ * RESIDENT, reads back right without a fault, and its record is freed.
+ * Before, the record stayed, naming the old address, and the page's
+ * restore poisoned it.
+ */
+static void test_moved_file_no_room(struct env *e)
+{
+	char dir[] = "/tmp/uzswap-test-fault.XXXXXX", why[256] = "";
+	struct zpool_config pc = { 0 };
+	struct uzd_wb_stats ws;
+	struct uzd_bfile_stats fs;
+	struct uzd_config cfg;
+	struct zpool *pool = NULL;
+	struct uzd_wb *wb = NULL;
+	unsigned long junk[1024];
+	size_t stored = 0, nfile = 0, njunk = 0, resident = 0;
+	void *to = MAP_FAILED;
+	struct job j = { 0 };
+	struct fx f;
+	bool moved = false;
+
+	memset(&f, 0, sizeof(f));
+	f.memfd = -1;
+	if (!mkdtemp(dir)) {
+		ok(false, "a temporary directory for the backing file: %s", strerror(errno));
+		return;
+	}
+	uzd_config_defaults(&cfg, 8ULL << 30);
+	cfg.pool_max_size = 8 * PG;
+	cfg.backing_max_size = 16 << 20;
+	snprintf(cfg.backing_path, sizeof(cfg.backing_path), "%s/", dir);
+	if (uzd_wb_create(&cfg, find_client, &f, &wb, why, sizeof(why)) < 0) {
+		ok(false, "a backing file in %s: %s", dir, why);
+		goto out;
+	}
+	uzd_wb_pool_config(wb, &pc);
+	pc.max_pages = 4 * MOVED_PAGES; /* room for every page, raw or not, then filled up */
+	if (zpool_create("zsmalloc", &pc, &pool) < 0 || fx_open(&f, e, MOVED_PAGES) < 0 ||
+	    fx_register(&f) < 0) {
+		ok(false, "a client whose pool has a page limit, with a backing file");
+		goto out;
+	}
+	uzd_wb_bind(wb, pool);
+	f.c.pool = pool;
+	f.c.wb = wb;
+	f.c.refs = 1; /* on the stack: writeback's get and put must never free it */
+	while (stored < MOVED_PAGES &&
+	       store(&f, stored, e->pages + stored * PG, e->lz4, (uint32_t)stored) == 0)
+		stored++;
+	uzd_wb_round(wb);
+	nfile = count_state(&f, MOVED_PAGES, UZD_ENTRY_FILE);
+	njunk = fill_pool(pool, junk, sizeof(junk) / sizeof(junk[0]));
+	to = mmap(NULL, f.len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (!ok(stored == MOVED_PAGES && nfile > 0 && njunk < sizeof(junk) / sizeof(junk[0]) &&
+			to != MAP_FAILED,
+		"writeback put %zu of %zu pages in the file, and the pool is at its page limit "
+		"(%zu more objects took it there)",
+		nfile, stored, njunk))
+		goto out;
+	j.f = &f;
+	j.op = JOB_MREMAP;
+	j.count = MOVED_PAGES;
+	j.to = to;
+	j.started = pthread_create(&j.tid, NULL, job_run, &j) == 0;
+	moved = j.started && serve(e, &f, &j, 1) && j.ret == 0;
+	if (moved) {
+		f.map = to; /* the region, and the mapping fx_close() unmaps, moved */
+		to = MAP_FAILED;
+	}
+	resident = count_state(&f, MOVED_PAGES, UZD_ENTRY_RESIDENT);
+	uzd_wb_stats(wb, &ws, &fs);
+	ok(moved && resident == nfile && count_state(&f, MOVED_PAGES, UZD_ENTRY_FILE) == 0 &&
+		   fs.records == 0 && f.c.stats.file_bytes == 0,
+	   "after the mremap every moved file page is RESIDENT in the memfd and its record is "
+	   "freed (moved %s, %zu of %zu resident, %" PRIu64 " records left, %" PRIu64
+	   " bytes in the file)",
+	   moved ? "yes" : "no", resident, nfile, fs.records, f.c.stats.file_bytes);
+	ok(moved && run1(e, &f, &j, JOB_CHECK, 0, MOVED_PAGES, e->pages) && j.bad == 0,
+	   "every page reads back right at its new address, those of the file too (%zu bad)",
+	   j.bad);
+out:
+	while (njunk)
+		zpool_free(pool, junk[--njunk]);
+	if (to != MAP_FAILED)
+		munmap(to, f.len);
+	if (f.table)
+		fx_close(&f);
+	uzd_wb_free(wb);
+	if (pool)
+		zpool_destroy(pool);
+	rmdir(dir);
+}
+
 /* ---- setup ---- */
 
 /*
@@ -1200,6 +1340,7 @@ int main(void)
 	test_fault_with_event(&e);
 	test_resident_hole(&e);
 	test_readahead(&e);
+	test_moved_file_no_room(&e);
 
 	ok(pool_objects(e.pool) == 0, "the pool is empty at the end (%zu objects)",
 	   pool_objects(e.pool));
