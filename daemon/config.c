@@ -1051,6 +1051,7 @@ void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes)
 	cfg->max_clients = 256;
 	cfg->uid_max_clients = uid_clients_for(cfg->max_clients);
 	cfg->uid_max_connections = cfg->uid_max_clients + DEF_UID_EXTRA_CONNECTIONS;
+	cfg->uid_clients_derived = cfg->uid_connections_derived = true;
 	cfg->uid_max_regions = DEF_UID_MAX_REGIONS;
 	cfg->client_max_regions = UZD_REGION_MAX_PER_TABLE;
 	cfg->uid_max_managed = percent_of(ram_bytes > MIN_BUDGET ? ram_bytes : MIN_BUDGET,
@@ -1260,9 +1261,11 @@ static void derive_defaults(struct parse_ctx *ctx)
 {
 	struct uzd_config *cfg = &ctx->cfg;
 
-	if (!ctx->set_line[K_UID_MAX_CLIENTS])
+	cfg->uid_clients_derived = !ctx->set_line[K_UID_MAX_CLIENTS];
+	cfg->uid_connections_derived = !ctx->set_line[K_UID_MAX_CONNECTIONS];
+	if (cfg->uid_clients_derived)
 		cfg->uid_max_clients = uid_clients_for(cfg->max_clients);
-	if (!ctx->set_line[K_UID_MAX_CONNECTIONS])
+	if (cfg->uid_connections_derived)
 		cfg->uid_max_connections = cfg->uid_max_clients + DEF_UID_EXTRA_CONNECTIONS;
 	if (!ctx->set_line[K_UID_MAX_RESIDENT])
 		cfg->uid_max_resident = cfg->max_resident;
@@ -1341,6 +1344,32 @@ static int resolve(struct parse_ctx *ctx)
 		rc = check_order(ctx, &order_rules[i]);
 		if (rc)
 			return rc;
+	}
+	return 0;
+}
+
+int uzd_config_refit_clients(struct uzd_config *cfg, unsigned int max_clients, char *err,
+			     size_t errlen)
+{
+	if (cfg->uid_clients_derived)
+		cfg->uid_max_clients = uid_clients_for(max_clients);
+	if (cfg->uid_connections_derived)
+		cfg->uid_max_connections = cfg->uid_max_clients + DEF_UID_EXTRA_CONNECTIONS;
+	if (cfg->uid_max_clients > max_clients) {
+		snprintf(err, errlen,
+			 "[clients] uid_max_clients: %u is above the running max_clients %u, which "
+			 "changes only with a restart: one user could have more clients than the "
+			 "daemon serves",
+			 cfg->uid_max_clients, max_clients);
+		return -EINVAL;
+	}
+	if (cfg->uid_max_clients > cfg->uid_max_connections) {
+		snprintf(err, errlen,
+			 "[clients] uid_max_connections: %u is below uid_max_clients %u (half the "
+			 "running max_clients %u): a user's clients would be refused for want of "
+			 "connections",
+			 cfg->uid_max_connections, cfg->uid_max_clients, max_clients);
+		return -EINVAL;
 	}
 	return 0;
 }

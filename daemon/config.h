@@ -74,10 +74,12 @@ struct uzd_config {
 	/* quotas (daemon/quota.h), each for every uid, root's included */
 	unsigned int uid_max_clients;	  /* one uid's clients at once */
 	unsigned int uid_max_connections; /* one uid's connections, HELLO said or not */
-	unsigned int client_max_regions;  /* regions of one client */
-	unsigned int uid_max_regions;	  /* regions of one uid's clients together */
-	uint64_t client_max_managed;	  /* bytes of regions of one client */
-	uint64_t uid_max_managed;	  /* bytes of regions of one uid's clients together */
+	/* The two above are defaults derived from max_clients (the file set neither). */
+	bool uid_clients_derived, uid_connections_derived;
+	unsigned int client_max_regions; /* regions of one client */
+	unsigned int uid_max_regions;	 /* regions of one uid's clients together */
+	uint64_t client_max_managed;	 /* bytes of regions of one client */
+	uint64_t uid_max_managed;	 /* bytes of regions of one uid's clients together */
 
 	/* [budget] all in bytes; watermarks in percent of a budget */
 	uint64_t max_resident;	      /* all managed memory resident at most */
@@ -130,6 +132,15 @@ void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes);
  */
 int uzd_config_load(const char *path, uint64_t ram_bytes, struct uzd_config *cfg, char *err,
 		    size_t errlen);
+
+/*
+ * For a reload, which keeps the running max_clients (a FIXED key): the
+ * defaults @cfg derived from the file's max_clients are derived again from
+ * @max_clients, and a uid_max_clients the file set must not be above it.
+ * 0, or -EINVAL with @err saying what is wrong.
+ */
+int uzd_config_refit_clients(struct uzd_config *cfg, unsigned int max_clients, char *err,
+			     size_t errlen);
 
 /*
  * Parse a size: a decimal integer with an optional binary suffix (K, M, G,

@@ -173,6 +173,7 @@ int uzd_reload(struct uzd_daemon *d, const char *who, struct uzd_reload_result *
 {
 	struct uzd_config next;
 	struct plan p = { .d = d, .next = &next };
+	char err[256];
 	int ret;
 
 	note[0] = '\0';
@@ -180,6 +181,13 @@ int uzd_reload(struct uzd_daemon *d, const char *who, struct uzd_reload_result *
 	ret = load(d, who, &next, note, len);
 	if (ret < 0)
 		return ret;
+	ret = uzd_config_refit_clients(&next, d->cfg.max_clients, err, sizeof(err));
+	if (ret < 0) {
+		snprintf(note, len, "%s: %s", d->config_path, err);
+		uzd_log(d->cfg.log_level, UZD_LOG_ERROR,
+			"reload (%s): %s: the running configuration is kept", who, note);
+		return ret;
+	}
 	p.writeback_key = uzd_config_key_id("backing", "writeback");
 	uzd_config_diff(&d->cfg, &next, plan_key, &p);
 	res->changed = p.changed.n;

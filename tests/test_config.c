@@ -1055,6 +1055,44 @@ static void test_reload_view(void)
 	   "keys are found by section and name, and an unknown one is not");
 }
 
+/*
+ * A reload keeps the running max_clients: the per-uid defaults the file's
+ * max_clients gave are derived again from the running one, and a
+ * uid_max_clients the file set above the running max_clients is refused.
+ */
+static void test_refit_clients(void)
+{
+	char path[64], err[ERRLEN] = "";
+	struct uzd_config cfg;
+	int rc;
+
+	rc = load_text("[clients]\nmax_clients = 256\n", RAM, &cfg, err, path, sizeof(path));
+	rc = rc ? rc : uzd_config_refit_clients(&cfg, 64, err, sizeof(err));
+	ok(rc == 0 && cfg.uid_max_clients == 32 && cfg.uid_max_connections == 48,
+	   "max_clients 256 in the file, 64 running: the defaults follow 64 (uid_max_clients %u, "
+	   "uid_max_connections %u; %s)",
+	   cfg.uid_max_clients, cfg.uid_max_connections, err);
+	rc = load_text("[clients]\nuid_max_clients = 100\n", RAM, &cfg, err, path, sizeof(path));
+	rc = rc ? rc : uzd_config_refit_clients(&cfg, 64, err, sizeof(err));
+	ok(rc == -EINVAL &&
+		   strcmp(err, "[clients] uid_max_clients: 100 is above the running max_clients "
+			       "64, which changes only with a restart: one user could have more "
+			       "clients than the daemon serves") == 0,
+	   "uid_max_clients 100 set, max_clients 64 running: refused (%s)", err);
+	rc = load_text("[clients]\nmax_clients = 64\nuid_max_connections = 40\n", RAM, &cfg, err,
+		       path, sizeof(path));
+	rc = rc ? rc : uzd_config_refit_clients(&cfg, 256, err, sizeof(err));
+	ok(rc == -EINVAL && strstr(err, "uid_max_connections: 40 is below uid_max_clients 128"),
+	   "uid_max_connections 40 set, the derived uid_max_clients 128 of a running 256 above "
+	   "it: refused (%s)",
+	   err);
+	rc = load_text("[clients]\nuid_max_clients = 20\n", RAM, &cfg, err, path, sizeof(path));
+	rc = rc ? rc : uzd_config_refit_clients(&cfg, 64, err, sizeof(err));
+	ok(rc == 0 && cfg.uid_max_clients == 20 && cfg.uid_max_connections == 36,
+	   "a uid_max_clients the file set stays as it is (%u, connections %u)",
+	   cfg.uid_max_clients, cfg.uid_max_connections);
+}
+
 static void test_dump_refuses_what_cannot_read_back(void)
 {
 	char text[4096];
@@ -1086,6 +1124,7 @@ int main(void)
 	test_admin_group();
 	test_allow_groups();
 	test_reload_view();
+	test_refit_clients();
 	test_dump_refuses_what_cannot_read_back();
 	return tap_done();
 }
