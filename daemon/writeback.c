@@ -800,23 +800,38 @@ static void write_and_clean(struct uzd_wb *wb)
 
 /* ---- admin requests ---- */
 
-/* What the file holds from writeback so far: records written, less those put back. */
+/* The counters an admin request reports the change of. */
 struct wb_written {
-	uint64_t objects, bytes, put_back;
+	uint64_t objects, bytes, put_back, put_back_bytes;
 };
 
 static struct wb_written written_now(struct uzd_wb *wb)
 {
-	struct wb_written w = {
+	return (struct wb_written){
 		.objects = __atomic_load_n(&wb->stats.written_pages, __ATOMIC_RELAXED),
 		.bytes = __atomic_load_n(&wb->stats.written_bytes, __ATOMIC_RELAXED),
 		.put_back = __atomic_load_n(&wb->stats.put_back, __ATOMIC_RELAXED),
+		.put_back_bytes = __atomic_load_n(&wb->stats.put_back_bytes, __ATOMIC_RELAXED),
 	};
+}
 
-	/* Only this thread counts either: a put-back was counted written first. */
-	w.objects -= w.put_back;
-	w.bytes -= __atomic_load_n(&wb->stats.put_back_bytes, __ATOMIC_RELAXED);
-	return w;
+static uint64_t less(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : 0;
+}
+
+/*
+ * What a request wrote between @at and @now: the objects written less those
+ * put back.  The put-backs may include records staged before the request
+ * (an earlier put-back that found no room) or moved by the cleaner (never
+ * counted written), so the figure is a floor, never a wrapped count.
+ */
+static void request_written(struct uzd_wb_req *req, const struct wb_written *at,
+			    const struct wb_written *now)
+{
+	req->put_back = now->put_back - at->put_back;
+	req->written_objects = less(now->objects - at->objects, req->put_back);
+	req->written_bytes = less(now->bytes - at->bytes, now->put_back_bytes - at->put_back_bytes);
 }
 
 /* Free up to req->pages pool pages by writing back, a chunk and a flush at a time. */
@@ -850,9 +865,7 @@ static void run_request(struct uzd_wb *wb, struct uzd_wb_req *req)
 	}
 	count(&wb->stats.busy_ns, now_ns() - t0);
 	now = written_now(wb);
-	req->put_back = now.put_back - at.put_back;
-	req->written_objects = now.objects - at.objects;
-	req->written_bytes = now.bytes - at.bytes;
+	request_written(req, &at, &now);
 	if (!req->status && req->freed_pages < req->pages && !req->freed_pages)
 		req->status = wb->round_full ? -ENOSPC : -EAGAIN;
 	if (req->freed_pages)

@@ -73,7 +73,8 @@ typedef size_t (*uzd_wb_ids_fn)(void *arg, uint32_t *ids, size_t max);
 /*
  * Counters.  An object the callback could not write back stays in the pool
  * and counts once in a rejected_* by reason; one that went back to the pool
- * after a failed write counts in put_back (and was counted written first).
+ * after a failed write counts in put_back (and was counted written first,
+ * unless the cleaner was moving it).
  */
 struct uzd_wb_stats {
 	uint64_t rounds;	       /* rounds of the writeback thread that wrote */
