@@ -334,6 +334,14 @@ static int write_full(int fd, const unsigned char *p, size_t len, off_t off)
  * the memfd as the page itself, RESIDENT (the client maps it from the page
  * cache on its next touch, no fault to serve), and reclaim evicts it again
  * in its turn.  0 or -errno, with the memfd's page punched again.
+ *
+ * The one place, with the fork copy (daemon/fork.c), where the daemon
+ * writes a client's memfd rather than filling through its userfaultfd:
+ * safe under the table's write lock, which keeps every fence and fault of
+ * the page away, and the write goes through no registered mapping.  The
+ * page is charged to the daemon's memory cgroup until it is evicted again,
+ * and a large move can take the client over its budget for a round: the
+ * price of not poisoning a page whose record is intact.
  */
 static int file_to_memfd(struct moved_ctx *m, struct uzd_region *r, size_t pgidx, uint64_t entry,
 			 uint64_t addr, const struct uzd_bfile_rec *h)

@@ -1142,6 +1142,14 @@ static size_t count_state(struct fx *f, size_t n, enum uzd_entry_state state)
 	return k;
 }
 
+/* Faults of every kind the client has had served. */
+static uint64_t fault_count(const struct fx *f)
+{
+	const struct uzd_client_stats *s = &f->c.stats;
+
+	return s->faults_zero + s->faults_same + s->faults_pool + s->faults_file + s->faults_raced;
+}
+
 /* Allocate from @pool until it refuses (its page limit); how many objects, into @junk. */
 static size_t fill_pool(struct zpool *pool, unsigned long *junk, size_t max)
 {
@@ -1171,6 +1179,7 @@ static void test_moved_file_no_room(struct env *e)
 	struct uzd_wb *wb = NULL;
 	unsigned long junk[1024];
 	size_t stored = 0, nfile = 0, njunk = 0, resident = 0;
+	uint64_t faults;
 	void *to = MAP_FAILED;
 	struct job j = { 0 };
 	struct fx f;
@@ -1232,9 +1241,18 @@ static void test_moved_file_no_room(struct env *e)
 	   "freed (moved %s, %zu of %zu resident, %" PRIu64 " records left, %" PRIu64
 	   " bytes in the file)",
 	   moved ? "yes" : "no", resident, nfile, fs.records, f.c.stats.file_bytes);
-	ok(moved && run1(e, &f, &j, JOB_CHECK, 0, MOVED_PAGES, e->pages) && j.bad == 0,
-	   "every page reads back right at its new address, those of the file too (%zu bad)",
-	   j.bad);
+	ok(moved && resident == nfile && f.c.regions.regions[0]->counts.resident == nfile &&
+		   uzd_lru_count(&f.c.lru) == nfile,
+	   "the region counts them resident and they are queued for eviction again (%zu "
+	   "counted, %zu queued)",
+	   moved ? (size_t)f.c.regions.regions[0]->counts.resident : 0,
+	   (size_t)uzd_lru_count(&f.c.lru));
+	faults = fault_count(&f);
+	ok(moved && run1(e, &f, &j, JOB_CHECK, 0, MOVED_PAGES, e->pages) && j.bad == 0 &&
+		   fault_count(&f) - faults == MOVED_PAGES - nfile,
+	   "every page reads back right at its new address, those of the file without a fault "
+	   "(%zu bad, %" PRIu64 " faults for %zu pages left in the pool)",
+	   j.bad, fault_count(&f) - faults, MOVED_PAGES - nfile);
 out:
 	while (njunk)
 		zpool_free(pool, junk[--njunk]);
