@@ -55,10 +55,17 @@
  * sees every update.  page_cluster 3, the kernel's vm.page-cluster: readahead
  * only follows faults that come in order (daemon/fault.c), which it makes 3
  * times as fast (bench/faultbench readahead_seq, readahead_zero), and a
- * client faulting at random gets no page it did not ask for.
+ * client faulting at random gets no page it did not ask for.  busy_poll_us
+ * 50: a paging client faults again within microseconds, and a fault thread
+ * that went to sleep meanwhile is woken by an IPI, which on a KVM guest
+ * that halts its idle vCPUs costs tens of µs; polling 50 µs after a batch
+ * took restores and first touches from 50-64 µs to 16-22 µs at p50 there,
+ * and restores under eviction kept their p50 with a steadier p99; 20 µs
+ * was often too short (BENCHMARKS.md).
  */
 #define DEF_MAX_RESIDENT_PCT 50
 #define DEF_PAGE_CLUSTER 3
+#define DEF_BUSY_POLL_US 50
 #define DEF_CLIENT_MAX_RESIDENT (256 * MIB)
 #define DEF_CLIENT_MIN_RESIDENT (4 * MIB)
 #define DEF_MIN_AVAILABLE_PCT 5
@@ -153,6 +160,7 @@ enum key_id {
 	K_BACKING_PATH,
 	K_BACKING_MAX_SIZE,
 	K_PAGE_CLUSTER,
+	K_BUSY_POLL_US,
 	K_POLICY,
 	K_NICE,
 	K_SAMPLE_PCT,
@@ -244,6 +252,7 @@ static const struct key_def keys[K_COUNT] = {
 	KEY(K_BACKING_MAX_SIZE, "backing", "max_size", T_SIZE, backing_max_size, MIN_BACKING_SIZE,
 	    0, 100, FIXED),
 	KEY(K_PAGE_CLUSTER, "fault", "page_cluster", T_UINT, page_cluster, 0, 5, 0, LIVE),
+	KEY(K_BUSY_POLL_US, "fault", "busy_poll_us", T_UINT, busy_poll_us, 0, 1000, 0, LIVE),
 	KEY(K_POLICY, "reclaim", "policy", T_POLICY, policy, 0, 0, 0, LIVE),
 	KEY(K_NICE, "reclaim", "nice", T_NICE, reclaim_nice, 0, 0, 0, LIVE),
 	KEY(K_SAMPLE_PCT, "reclaim", "sample_pct", T_UINT, sample_pct, 0, 90, 0, LIVE),
@@ -1087,6 +1096,7 @@ void uzd_config_defaults(struct uzd_config *cfg, uint64_t ram_bytes)
 		cfg->backing_max_size = MIN_BACKING_SIZE;
 
 	cfg->page_cluster = DEF_PAGE_CLUSTER;
+	cfg->busy_poll_us = DEF_BUSY_POLL_US;
 	cfg->policy = UZD_POLICY_WORKINGSET;
 	cfg->reclaim_nice = -10;
 	cfg->sample_pct = DEF_SAMPLE_PCT;

@@ -111,6 +111,7 @@ struct uzd_config {
 
 	/* [fault] */
 	unsigned int page_cluster; /* restore 2^N neighbours with a fault, 0..5 */
+	unsigned int busy_poll_us; /* a fault thread polls this long before it sleeps */
 
 	/* [reclaim] */
 	enum uzd_reclaim_policy policy;

@@ -14,6 +14,9 @@
  *   cluster, cluster_want  the readahead its fault context has, and the one
  *              a reload asked for (relaxed atomic), applied by the thread
  *
+ * uzd_fthreads.busy_poll_us, how long a thread polls after a batch that
+ * served faults before it sleeps: relaxed atomic, set by the server.
+ *
  * A membership is freed only by its thread, after the epoll batch that may
  * still name it: the thread takes the removal list before looking at the
  * batch and marks each removed member first, so an event for it is
@@ -24,6 +27,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -74,6 +78,7 @@ struct uzd_fthreads {
 	uzd_fthread_before_fn before;
 	uzd_fthread_after_fn after;
 	void *arg;
+	unsigned int busy_poll_us;
 };
 
 static uint64_t now_ns(void)
@@ -219,21 +224,46 @@ static void apply_cluster(struct fthread *t)
 		t->cluster = want;
 }
 
+/*
+ * The next batch of events.  After a batch that served faults (@polling),
+ * the set is polled for up to busy_poll_us first: a paging client faults
+ * again within microseconds, and a thread asleep by then is woken by an
+ * IPI, which on a KVM guest that halts its idle vCPUs costs tens of µs
+ * (BENCHMARKS.md).  Each empty poll yields the CPU: a client or reclaim
+ * sharing it runs first (without the yield, p99 under eviction doubled).
+ * Then sleep until an event, or @wait ns (0: none).
+ */
+static int next_events(struct fthread *t, struct epoll_event *ev, bool polling, uint64_t wait)
+{
+	uint64_t poll_ns = (uint64_t)__atomic_load_n(&t->ft->busy_poll_us, __ATOMIC_RELAXED) * 1000;
+	struct timespec zero = { 0, 0 }, timeout;
+	int n;
+
+	if (polling && poll_ns) {
+		uint64_t t0 = now_ns();
+
+		while ((n = epoll_pwait2(t->epfd, ev, FTHREAD_EVENTS, &zero, NULL)) == 0 &&
+		       now_ns() - t0 < poll_ns)
+			sched_yield();
+		if (n)
+			return n;
+	}
+	timeout.tv_sec = (time_t)(wait / 1000000000u);
+	timeout.tv_nsec = (long)(wait % 1000000000u);
+	return epoll_pwait2(t->epfd, ev, FTHREAD_EVENTS, wait ? &timeout : NULL, NULL);
+}
+
 static void *fthread_main(void *arg)
 {
 	struct epoll_event ev[FTHREAD_EVENTS];
 	struct fthread *t = arg;
 	struct uzd_fthread_member *gone, *next;
-	struct timespec timeout;
-	bool stop = false;
-	uint64_t wait;
+	bool stop = false, served = false;
 	int n;
 
 	while (!stop) {
-		wait = unmute_due(t);
-		timeout.tv_sec = (time_t)(wait / 1000000000u);
-		timeout.tv_nsec = (long)(wait % 1000000000u);
-		n = epoll_pwait2(t->epfd, ev, FTHREAD_EVENTS, wait ? &timeout : NULL, NULL);
+		n = next_events(t, ev, served, unmute_due(t));
+		served = false;
 		if (n < 0) {
 			/* Nothing but EINTR is expected; never leave members the server still names. */
 			if (errno != EINTR) {
@@ -252,8 +282,10 @@ static void *fthread_main(void *arg)
 		apply_cluster(t);
 		gone = take_removed(t, &stop);
 		for (int i = 0; i < n; i++)
-			if (ev[i].data.ptr)
+			if (ev[i].data.ptr) {
 				serve(t, ev[i].data.ptr);
+				served = true;
+			}
 		for (; gone; gone = next) {
 			next = gone->next_removed;
 			release(t, gone);
@@ -398,6 +430,11 @@ void uzd_fthreads_remove(struct uzd_fthreads *ft, struct uzd_fthread_member *m)
 	t->removed = m;
 	pthread_mutex_unlock(&t->lock);
 	wake(t);
+}
+
+void uzd_fthreads_set_busy_poll(struct uzd_fthreads *ft, unsigned int us)
+{
+	__atomic_store_n(&ft->busy_poll_us, us, __ATOMIC_RELAXED);
 }
 
 int uzd_fthreads_set_cluster(struct uzd_fthreads *ft, unsigned int page_cluster)

@@ -65,6 +65,12 @@ void uzd_fthreads_remove(struct uzd_fthreads *ft, struct uzd_fthread_member *m);
  */
 int uzd_fthreads_set_cluster(struct uzd_fthreads *ft, unsigned int page_cluster);
 
+/*
+ * How long, in µs, a thread polls its clients after a batch that served
+ * faults, before it sleeps (0: never); any thread, taken at the next batch.
+ */
+void uzd_fthreads_set_busy_poll(struct uzd_fthreads *ft, unsigned int us);
+
 /* Stop and join every thread; each drops the references it holds. */
 void uzd_fthreads_stop(struct uzd_fthreads *ft);
 

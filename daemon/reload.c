@@ -10,7 +10,8 @@
  *   fault threads d->live_high_watermark and d->live_throttle_above (the
  *                 server's drain callbacks): relaxed atomic stores here,
  *                 loads there; page_cluster through the fault threads' own
- *                 setter, which each applies between batches.
+ *                 setter, which each applies between batches, and
+ *                 busy_poll_us through theirs (a relaxed atomic).
  *   reclaim       a whole copy of the settings (uzd_reclaim_set_config),
  *                 applied between two rounds: budgets' arithmetic,
  *                 watermarks, pressure, policy, sampling, nice, the codec
@@ -128,6 +129,8 @@ static void apply(struct uzd_daemon *d, const struct uzd_config *next)
 	__atomic_store_n(&d->live_throttle_above, next->throttle_above, __ATOMIC_RELAXED);
 	if (cluster && d->ft)
 		uzd_fthreads_set_cluster(d->ft, next->page_cluster);
+	if (d->ft)
+		uzd_fthreads_set_busy_poll(d->ft, next->busy_poll_us);
 	if (d->wb)
 		uzd_wb_set_config(d->wb, next);
 	apply_budgets(d, next);

@@ -1292,6 +1292,7 @@ static int start_threads(struct uzd_daemon *d)
 		slog(d, UZD_LOG_ERROR, "fault threads: %s", strerror(-ret));
 		return ret;
 	}
+	uzd_fthreads_set_busy_poll(d->ft, d->cfg.busy_poll_us);
 	if (d->wb)
 		uzd_wb_set_owners(d->wb, client_ids, d, d->shared);
 	ret = d->wb ? uzd_wb_start(d->wb, d->pool) : 0;

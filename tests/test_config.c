@@ -115,6 +115,7 @@ static const char *config_diff(const struct uzd_config *a, const struct uzd_conf
 		return "backing_path";
 	SAME(backing_max_size);
 	SAME(page_cluster);
+	SAME(busy_poll_us);
 	SAME(policy);
 	SAME(throttle_above);
 	SAME(reclaim_nice);
@@ -187,6 +188,7 @@ CHECK(max_compressed_set, c->max_compressed == 4096)
 CHECK(allocator_set, strcmp(c->allocator, "zbud") == 0)
 CHECK(max_size_set, c->pool_max_size == 512 * MIB)
 CHECK(page_cluster_set, c->page_cluster == 0)
+CHECK(busy_poll_us_set, c->busy_poll_us == 0)
 CHECK(policy_set, c->policy == UZD_POLICY_FIFO)
 CHECK(throttle_set, c->throttle_above == 0)
 CHECK(nice_set, c->reclaim_nice == -3)
@@ -227,6 +229,7 @@ static const struct key_case key_cases[] = {
 	{ "pool", "allocator", "zbud", allocator_set },
 	{ "pool", "max_size", "512M", max_size_set },
 	{ "fault", "page_cluster", "0", page_cluster_set },
+	{ "fault", "busy_poll_us", "0", busy_poll_us_set },
 	{ "reclaim", "policy", "fifo", policy_set },
 	{ "budget", "throttle_above", "0", throttle_set },
 	{ "reclaim", "nice", "-3", nice_set },
@@ -331,7 +334,7 @@ static void test_defaults(void)
 		   c.interval_ms == 1000 && c.codec.id == UZC_CODEC_LZ4 && c.codec.level == 0 &&
 		   c.max_compressed == UZC_DEFAULT_MAX_LEN &&
 		   strcmp(c.allocator, "zsmalloc") == 0 && c.pool_max_size == RAM / 4 &&
-		   c.page_cluster == 3,
+		   c.page_cluster == 3 && c.busy_poll_us == 50,
 	   "defaults of [pressure], [compress], [pool] and [fault] are the documented ones");
 	ok(c.accept_threshold == 90 && c.writeback &&
 		   strcmp(c.backing_path, "/var/lib/uzswap/") == 0 && c.backing_max_size == RAM / 2,
@@ -613,6 +616,8 @@ static const struct error_case error_cases[] = {
 	  "2: [pool] allocator: \"slab\" is not one of zsmalloc, z3fold, zbud" },
 	{ "a page cluster above 5", "[fault]\npage_cluster = 6\n",
 	  "2: [fault] page_cluster: 6 is out of range (0..5)" },
+	{ "a busy poll above 1000 us", "[fault]\nbusy_poll_us = 1001\n",
+	  "2: [fault] busy_poll_us: 1001 is out of range (0..1000)" },
 	{ "a nice value below -20", "[reclaim]\nnice = -21\n",
 	  "2: [reclaim] nice: -21 is out of range (-20..19)" },
 	{ "a carriage return inside a path", "[daemon]\nsocket = /tmp/a\rb.sock\n",
@@ -982,6 +987,7 @@ static void test_reload_view(void)
 		"[pool] max_size",
 		"[backing] writeback",
 		"[fault] page_cluster",
+		"[fault] busy_poll_us",
 		"[clients] admin_group",
 		"[clients] allow_groups",
 		"[clients] uid_max_clients",

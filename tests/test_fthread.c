@@ -15,6 +15,11 @@
  * its eventfd).  References are checked at every hand-over: add gives the
  * thread one, remove and stop take it back.
  *
+ * Every test runs twice: with the threads sleeping as soon as a batch is
+ * served, and with them polling 1000 µs first (busy_poll_us, its most), so
+ * that removals, the stop and throttling are seen to work while a thread
+ * polls.
+ *
  * Nothing can hang: every wait has a deadline; a client thread still
  * blocked at the end is woken by closing its userfaultfd once the fault
  * threads are stopped; alarm() is the backstop.  Needs root or
@@ -357,6 +362,19 @@ static bool serve_by_hand(struct cl *cl, struct job *j)
 
 /* ---- tests ---- */
 
+/* How long the threads of the current pass poll after a batch (main). */
+static unsigned int busy_poll_us;
+
+static int start_threads(unsigned int n, uzd_fthread_before_fn before, uzd_fthread_after_fn after,
+			 void *arg, struct uzd_fthreads **ft)
+{
+	int ret = uzd_fthreads_start(n, &lz4, 0, before, after, arg, ft);
+
+	if (ret == 0)
+		uzd_fthreads_set_busy_poll(*ft, busy_poll_us);
+	return ret;
+}
+
 static void test_serve(void)
 {
 	struct uzd_fthreads *ft = NULL;
@@ -373,7 +391,7 @@ static void test_serve(void)
 
 	a_open = cl_open(&a, 1) == 0;
 	b_open = cl_open(&b, 2) == 0;
-	ret = uzd_fthreads_start(2, &lz4, 0, NULL, after_drain, &total, &ft);
+	ret = start_threads(2, NULL, after_drain, &total, &ft);
 	if (!ok(ret == 0 && a_open && b_open, "two fault threads start (%d)", ret))
 		goto out;
 	wa = watch(a.c);
@@ -452,7 +470,7 @@ static void test_add_fails(void)
 	struct uzd_client *c = NULL;
 	int ret, r;
 
-	if (uzd_fthreads_start(1, &lz4, 0, NULL, after_drain, &total, &ft) < 0 ||
+	if (start_threads(1, NULL, after_drain, &total, &ft) < 0 ||
 	    uzd_client_new(9, pool, &c) < 0) {
 		ok(false, "an add that epoll refuses fails cleanly");
 		goto out;
@@ -510,8 +528,7 @@ static void test_remove_while_serving(void)
 
 	a_open = cl_open(&a, 3) == 0;
 	b_open = cl_open(&b, 4) == 0;
-	if (!a_open || !b_open ||
-	    uzd_fthreads_start(1, &lz4, 0, NULL, after_drain, &total, &ft) < 0 ||
+	if (!a_open || !b_open || start_threads(1, NULL, after_drain, &total, &ft) < 0 ||
 	    uzd_fthreads_add(ft, a.c, &ma) < 0 || uzd_fthreads_add(ft, b.c, &mb) < 0) {
 		ok(false, "a removal asked while the thread serves another client is acted on");
 		goto out;
@@ -565,8 +582,7 @@ static void test_stop_while_serving(void)
 
 	a_open = cl_open(&a, 5) == 0;
 	b_open = cl_open(&b, 6) == 0;
-	if (!a_open || !b_open ||
-	    uzd_fthreads_start(1, &lz4, 0, NULL, after_drain, &total, &ft) < 0 ||
+	if (!a_open || !b_open || start_threads(1, NULL, after_drain, &total, &ft) < 0 ||
 	    uzd_fthreads_add(ft, a.c, &ma) < 0 || uzd_fthreads_add(ft, b.c, &mb) < 0) {
 		ok(false, "stop while the thread serves a client returns");
 		goto out;
@@ -650,8 +666,7 @@ static void test_throttle(void)
 
 	a_open = cl_open(&a, 3) == 0;
 	b_open = cl_open(&b, 4) == 0;
-	if (!a_open || !b_open ||
-	    uzd_fthreads_start(1, &lz4, 0, before_throttle, after_drain, &th, &ft) < 0) {
+	if (!a_open || !b_open || start_threads(1, before_throttle, after_drain, &th, &ft) < 0) {
 		ok(false, "a throttled client waits while another of its thread is served");
 		goto out;
 	}
@@ -708,11 +723,15 @@ int main(void)
 	alarm(WATCHDOG_S);
 	setup();
 
-	test_serve();
-	test_add_fails();
-	test_remove_while_serving();
-	test_stop_while_serving();
-	test_throttle();
+	for (int pass = 0; pass < 2; pass++) {
+		busy_poll_us = pass ? 1000 : 0;
+		tap_diag("fault threads polling %u us after a batch", busy_poll_us);
+		test_serve();
+		test_add_fails();
+		test_remove_while_serving();
+		test_stop_while_serving();
+		test_throttle();
+	}
 
 	zpool_stats(pool, &zs);
 	ok(zs.objects == 0, "every pool object was freed with its client (%zu left)", zs.objects);
