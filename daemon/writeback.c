@@ -616,7 +616,7 @@ static int pool_store(struct uzd_wb *wb, struct uzd_client *c, const struct uzd_
  * stays staged, readable, for the next try or a write that succeeds: never
  * one owner back in the pool and the others on a slot that is freed.
  */
-/* Record @h, counted written when it was staged, is back in the pool. */
+/* Record @h, staged for the file (written back, or moved by the cleaner), is back in the pool. */
 static void count_put_back(struct uzd_wb *wb, const struct uzd_bfile_rec *h)
 {
 	count(&wb->stats.put_back, 1);
