@@ -42,6 +42,7 @@
 #include <uv.h>
 
 #include "daemon/admin.h"
+#include "daemon/io.h"
 #include "daemon/log.h"
 #include "daemon/peer.h"
 #include "daemon/reclaim.h"
@@ -121,24 +122,6 @@ bool uzd_admin_peer_is_admin(const struct uzd_daemon *d, int sock, uid_t uid, gi
 
 /* ---- CLASSES ---- */
 
-static int write_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const unsigned char *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static void class_from(struct uzp_class *out, const struct zpool_class_stat *cs)
 {
 	*out = (struct uzp_class){
@@ -180,7 +163,7 @@ static int classes_write(struct uzd_daemon *d, int fd, uint64_t *bytes)
 	out = (struct uzp_class *)(hdr + 1);
 	for (size_t i = 0; i < n; i++)
 		class_from(&out[i], &cs[i]);
-	ret = write_all(fd, hdr, len, 0);
+	ret = uzd_pwrite_all(fd, hdr, len, 0);
 	if (ret == 0 && ftruncate(fd, (off_t)len) < 0)
 		ret = -errno;
 	*bytes = len;

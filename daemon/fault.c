@@ -48,6 +48,7 @@
 
 #include "compress/codec.h"
 #include "daemon/fault.h"
+#include "daemon/io.h"
 #include "daemon/object.h"
 #include "daemon/uffd.h"
 #include "daemon/writeback.h"
@@ -312,23 +313,6 @@ static int file_to_pool(struct moved_ctx *m, struct uzd_region *r, size_t pgidx,
 	return 0;
 }
 
-/* pwrite all of @len bytes at @off; 0 or -errno. */
-static int write_full(int fd, const unsigned char *p, size_t len, off_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
 /*
  * No room for an object: the record @h read into fc->rec goes back into
  * the memfd as the page itself, RESIDENT (the client maps it from the page
@@ -354,7 +338,7 @@ static int file_to_memfd(struct moved_ctx *m, struct uzd_region *r, size_t pgidx
 		memcpy(m->fc->page, payload, UZD_PAGE_SIZE);
 	else if (uzc_decompress(m->fc->uzc, h->codec, payload, h->len, m->fc->page) < 0)
 		return -EBADMSG;
-	ret = write_full(r->memfd, m->fc->page, UZD_PAGE_SIZE, off);
+	ret = uzd_pwrite_all(r->memfd, m->fc->page, UZD_PAGE_SIZE, off);
 	if (ret == 0)
 		ret = uzd_region_repoint(r, pgidx, entry, uzd_entry_make(UZD_ENTRY_RESIDENT, 0, 0));
 	if (ret < 0) {

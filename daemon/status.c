@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/io.h"
 #include "daemon/reclaim.h"
 #include "daemon/server.h"
 #include "daemon/writeback.h"
@@ -235,25 +236,6 @@ static void fill_daemon(struct uzp_status *st, struct uzd_daemon *d)
 	fill_writeback(st, d);
 }
 
-static int write_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const unsigned char *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		off += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int uzd_status_write(struct uzd_daemon *d, uid_t viewer, int fd, uint64_t *bytes)
 {
 	return uzd_status_write_as(d, viewer, viewer == 0, fd, bytes);
@@ -298,9 +280,9 @@ int uzd_status_write_as(struct uzd_daemon *d, uid_t viewer, bool see_all, int fd
 		fill_daemon(st, d);
 		st->n_clients = (uint32_t)n;
 		st->n_regions = (uint32_t)(regions.len / sizeof(struct uzp_status_region));
-		ret = write_all(fd, out.p, out.len, 0);
+		ret = uzd_pwrite_all(fd, out.p, out.len, 0);
 		if (ret == 0)
-			ret = write_all(fd, regions.p, regions.len, (off_t)out.len);
+			ret = uzd_pwrite_all(fd, regions.p, regions.len, (off_t)out.len);
 		if (ret == 0 && ftruncate(fd, (off_t)(out.len + regions.len)) < 0)
 			ret = -errno;
 		*bytes = out.len + regions.len;
